@@ -1,0 +1,5 @@
+/** Sinks: the ends of pipelines (drain, collect, reduce), Well writers, metric reducers and reports. */
+export * from './basic.js';
+export * from './well/index.js';
+export * from './metrics/index.js';
+export * from './report/index.js';

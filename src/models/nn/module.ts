@@ -1,0 +1,189 @@
+/**
+ * A small module system for networks written with plain tfjs ops.
+ *
+ * Parameters live in one flat, ordered map from dotted names (`encoder.levels.0.blocks.1.ffn.conv1.weight`) to
+ * `tf.Variable`s, so a checkpoint is just that map (safetensors-friendly) and the names follow the PyTorch
+ * reference's style. A module is built by a factory function that receives a `ParameterScope` (where to create
+ * its parameters) and returns an `apply(...)` function; modules nest by handing a child scope to sub-factories.
+ * Initialisation draws from a seeded generator in JavaScript, so the same config and seed give bit-identical
+ * weights on every backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Named parameters of a network, in creation order. */
+export type ParameterMap = Map<string, tf.Variable>;
+
+/** Options every `apply` accepts. */
+export interface ApplyOptions {
+  /** Training mode turns dropout on (default false: inference, deterministic). */
+  training?: boolean;
+  /**
+   * Uniform [0, 1) source used to seed each dropout mask (default `Math.random`). Pass a seeded generator to make
+   * training steps reproducible.
+   */
+  random?: () => number;
+}
+
+/** A network: its parameters plus `dispose()` which frees them. */
+export interface Network {
+  readonly params: ParameterMap;
+  dispose(): void;
+}
+
+/** Counts the scalars in a parameter map (optionally only names starting with `prefix`). */
+export function countParameters(params: ParameterMap | Network, prefix = ''): number {
+  const map = params instanceof Map ? params : params.params;
+  let total = 0;
+  for (const [name, v] of map) if (name.startsWith(prefix)) total += v.size;
+  return total;
+}
+
+/** Frees every variable of a parameter map. */
+export function disposeParameters(params: ParameterMap): void {
+  for (const v of params.values()) v.dispose();
+  params.clear();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Seeded random numbers for initialisation
+
+/** A small seeded generator (splitmix32): uniform floats in [0, 1) and standard normals. */
+export class SeededRandom {
+  private state: number;
+  private spare: number | undefined;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    this.state = (this.state + 0x9e3779b9) >>> 0;
+    let z = this.state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    z = (z ^ (z >>> 16)) >>> 0;
+    return z / 4294967296;
+  }
+
+  /** Standard normal (Box-Muller, second value kept for the next call). */
+  normal(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = 1 - this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+}
+
+/** How to fill a new parameter: returns its values in row-major order. */
+export type Initializer = (shape: readonly number[], random: SeededRandom) => Float32Array;
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Uniform in [-bound, bound] (PyTorch's default for conv and linear layers uses bound = 1/sqrt(fan_in)). */
+export function uniformInit(bound: number): Initializer {
+  return (shape, random) => {
+    const out = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < out.length; i++) out[i] = (2 * random.uniform() - 1) * bound;
+    return out;
+  };
+}
+
+/** Normal with standard deviation `std`. */
+export function normalInit(std: number): Initializer {
+  return (shape, random) => {
+    const out = new Float32Array(sizeOf(shape));
+    for (let i = 0; i < out.length; i++) out[i] = random.normal() * std;
+    return out;
+  };
+}
+
+export const zerosInit: Initializer = (shape) => new Float32Array(sizeOf(shape));
+
+/** Scales another initializer's values. */
+export function scaledInit(init: Initializer, factor: number): Initializer {
+  return (shape, random) => {
+    const values = init(shape, random);
+    for (let i = 0; i < values.length; i++) values[i] *= factor;
+    return values;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scopes
+
+/**
+ * Where a module creates its parameters: a name prefix inside a shared map, plus the shared init generator.
+ * `scope.child('ffn').child('conv1').create('weight', ...)` registers `<prefix>.ffn.conv1.weight`.
+ */
+export class ParameterScope {
+  private constructor(
+    readonly prefix: string,
+    readonly params: ParameterMap,
+    readonly random: SeededRandom,
+  ) {}
+
+  /** A root scope over a fresh map; `seed` fixes the initial weights. */
+  static root(seed = 0, prefix = ''): ParameterScope {
+    return new ParameterScope(prefix, new Map(), new SeededRandom(seed));
+  }
+
+  child(name: string | number): ParameterScope {
+    return new ParameterScope(this.qualify(String(name)), this.params, this.random);
+  }
+
+  qualify(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  /** Creates a trainable variable `<prefix>.<name>`; a name used twice is a programming error. */
+  create(name: string, shape: readonly number[], init: Initializer): tf.Variable {
+    const full = this.qualify(name);
+    if (this.params.has(full)) throw new Error(`parameter "${full}" created twice`);
+    const values = init(shape, this.random);
+    // No tfjs name: tfjs names are global to the engine, and two networks may share our names.
+    const variable = tf.tidy(() => tf.variable(tf.tensor(values, [...shape], 'float32'), true));
+    this.params.set(full, variable);
+    return variable;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shape checks
+
+/** Formats a shape where `null` means "any size": `[B, 64, 64, 5]`. */
+export function formatShape(shape: readonly (number | string | null)[]): string {
+  return `[${shape.map((d) => (d === null ? '?' : String(d))).join(', ')}]`;
+}
+
+/**
+ * Throws unless `tensor` has the expected rank and sizes. Expected entries are a number (exact), a string
+ * (a named free size, e.g. 'B') or a predicate with a label. The message names both shapes.
+ */
+export function checkShape(
+  what: string,
+  tensor: tf.Tensor,
+  expected: readonly (number | string)[],
+  extra?: { test: (shape: number[]) => boolean; describe: string },
+): void {
+  const shape = tensor.shape;
+  const ok =
+    shape.length === expected.length &&
+    expected.every((e, i) => typeof e === 'string' || e === shape[i]) &&
+    (!extra || extra.test(shape));
+  if (!ok) {
+    const tail = extra ? ` (${extra.describe})` : '';
+    throw new Error(`${what}: expected shape ${formatShape(expected)}${tail}, received ${formatShape(shape)}`);
+  }
+}
+
+/** Seed for one dropout call, drawn from the apply options' random source. */
+export function dropoutSeed(options: ApplyOptions): number {
+  return Math.floor((options.random ?? Math.random)() * 2147483647);
+}

@@ -1,0 +1,38 @@
+/**
+ * Seeded shuffle buffer: an approximate global shuffle of a stream that may not fit in memory.
+ */
+import { named, type Stage } from './core.js';
+import { seededRandom } from './random.js';
+
+/**
+ * Shuffles with a buffer of `bufferSize` items: it fills the buffer, then for every new item yields a random
+ * buffered one and puts the new item in its place; at the end it yields the rest in random order. The output is
+ * a permutation of the input, the same for the same seed and input. Holds `bufferSize` items; a buffer at
+ * least as large as the stream gives a uniform shuffle.
+ */
+export function shuffle<A>(bufferSize: number, seed: number): Stage<A, A> {
+  if (!Number.isInteger(bufferSize) || bufferSize < 1) {
+    throw new RangeError(`shuffle: bufferSize must be an integer >= 1, got ${bufferSize}`);
+  }
+  return named('shuffle', async function* (source) {
+    const random = seededRandom(seed);
+    const buffer: A[] = [];
+    for await (const item of source) {
+      if (buffer.length < bufferSize) {
+        buffer.push(item);
+        continue;
+      }
+      const j = random.int(bufferSize);
+      const out = buffer[j] as A;
+      buffer[j] = item;
+      yield out;
+    }
+    // Fisher-Yates over what is left.
+    for (let i = buffer.length - 1; i >= 0; i--) {
+      const j = random.int(i + 1);
+      const out = buffer[j] as A;
+      buffer[j] = buffer[i] as A;
+      yield out;
+    }
+  });
+}

@@ -1,1 +1,65 @@
-export {};
+/**
+ * Metric sinks: streaming scores of rollouts against the truth (per model, field and lead time), lead-band and
+ * over-field aggregates, and the results directory (JSON, CSV, Arrow) they are saved to.
+ */
+export { fftnReal, fftnInPlace, type ComplexArray } from './fft.js';
+export {
+  fftfreqF32,
+  wellBinning,
+  isotropicBinning,
+  isotropicPowerSpectrum,
+  isotropicCrossCorrelation,
+  SPECTRAL_BANDS,
+  type WellBinning,
+  type IsotropicBinning,
+} from './spectra.js';
+export {
+  METRICS,
+  scoreFrame,
+  fairCrps,
+  pooledW1,
+  wasserstein1Sorted,
+  type MetricName,
+  type Convention,
+  type FrameMetricsOptions,
+  type FrameScores,
+} from './frame.js';
+export {
+  MetricsReducer,
+  reduceMetrics,
+  metricsSink,
+  type RolloutChunk,
+  type MetricsOptions,
+  type MetricSummary,
+  type LeadRow,
+  type SpectrumRow,
+  type FrameSnapshot,
+  type MetricsResult,
+} from './reducer.js';
+export {
+  aggregate,
+  parseBands,
+  poolSummaries,
+  bandLabel,
+  DEFAULT_BANDS,
+  ALL_FIELDS,
+  type LeadBand,
+  type BandRow,
+  type Aggregates,
+} from './aggregate.js';
+export {
+  summarize,
+  writeResults,
+  readResults,
+  writeFileAtomic,
+  longTable,
+  toCsv,
+  toArrow,
+  RESULTS_FILE,
+  SNAPSHOTS_FILE,
+  CSV_FILE,
+  ARROW_FILE,
+  TABLE_SCHEMA,
+  type SavedResults,
+  type TableRow,
+} from './results.js';

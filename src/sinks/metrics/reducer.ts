@@ -1,0 +1,342 @@
+/**
+ * Streaming metric reducers. A rollout (or any chunk of one) arrives as a `RolloutChunk`: the truth and M ensemble
+ * members over T consecutive lead times, channels-last like The Well. Each frame (model, field, lead, trajectory)
+ * is scored by `scoreFrame` and folded into running sums keyed by (model, field, lead); the chunk is then
+ * dropped. The state is O(models x fields x lead times x (metrics + spectrum bins)), plus a bounded set of
+ * snapshot frames for the report (at most one per model, field and snapshot lead): never the rollouts.
+ *
+ * Because every metric is a per-frame scalar averaged over trajectories, feeding a rollout whole or in chunks
+ * gives the same sums in the same order, hence the same result.
+ */
+import { from, type Source } from '../../streams/core.js';
+import { METRICS, scoreFrame, type Convention, type FrameMetricsOptions, type MetricName } from './frame.js';
+import { isotropicBinning } from './spectra.js';
+
+/** One chunk of one trajectory's rollout, scored against the truth. */
+export interface RolloutChunk {
+  /** Name of the emulator that produced the ensemble (default "model"). */
+  model?: string;
+  /** Identifier of the trajectory (used only in error messages and to pick snapshot frames). */
+  trajectory?: string | number;
+  /** Channel names, length C. A vector field contributes one channel per component (e.g. velocity_x). */
+  fields: readonly string[];
+  /** Spatial grid shape, e.g. [H, W] (2D) or [H, W, D] (3D). */
+  spatialShape: readonly number[];
+  /** Lead time of the first frame of this chunk (1-based: 1 = first predicted state). */
+  lead: number;
+  /** Truth, shape (T, ...spatialShape, C), row-major. */
+  truth: Float32Array | Float64Array;
+  /** M >= 1 ensemble members, each shaped like `truth` (a deterministic model has one member). */
+  ensemble: readonly (Float32Array | Float64Array)[];
+}
+
+export interface MetricsOptions extends FrameMetricsOptions {
+  /** Lead times whose frames are kept for the report (first trajectory seen per model). Default 1, 20, 60, 100. */
+  snapshotLeads?: readonly number[];
+  /** Keep no snapshot frames at all. */
+  noSnapshots?: boolean;
+  /** Called after each chunk with the running number of frames scored (for progress displays). */
+  onProgress?: (framesScored: number) => void;
+}
+
+/** Mean, population standard deviation and number of finite per-frame values of one metric. */
+export interface MetricSummary {
+  mean: number;
+  std: number;
+  count: number;
+}
+
+/** Per-lead-time result of one (model, field). */
+export interface LeadRow {
+  model: string;
+  field: string;
+  lead: number;
+  /** Frames (trajectories) scored at this lead time. */
+  frames: number;
+  metrics: Record<MetricName, MetricSummary>;
+}
+
+/** Mean isotropic power spectra of truth and prediction at one lead time (reference convention, DC dropped). */
+export interface SpectrumRow {
+  model: string;
+  field: string;
+  lead: number;
+  frequencies: number[];
+  truth: number[];
+  prediction: number[];
+}
+
+/** A 2D snapshot of one field at one lead time (3D grids: the middle slice of the last axis). */
+export interface FrameSnapshot {
+  model: string;
+  field: string;
+  lead: number;
+  trajectory: string;
+  /** [H, W] of the images. */
+  shape: [number, number];
+  truth: Float32Array;
+  mean: Float32Array;
+  member: Float32Array;
+}
+
+export interface MetricsResult {
+  schema: 'wellspring-metrics/1';
+  convention: Convention;
+  metrics: MetricName[];
+  models: string[];
+  fields: string[];
+  leads: number[];
+  rows: LeadRow[];
+  spectra: SpectrumRow[];
+  snapshots: FrameSnapshot[];
+}
+
+interface Accumulator {
+  model: string;
+  field: string;
+  lead: number;
+  frames: number;
+  count: Float64Array;
+  sum: Float64Array;
+  sumSq: Float64Array;
+  truthPower: Float64Array;
+  predictionPower: Float64Array;
+  frequencies: number[];
+}
+
+const DEFAULT_SNAPSHOT_LEADS = [1, 20, 60, 100];
+
+/** The running state; `add` one chunk at a time, `result()` at any point. */
+export class MetricsReducer {
+  private readonly accumulators = new Map<string, Accumulator>();
+  private readonly shapes = new Map<string, string>();
+  private readonly snapshots = new Map<string, FrameSnapshot>();
+  private readonly snapshotTrajectory = new Map<string, string>();
+  private readonly snapshotLeads: Set<number>;
+  private chunks = 0;
+  private framesScored = 0;
+
+  constructor(private readonly options: MetricsOptions = {}) {
+    this.snapshotLeads = new Set(options.noSnapshots ? [] : (options.snapshotLeads ?? DEFAULT_SNAPSHOT_LEADS));
+  }
+
+  /** Scores every frame of `chunk` and folds it into the sums. */
+  add(chunk: RolloutChunk): void {
+    const where = describe(chunk, this.chunks);
+    const { fields, spatialShape, truth, ensemble } = validate(chunk, where);
+    const model = chunk.model ?? 'model';
+    const shapeKey = spatialShape.join('x');
+    const known = this.shapes.get(model);
+    if (known !== undefined && known !== shapeKey) {
+      throw new Error(`${where}: spatial shape ${shapeKey} differs from the ${known} seen before for this model`);
+    }
+    this.shapes.set(model, shapeKey);
+
+    const c = fields.length;
+    const n = spatialShape.reduce((a, b) => a * b, 1);
+    const steps = truth.length / (n * c);
+    const trajectory = String(chunk.trajectory ?? `#${this.chunks}`);
+    if (!this.snapshotTrajectory.has(model)) this.snapshotTrajectory.set(model, trajectory);
+    const u = new Float64Array(n);
+    const members = ensemble.map(() => new Float64Array(n));
+
+    for (let step = 0; step < steps; step++) {
+      const lead = chunk.lead + step;
+      for (let ch = 0; ch < c; ch++) {
+        const base = step * n * c + ch;
+        for (let p = 0; p < n; p++) u[p] = truth[base + p * c]!;
+        ensemble.forEach((v, i) => {
+          const out = members[i]!;
+          for (let p = 0; p < n; p++) out[p] = v[base + p * c]!;
+        });
+        const scores = scoreFrame(u, members, spatialShape, this.options);
+        const acc = this.accumulator(model, fields[ch]!, lead, spatialShape);
+        acc.frames++;
+        scores.values.forEach((value, i) => {
+          if (!Number.isFinite(value)) return;
+          acc.count[i]!++;
+          acc.sum[i]! += value;
+          acc.sumSq[i]! += value * value;
+        });
+        for (let b = 0; b < acc.truthPower.length; b++) {
+          acc.truthPower[b]! += scores.truthPower[b]!;
+          acc.predictionPower[b]! += scores.predictionPower[b]!;
+        }
+        if (this.snapshotLeads.has(lead) && this.snapshotTrajectory.get(model) === trajectory) {
+          this.snapshot(model, fields[ch]!, lead, trajectory, spatialShape, u, members);
+        }
+        this.framesScored++;
+      }
+    }
+    this.chunks++;
+    this.options.onProgress?.(this.framesScored);
+  }
+
+  private accumulator(model: string, field: string, lead: number, shape: readonly number[]): Accumulator {
+    const key = `${model}\u0000${field}\u0000${lead}`;
+    let acc = this.accumulators.get(key);
+    if (!acc) {
+      const frequencies = isotropicBinning(shape).frequencies;
+      acc = {
+        model,
+        field,
+        lead,
+        frames: 0,
+        count: new Float64Array(METRICS.length),
+        sum: new Float64Array(METRICS.length),
+        sumSq: new Float64Array(METRICS.length),
+        truthPower: new Float64Array(frequencies.length),
+        predictionPower: new Float64Array(frequencies.length),
+        frequencies,
+      };
+      this.accumulators.set(key, acc);
+    }
+    return acc;
+  }
+
+  private snapshot(
+    model: string,
+    field: string,
+    lead: number,
+    trajectory: string,
+    shape: readonly number[],
+    u: Float64Array,
+    members: Float64Array[],
+  ): void {
+    const key = `${model}\u0000${field}\u0000${lead}`;
+    if (this.snapshots.has(key)) return;
+    const [h, w, slice] = planeOf(shape);
+    const take = (values: (p: number) => number): Float32Array => {
+      const out = new Float32Array(h * w);
+      for (let i = 0; i < h * w; i++) out[i] = values(i * slice.stride + slice.offset);
+      return out;
+    };
+    this.snapshots.set(key, {
+      model,
+      field,
+      lead,
+      trajectory,
+      shape: [h, w],
+      truth: take((p) => u[p]!),
+      mean: take((p) => members.reduce((s, v) => s + v[p]!, 0) / members.length),
+      member: take((p) => members[0]![p]!),
+    });
+  }
+
+  /** The reduction so far: per-(model, field, lead) summaries, mean spectra and snapshots, sorted. */
+  result(): MetricsResult {
+    const accs = [...this.accumulators.values()];
+    const models = unique(accs.map((a) => a.model));
+    const fields = unique(accs.map((a) => a.field));
+    const order = (a: { model: string; field: string; lead: number }, b: typeof a): number =>
+      models.indexOf(a.model) - models.indexOf(b.model) ||
+      fields.indexOf(a.field) - fields.indexOf(b.field) ||
+      a.lead - b.lead;
+    accs.sort(order);
+    const rows: LeadRow[] = accs.map((a) => {
+      const metrics = {} as Record<MetricName, MetricSummary>;
+      METRICS.forEach((name, i) => {
+        const count = a.count[i]!;
+        const mean = count > 0 ? a.sum[i]! / count : NaN;
+        const variance = count > 0 ? Math.max(a.sumSq[i]! / count - mean * mean, 0) : NaN;
+        metrics[name] = { mean, std: Math.sqrt(variance), count };
+      });
+      return { model: a.model, field: a.field, lead: a.lead, frames: a.frames, metrics };
+    });
+    const spectra: SpectrumRow[] = accs.map((a) => ({
+      model: a.model,
+      field: a.field,
+      lead: a.lead,
+      frequencies: a.frequencies,
+      truth: [...a.truthPower].map((v) => v / a.frames),
+      prediction: [...a.predictionPower].map((v) => v / a.frames),
+    }));
+    return {
+      schema: 'wellspring-metrics/1',
+      convention: this.options.convention ?? 'the_well',
+      metrics: [...METRICS],
+      models,
+      fields,
+      leads: unique(accs.map((a) => a.lead)).sort((a, b) => a - b),
+      rows,
+      spectra,
+      snapshots: [...this.snapshots.values()].sort(order),
+    };
+  }
+}
+
+/**
+ * The metric sink: pulls every rollout chunk from `source`, scores it and resolves to the reduction. Holds the
+ * reducer's running sums and snapshot frames (see MetricsReducer), one chunk at a time.
+ */
+export async function reduceMetrics(
+  source: Source<RolloutChunk>,
+  options: MetricsOptions = {},
+  signal?: AbortSignal,
+): Promise<MetricsResult> {
+  const reducer = new MetricsReducer(options);
+  for await (const chunk of from(source)) {
+    signal?.throwIfAborted();
+    reducer.add(chunk);
+  }
+  return reducer.result();
+}
+
+/** A sink factory in the style of the stage library: `metricsSink(options)(source)`. */
+export function metricsSink(options: MetricsOptions = {}): (source: Source<RolloutChunk>) => Promise<MetricsResult> {
+  return (source) => reduceMetrics(source, options);
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
+
+/** (H, W, and the flat offset/stride of the plane) of a frame: 2D as is, 3D+ the middle slice of the last axes. */
+function planeOf(shape: readonly number[]): [number, number, { offset: number; stride: number }] {
+  if (shape.length === 1) return [1, shape[0]!, { offset: 0, stride: 1 }];
+  const h = shape[0]!;
+  const w = shape[1]!;
+  const rest = shape.slice(2).reduce((a, b) => a * b, 1);
+  // Middle index of every trailing axis, flattened.
+  let offset = 0;
+  for (const n of shape.slice(2)) offset = offset * n + Math.floor(n / 2);
+  return [h, w, { offset, stride: rest }];
+}
+
+function describe(chunk: Partial<RolloutChunk>, index: number): string {
+  const parts = [`rollout chunk ${index}`];
+  if (chunk.model !== undefined) parts.push(`model "${chunk.model}"`);
+  if (chunk.trajectory !== undefined) parts.push(`trajectory ${String(chunk.trajectory)}`);
+  return parts.join(', ');
+}
+
+function validate(chunk: RolloutChunk, where: string): RolloutChunk {
+  const { fields, spatialShape, truth, ensemble, lead } = chunk;
+  if (!Array.isArray(fields) || fields.length === 0) throw new Error(`${where}: "fields" must list the channel names`);
+  if (!Array.isArray(spatialShape) || spatialShape.length === 0 || !spatialShape.every((s) => Number.isInteger(s) && s > 1)) {
+    throw new Error(`${where}: "spatialShape" must be a list of grid sizes > 1, got ${JSON.stringify(spatialShape)}`);
+  }
+  if (!Number.isInteger(lead) || lead < 0) throw new Error(`${where}: "lead" must be an integer >= 0, got ${lead}`);
+  if (!(truth instanceof Float32Array || truth instanceof Float64Array)) {
+    throw new Error(`${where}: "truth" must be a Float32Array or Float64Array`);
+  }
+  const frameSize = spatialShape.reduce((a, b) => a * b, 1) * fields.length;
+  if (truth.length === 0 || truth.length % frameSize !== 0) {
+    throw new Error(
+      `${where}: "truth" has ${truth.length} values, expected a multiple of ${frameSize} ` +
+        `(T x ${spatialShape.join(' x ')} x ${fields.length} channels)`,
+    );
+  }
+  if (!Array.isArray(ensemble) || ensemble.length === 0) {
+    throw new Error(`${where}: "ensemble" must hold at least one member`);
+  }
+  ensemble.forEach((v, i) => {
+    if (!(v instanceof Float32Array || v instanceof Float64Array) || v.length !== truth.length) {
+      throw new Error(
+        `${where}: ensemble member ${i} must be a Float32Array or Float64Array of ${truth.length} values like "truth"` +
+          ` (got ${v instanceof Float32Array || v instanceof Float64Array ? v.length + ' values' : typeof v})`,
+      );
+    }
+  });
+  return chunk;
+}

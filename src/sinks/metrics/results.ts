@@ -1,0 +1,277 @@
+/**
+ * The results directory: everything a report needs, written atomically (each file to a temporary name, then
+ * renamed), so a crash never leaves a half-written file under a final name.
+ *
+ * ```
+ * <dir>/results.json    schema "wellspring-results/1": title, convention, bands, models, fields, leads, metric
+ *                       names, per-lead rows, lead-band and over-field aggregates, mean power spectra
+ * <dir>/snapshots.json  schema "wellspring-snapshots/1": 2D frames (truth, ensemble mean, one member) per model,
+ *                       field and snapshot lead, as base64 little-endian float32 with their [H, W] shape
+ * <dir>/metrics.csv     the long table below, with a header line
+ * <dir>/metrics.arrow   the same long table as an Arrow IPC file (schema metadata "wellspring.schema")
+ * ```
+ *
+ * Long table schema (`wellspring-metrics-table/1`), one row per (level, model, field, lead range, metric):
+ * | column    | type    | meaning                                                                  |
+ * |-----------|---------|--------------------------------------------------------------------------|
+ * | level     | Utf8    | "lead" (one lead time) or "band" (a lead-time band)                       |
+ * | model     | Utf8    | emulator name                                                             |
+ * | field     | Utf8    | channel name, or "all" for all fields pooled                              |
+ * | lead_from | Int32   | first lead time of the row (= lead_to for level "lead")                   |
+ * | lead_to   | Int32   | last lead time of the row (inclusive)                                     |
+ * | metric    | Utf8    | metric name (see METRICS)                                                 |
+ * | mean      | Float64 | mean over frames (trajectories x lead times in range) of per-frame values |
+ * | std       | Float64 | population standard deviation of those per-frame values                  |
+ * | count     | Int32   | number of finite per-frame values pooled                                  |
+ * NaN (CSV: empty) where no finite value exists, e.g. an empty spectral band.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RecordBatch, Schema, Table, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
+import { aggregate, DEFAULT_BANDS, type Aggregates, type BandRow, type LeadBand } from './aggregate.js';
+import { METRICS, type MetricName } from './frame.js';
+import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
+
+export const RESULTS_FILE = 'results.json';
+export const SNAPSHOTS_FILE = 'snapshots.json';
+export const CSV_FILE = 'metrics.csv';
+export const ARROW_FILE = 'metrics.arrow';
+export const TABLE_SCHEMA = 'wellspring-metrics-table/1';
+
+/** A reduction with its aggregates and a title: what a results directory holds and a report shows. */
+export interface SavedResults {
+  title: string;
+  result: MetricsResult;
+  aggregates: Aggregates;
+}
+
+/** Aggregates a reduction with the given bands. */
+export function summarize(result: MetricsResult, options: { title?: string; bands?: readonly LeadBand[] } = {}): SavedResults {
+  return {
+    title: options.title ?? 'wellspring evaluation',
+    result,
+    aggregates: aggregate(result, options.bands ?? DEFAULT_BANDS),
+  };
+}
+
+/** Writes `data` to `path` through a temporary file in the same directory, then renames it into place. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** One row of the long table. */
+export interface TableRow {
+  level: 'lead' | 'band';
+  model: string;
+  field: string;
+  lead_from: number;
+  lead_to: number;
+  metric: MetricName;
+  mean: number;
+  std: number;
+  count: number;
+}
+
+/** The long table of a saved result: per-lead rows (per field and "all"), then band rows. */
+export function longTable(saved: SavedResults): TableRow[] {
+  const rows: TableRow[] = [];
+  const push = (level: 'lead' | 'band', r: { model: string; field: string; metrics: Record<MetricName, MetricSummary> }, from: number, to: number) => {
+    for (const metric of METRICS) {
+      const s = r.metrics[metric];
+      rows.push({ level, model: r.model, field: r.field, lead_from: from, lead_to: to, metric, mean: s.mean, std: s.std, count: s.count });
+    }
+  };
+  for (const r of [...saved.result.rows, ...saved.aggregates.leadsOverFields]) push('lead', r, r.lead, r.lead);
+  for (const r of saved.aggregates.bandRows) push('band', r, r.from, r.to);
+  return rows;
+}
+
+const csvCell = (v: string | number): string => {
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
+  return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+};
+
+export function toCsv(rows: readonly TableRow[]): string {
+  const header = ['level', 'model', 'field', 'lead_from', 'lead_to', 'metric', 'mean', 'std', 'count'] as const;
+  const lines = [header.join(',')];
+  for (const r of rows) lines.push(header.map((h) => csvCell(r[h])).join(','));
+  return lines.join('\n') + '\n';
+}
+
+export function toArrow(rows: readonly TableRow[]): Uint8Array {
+  const table = new Table({
+    level: vectorFromArray(rows.map((r) => r.level), new Utf8()),
+    model: vectorFromArray(rows.map((r) => r.model), new Utf8()),
+    field: vectorFromArray(rows.map((r) => r.field), new Utf8()),
+    lead_from: vectorFromArray(Int32Array.from(rows, (r) => r.lead_from)),
+    lead_to: vectorFromArray(Int32Array.from(rows, (r) => r.lead_to)),
+    metric: vectorFromArray(rows.map((r) => r.metric), new Utf8()),
+    mean: vectorFromArray(Float64Array.from(rows, (r) => r.mean)),
+    std: vectorFromArray(Float64Array.from(rows, (r) => r.std)),
+    count: vectorFromArray(Int32Array.from(rows, (r) => r.count)),
+  });
+  const schema = new Schema(table.schema.fields, new Map([['wellspring.schema', TABLE_SCHEMA]]));
+  return tableToIPC(new Table(schema, table.batches.map((b) => new RecordBatch(schema, b.data))), 'file');
+}
+
+function encodeFloats(values: Float32Array): string {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  return Buffer.from(bytes).toString('base64');
+}
+
+function decodeFloats(text: string, expected: number, where: string): Float32Array {
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length !== expected * 4) throw new Error(`${where}: ${bytes.length / 4} float32 values, expected ${expected}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Float32Array.from({ length: expected }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+/** Writes a results directory (creating it); every file atomically. Returns the paths written. */
+export async function writeResults(dir: string, saved: SavedResults): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const { snapshots, ...rest } = saved.result;
+  const results = {
+    schema: 'wellspring-results/1',
+    created: new Date().toISOString(),
+    title: saved.title,
+    result: rest,
+    aggregates: saved.aggregates,
+  };
+  const snapshotDoc = {
+    schema: 'wellspring-snapshots/1',
+    snapshots: snapshots.map((s) => ({
+      model: s.model,
+      field: s.field,
+      lead: s.lead,
+      trajectory: s.trajectory,
+      shape: s.shape,
+      truth: encodeFloats(s.truth),
+      mean: encodeFloats(s.mean),
+      member: encodeFloats(s.member),
+    })),
+  };
+  const rows = longTable(saved);
+  const files: [string, string | Uint8Array][] = [
+    [RESULTS_FILE, JSON.stringify(results)],
+    [SNAPSHOTS_FILE, JSON.stringify(snapshotDoc)],
+    [CSV_FILE, toCsv(rows)],
+    [ARROW_FILE, toArrow(rows)],
+  ];
+  const written: string[] = [];
+  for (const [name, data] of files) {
+    const path = join(dir, name);
+    await writeFileAtomic(path, data);
+    written.push(path);
+  }
+  return written;
+}
+
+// --- reading back, with errors that say which file and which path inside it is wrong ---
+
+type Json = unknown;
+
+function expect(cond: boolean, file: string, path: string, what: string): asserts cond {
+  if (!cond) throw new Error(`${file}: ${path}: expected ${what}`);
+}
+
+const num = (v: Json): number => (v === null ? NaN : (v as number));
+
+function readSummaries(v: Json, file: string, path: string): Record<MetricName, MetricSummary> {
+  expect(typeof v === 'object' && v !== null, file, path, 'an object of metric summaries');
+  const out = {} as Record<MetricName, MetricSummary>;
+  for (const name of METRICS) {
+    const s = (v as Record<string, Json>)[name] as Record<string, Json> | undefined;
+    expect(typeof s === 'object' && s !== null, file, `${path}.${name}`, 'a {mean, std, count} summary');
+    out[name] = { mean: num(s.mean), std: num(s.std), count: s.count as number };
+  }
+  return out;
+}
+
+async function readJson(path: string): Promise<Json> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${path}: cannot read (${(err as Error).message}); is this a results directory?`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Reads a results directory written by writeResults. */
+export async function readResults(dir: string): Promise<SavedResults> {
+  const file = join(dir, RESULTS_FILE);
+  const doc = (await readJson(file)) as Record<string, Json>;
+  expect(doc.schema === 'wellspring-results/1', file, 'schema', '"wellspring-results/1"');
+  const r = doc.result as Record<string, Json>;
+  expect(typeof r === 'object' && r !== null, file, 'result', 'an object');
+  for (const key of ['models', 'fields', 'leads', 'rows', 'spectra'] as const) {
+    expect(Array.isArray(r[key]), file, `result.${key}`, 'an array');
+  }
+  const rows = (r.rows as Record<string, Json>[]).map((row, i) => ({
+    ...(row as unknown as LeadRow),
+    metrics: readSummaries(row.metrics, file, `result.rows[${i}].metrics`),
+  }));
+  const spectra = (r.spectra as Record<string, Json>[]).map((s, i) => {
+    expect(Array.isArray(s.truth) && Array.isArray(s.prediction), file, `result.spectra[${i}]`, 'truth and prediction arrays');
+    return { ...(s as unknown as SpectrumRow), truth: (s.truth as Json[]).map(num), prediction: (s.prediction as Json[]).map(num) };
+  });
+  const agg = doc.aggregates as Record<string, Json>;
+  expect(typeof agg === 'object' && agg !== null && Array.isArray(agg.bandRows), file, 'aggregates', 'an object with bandRows');
+  const aggregates: Aggregates = {
+    bands: agg.bands as LeadBand[],
+    leadsOverFields: (agg.leadsOverFields as Record<string, Json>[]).map((row, i) => ({
+      ...(row as unknown as LeadRow),
+      metrics: readSummaries(row.metrics, file, `aggregates.leadsOverFields[${i}].metrics`),
+    })),
+    bandRows: (agg.bandRows as Record<string, Json>[]).map((row, i) => ({
+      ...(row as unknown as BandRow),
+      metrics: readSummaries(row.metrics, file, `aggregates.bandRows[${i}].metrics`),
+    })),
+  };
+
+  const snapFile = join(dir, SNAPSHOTS_FILE);
+  const snapDoc = (await readJson(snapFile)) as Record<string, Json>;
+  expect(snapDoc.schema === 'wellspring-snapshots/1', snapFile, 'schema', '"wellspring-snapshots/1"');
+  expect(Array.isArray(snapDoc.snapshots), snapFile, 'snapshots', 'an array');
+  const snapshots: FrameSnapshot[] = (snapDoc.snapshots as Record<string, Json>[]).map((s, i) => {
+    const where = `${snapFile}: snapshots[${i}]`;
+    const shape = s.shape as [number, number];
+    expect(Array.isArray(shape) && shape.length === 2, snapFile, `snapshots[${i}].shape`, '[H, W]');
+    const size = shape[0] * shape[1];
+    return {
+      model: s.model as string,
+      field: s.field as string,
+      lead: s.lead as number,
+      trajectory: s.trajectory as string,
+      shape,
+      truth: decodeFloats(s.truth as string, size, `${where}.truth`),
+      mean: decodeFloats(s.mean as string, size, `${where}.mean`),
+      member: decodeFloats(s.member as string, size, `${where}.member`),
+    };
+  });
+  const result: MetricsResult = {
+    schema: 'wellspring-metrics/1',
+    convention: r.convention as MetricsResult['convention'],
+    metrics: r.metrics as MetricName[],
+    models: r.models as string[],
+    fields: r.fields as string[],
+    leads: r.leads as number[],
+    rows,
+    spectra,
+    snapshots,
+  };
+  return { title: (doc.title as string) ?? 'wellspring evaluation', result, aggregates };
+}

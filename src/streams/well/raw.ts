@@ -1,0 +1,84 @@
+/**
+ * The plain-data shapes that cross between the HDF5 worker threads and the main thread: a file's structure as
+ * read (before validation), and the read plans the main thread sends. No h5wasm types leak out of the workers.
+ */
+
+/** An attribute value as read: ints become numbers, bool enums 0/1, arrays plain arrays. */
+export type RawValue = string | number | (string | number)[] | { unreadable: string };
+
+export interface RawDataset {
+  kind: 'dataset';
+  shape: number[];
+  maxshape: (number | null)[] | null;
+  chunks: number[] | null;
+  /** h5wasm dtype string (`<f`, `<d`, `<q`, `S`, `unknown` for enums ...). */
+  dtype: string;
+  filters: string[];
+  attrs: Record<string, RawValue>;
+  /** The values, only for small metadata datasets (coordinates, time, masks, scalars). */
+  value?: number[];
+}
+
+export interface RawGroup {
+  kind: 'group';
+  attrs: Record<string, RawValue>;
+  /** Children in HDF5 link-name order. */
+  children: Record<string, RawNode>;
+}
+
+export type RawNode = RawGroup | RawDataset | { kind: 'other' };
+
+/** One field dataset's part in a window read. */
+export interface FieldReadPlan {
+  /** HDF5 path, e.g. `t1_fields/momentum`. */
+  dataset: string;
+  sampleVarying: boolean;
+  /** Whether the field has a time axis (constant fields do not). */
+  timeVarying: boolean;
+  /** Per spatial axis of the output grid: true when the axis is stored (false: broadcast). */
+  storedAxes: boolean[];
+  /** Number of tensor components (1, D, D*D). */
+  components: number;
+  /** First output channel of this field. */
+  channelOffset: number;
+}
+
+/** Read `count` frames `start, start + stride, ...` of a trajectory, channel-last `(count, *spatial, C)`. */
+export interface WindowReadPlan {
+  path: string;
+  trajectory: number;
+  start: number;
+  count: number;
+  stride: number;
+  spatial: number[];
+  channels: number;
+  fields: FieldReadPlan[];
+  /** 'error': throw on NaN/Inf naming the dataset and frame; 'count': return the count. */
+  nonFinite: 'error' | 'count';
+}
+
+export interface WindowReadResult {
+  data: Float32Array;
+  nonFinite: number;
+}
+
+/** Moments of fields of one file, read in blocks of frames. */
+export interface MomentsPlan {
+  path: string;
+  nTrajectories: number;
+  nSteps: number;
+  fields: {
+    name: string;
+    dataset: string;
+    sampleVarying: boolean;
+    timeVarying: boolean;
+    components: number;
+    /** Stored values per frame (spatial x components). */
+    frameSize: number;
+    /** Optional pointwise transform applied before the moments (`log1p`). */
+    transform?: 'log1p';
+  }[];
+  /** Upper bound on values per read (bounds worker memory). */
+  maxValuesPerRead: number;
+  nonFinite: 'error' | 'count';
+}

@@ -1,0 +1,300 @@
+/**
+ * The read side of the HDF5 worker (runs inside a worker thread, never on the main thread): opens files
+ * (keeping a few handles open), describes a file's structure, reads window slabs by hyperslab and assembles
+ * them channel-last, and accumulates moments for statistics. Every h5wasm call here is synchronous; that is
+ * why it lives in a worker.
+ */
+import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import type { Dataset, File as H5File, Group } from 'h5wasm';
+import type h5wasmDefault from 'h5wasm';
+import type {
+  FieldReadPlan,
+  MomentsPlan,
+  RawDataset,
+  RawGroup,
+  RawNode,
+  RawValue,
+  WindowReadPlan,
+  WindowReadResult,
+} from './raw.js';
+import { addBlock, emptyMoments, type MomentSet } from './moments.js';
+
+type H5 = typeof h5wasmDefault;
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+const MAX_OPEN_FILES = 16;
+/** Metadata datasets are read whole; refuse absurd ones rather than fill the wasm heap. */
+const MAX_METADATA_VALUES = 1 << 24;
+
+/** Summarises the HDF5 library's error stack (printed through console.error) into one line. */
+export function diagSummary(lines: string[]): string {
+  const details = lines
+    .map((l) => /\(\):\s*(.*)$/.exec(l)?.[1])
+    .filter((m): m is string => !!m && !/^unable to (synchronously )?open/.test(m));
+  const last = details.at(-1);
+  return last ? ` (HDF5: ${last})` : '';
+}
+
+/** Checks the HDF5 signature at the offsets where a superblock may sit (0, 512, 1024, ...). */
+function looksLikeHdf5(path: string): boolean {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(8);
+    for (let off = 0; off + 8 <= size; off = off === 0 ? 512 : off * 2) {
+      readSync(fd, buf, 0, 8, off);
+      if (buf.equals(HDF5_SIGNATURE)) return true;
+    }
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function toRawValue(read: () => unknown): RawValue {
+  try {
+    const v = read();
+    if (typeof v === 'bigint') return Number(v);
+    if (typeof v === 'boolean') return v ? 1 : 0;
+    if (typeof v === 'string' || typeof v === 'number') return v;
+    if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, (x) => Number(x));
+    if (Array.isArray(v)) return v.map((x) => (typeof x === 'bigint' ? Number(x) : (x as string | number)));
+    return { unreadable: `unsupported value ${String(v)}` };
+  } catch (err) {
+    return { unreadable: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export function createReadOps(h5: H5, diag: string[]) {
+  const open = new Map<string, H5File>();
+
+  function file(path: string): H5File {
+    const cached = open.get(path);
+    if (cached) {
+      open.delete(path);
+      open.set(path, cached); // most recently used last
+      return cached;
+    }
+    if (!existsSync(path)) throw new Error(`${path}: no such file`);
+    if (!statSync(path).isFile()) throw new Error(`${path}: not a regular file`);
+    if (!looksLikeHdf5(path)) throw new Error(`${path}: not an HDF5 file (no HDF5 signature)`);
+    let f: H5File;
+    try {
+      f = new h5.File(path, 'r');
+      if (!f.file_id || f.file_id < 0n) throw new Error('open failed');
+    } catch {
+      throw new Error(`${path}: the HDF5 library could not open it${diagSummary(diag)}`);
+    }
+    if (open.size >= MAX_OPEN_FILES) {
+      const [oldest, handle] = open.entries().next().value as [string, H5File];
+      handle.close();
+      open.delete(oldest);
+    }
+    open.set(path, f);
+    return f;
+  }
+
+  function dataset(path: string, name: string): Dataset {
+    const node = file(path).get(name);
+    if (!node || !(node instanceof h5.Dataset)) throw new Error(`${path}: missing dataset /${name}`);
+    return node;
+  }
+
+  function attrsOf(node: Dataset | Group): Record<string, RawValue> {
+    const out: Record<string, RawValue> = {};
+    let names: string[];
+    try {
+      names = Object.keys(node.attrs);
+    } catch (err) {
+      return { __error__: { unreadable: err instanceof Error ? err.message : String(err) } };
+    }
+    for (const name of names) out[name] = toRawValue(() => node.get_attribute(name, false));
+    return out;
+  }
+
+  function wantsValue(path: string): boolean {
+    return /^\/?(dimensions\/[^/]+|boundary_conditions\/[^/]+\/mask|scalars\/[^/]+)$/.test(path);
+  }
+
+  function describeNode(f: H5File, path: string, filePath: string): RawNode {
+    const node = path === '' ? f : f.get(path);
+    if (node instanceof h5.Group) {
+      const children: Record<string, RawNode> = {};
+      for (const key of node.keys()) children[key] = describeNode(f, path ? `${path}/${key}` : key, filePath);
+      return { kind: 'group', attrs: attrsOf(node), children } satisfies RawGroup;
+    }
+    if (node instanceof h5.Dataset) {
+      const meta = node.metadata;
+      const out: RawDataset = {
+        kind: 'dataset',
+        shape: node.shape ?? [],
+        maxshape: (meta.maxshape as (number | null)[] | undefined) ?? null,
+        chunks: meta.chunks ?? null,
+        dtype: typeof node.dtype === 'string' ? node.dtype : 'compound',
+        filters: node.filters.map((x) => x.name),
+        attrs: attrsOf(node),
+      };
+      if (wantsValue(path)) {
+        const n = out.shape.reduce((a, b) => a * b, 1);
+        if (n > MAX_METADATA_VALUES) throw new Error(`${filePath}: /${path} has ${n} values, too many for metadata`);
+        const v = toRawValue(() => node.value);
+        if (Array.isArray(v)) out.value = v.map(Number);
+        else if (typeof v === 'number') out.value = [v];
+      }
+      return out;
+    }
+    return { kind: 'other' };
+  }
+
+  /** Reads `count` frames of one field into the channel-last output. Returns the number of non-finite values. */
+  function readField(plan: WindowReadPlan, fp: FieldReadPlan, out: Float32Array): number {
+    const ds = dataset(plan.path, fp.dataset);
+    const ranges: [number, number, number?][] = [];
+    if (fp.sampleVarying) ranges.push([plan.trajectory, plan.trajectory + 1]);
+    if (fp.timeVarying) {
+      const last = plan.start + (plan.count - 1) * plan.stride;
+      ranges.push(plan.stride === 1 ? [plan.start, last + 1] : [plan.start, last + 1, plan.stride]);
+    }
+    const raw = ds.slice(ranges as [number, number][]);
+    if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${plan.path}: /${fp.dataset} did not read as numbers`);
+    const src = raw as unknown as ArrayLike<number>;
+    const frames = fp.timeVarying ? plan.count : 1;
+    const spatial = plan.spatial;
+    const S = spatial.reduce((a, b) => a * b, 1);
+    // strides of the stored array for each output spatial axis (0 where broadcast)
+    const storedStride = new Array<number>(spatial.length).fill(0);
+    let acc = fp.components;
+    for (let i = spatial.length - 1; i >= 0; i--) {
+      if (fp.storedAxes[i]) {
+        storedStride[i] = acc;
+        acc *= spatial[i]!;
+      }
+    }
+    const storedFrame = acc;
+    if (src.length !== storedFrame * frames) {
+      throw new Error(
+        `${plan.path}: /${fp.dataset} slice has ${src.length} values, expected ${storedFrame * frames} ` +
+          `(${frames} frame(s) of ${storedFrame})`,
+      );
+    }
+    const C = plan.channels;
+    const comps = fp.components;
+    const allStored = fp.storedAxes.every(Boolean);
+    let bad = 0;
+    const outFrames = plan.count;
+    const idx = new Array<number>(spatial.length).fill(0);
+    for (let k = 0; k < outFrames; k++) {
+      const srcBase = fp.timeVarying ? k * storedFrame : 0;
+      const outBase = k * S * C + fp.channelOffset;
+      if (allStored) {
+        for (let s = 0; s < S; s++) {
+          const o = outBase + s * C;
+          const i0 = srcBase + s * comps;
+          for (let c = 0; c < comps; c++) {
+            const v = src[i0 + c]!;
+            if (!Number.isFinite(v)) bad++;
+            out[o + c] = v;
+          }
+        }
+      } else {
+        idx.fill(0);
+        let off = 0;
+        for (let s = 0; s < S; s++) {
+          const o = outBase + s * C;
+          for (let c = 0; c < comps; c++) {
+            const v = src[srcBase + off + c]!;
+            if (!Number.isFinite(v)) bad++;
+            out[o + c] = v;
+          }
+          // advance the multi-index (last axis fastest) and the stored offset with it
+          for (let a = spatial.length - 1; a >= 0; a--) {
+            idx[a]!++;
+            off += storedStride[a]!;
+            if (idx[a]! < spatial[a]!) break;
+            off -= storedStride[a]! * spatial[a]!;
+            idx[a] = 0;
+          }
+        }
+      }
+    }
+    if (bad > 0 && plan.nonFinite === 'error') {
+      throw new Error(
+        `${plan.path}: /${fp.dataset} has ${bad} non-finite value(s) in trajectory ${plan.trajectory}, ` +
+          `frames ${plan.start}..${plan.start + (plan.count - 1) * plan.stride} (expected finite numbers)`,
+      );
+    }
+    return bad;
+  }
+
+  return {
+    describe(args: { path: string }): RawGroup {
+      diag.length = 0;
+      const f = file(args.path);
+      return describeNode(f, '', args.path) as RawGroup;
+    },
+
+    readWindow(plan: WindowReadPlan): WindowReadResult {
+      const S = plan.spatial.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(plan.count * S * plan.channels);
+      let nonFinite = 0;
+      for (const fp of plan.fields) nonFinite += readField(plan, fp, data);
+      return { data, nonFinite };
+    },
+
+    /** Moments of the listed fields over a whole file, in bounded blocks of frames. */
+    moments(plan: MomentsPlan): { moments: MomentSet; nonFinite: number } {
+      const result: MomentSet = { fields: {}, deltas: {} };
+      let nonFinite = 0;
+      for (const fp of plan.fields) {
+        const acc = emptyMoments(fp.components);
+        const dAcc = emptyMoments(fp.components);
+        const ds = dataset(plan.path, fp.dataset);
+        const trajectories = fp.sampleVarying ? plan.nTrajectories : 1;
+        const steps = fp.timeVarying ? plan.nSteps : 1;
+        const block = Math.max(2, Math.floor(plan.maxValuesPerRead / fp.frameSize));
+        const check = (values: Float32Array | Float64Array, b: number, t: number) => {
+          let bad = 0;
+          for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) bad++;
+          if (bad > 0 && plan.nonFinite === 'error') {
+            throw new Error(
+              `${plan.path}: /${fp.dataset} has ${bad} non-finite value(s) in trajectory ${b} near frame ${t} ` +
+                `(expected finite numbers)`,
+            );
+          }
+          nonFinite += bad;
+        };
+        for (let b = 0; b < trajectories; b++) {
+          // blocks overlap by one frame so that every one-step difference is seen exactly once
+          for (let t0 = 0; t0 < steps; t0 += block - 1) {
+            const t1 = Math.min(steps, t0 + block);
+            const ranges: [number, number][] = [];
+            if (fp.sampleVarying) ranges.push([b, b + 1]);
+            if (fp.timeVarying) ranges.push([t0, t1]);
+            const raw = ds.slice(ranges);
+            if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${plan.path}: /${fp.dataset} is not numeric`);
+            let values = raw instanceof Float64Array ? raw : Float32Array.from(raw as unknown as ArrayLike<number>);
+            check(values, b, t0);
+            if (fp.transform === 'log1p') values = values.map(Math.log1p);
+            const firstNew = t0 === 0 ? 0 : 1; // the overlapping frame was counted by the previous block
+            addBlock(acc, values.subarray(firstNew * fp.frameSize), fp.components);
+            if (fp.timeVarying && t1 - t0 > 1) {
+              addBlock(dAcc, values.subarray(fp.frameSize), fp.components, values.subarray(0, values.length - fp.frameSize));
+            }
+            if (t1 === steps) break;
+          }
+        }
+        result.fields[fp.name] = acc;
+        if (fp.timeVarying) result.deltas[fp.name] = dAcc;
+      }
+      return { moments: result, nonFinite };
+    },
+
+    close(args: { path: string }): boolean {
+      const f = open.get(args.path);
+      if (f) {
+        f.close();
+        open.delete(args.path);
+      }
+      return true;
+    },
+  };
+}

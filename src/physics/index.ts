@@ -6,3 +6,5 @@ export * from './random.js';
 export * from './euler.js';
 export * from './riemann.js';
 export * from './quadrants.js';
+export * from './fft.js';
+export * from './rayleigh-benard.js';

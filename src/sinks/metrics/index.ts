@@ -63,3 +63,4 @@ export {
   type SavedResults,
   type TableRow,
 } from './results.js';
+export { syntheticRollouts, type SyntheticOptions } from './synthetic.js';

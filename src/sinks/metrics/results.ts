@@ -26,7 +26,7 @@
  * NaN (CSV: empty) where no finite value exists, e.g. an empty spectral band.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { RecordBatch, Schema, Table, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
 import { aggregate, DEFAULT_BANDS, type Aggregates, type BandRow, type LeadBand } from './aggregate.js';
 import { METRICS, type MetricName } from './frame.js';
@@ -54,9 +54,10 @@ export function summarize(result: MetricsResult, options: { title?: string; band
   };
 }
 
-/** Writes `data` to `path` through a temporary file in the same directory, then renames it into place. */
+/** Writes `data` to `path` (creating its directory) through a temporary file beside it, then renames it into place. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  await mkdir(dirname(path), { recursive: true });
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);

@@ -1,0 +1,229 @@
+/**
+ * The report's plots, as Vega-Lite specifications rendered to SVG strings in Node (vega's headless SVG renderer,
+ * no canvas, no browser, no network). The SVG is inlined into the page, so the report needs no script to draw.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { ALL_FIELDS, type SavedResults } from '../metrics/index.js';
+import type { MetricName } from '../metrics/index.js';
+
+export interface Plot {
+  /** Stable identifier (used as the figure's data-plot attribute). */
+  id: string;
+  title: string;
+  /** What the plot shows and how to read it. */
+  caption: string;
+  svg: string;
+}
+
+const PANEL = { width: 210, height: 150 };
+
+/** Renders a Vega-Lite spec to an SVG string. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const { spec: vgSpec } = compile(spec);
+  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+const config = {
+  font: 'sans-serif',
+  axis: { labelFontSize: 10, titleFontSize: 11, grid: true, gridOpacity: 0.5 },
+  header: { labelFontSize: 12, labelFontWeight: 'bold' as const },
+  legend: { labelFontSize: 11, titleFontSize: 11 },
+  view: { stroke: '#bbb' },
+};
+
+export const METRIC_LABELS: Partial<Record<MetricName, string>> = {
+  mse: 'MSE',
+  rmse: 'RMSE',
+  nrmse: 'NRMSE',
+  vrmse: 'VRMSE',
+  linf: 'L-infinity error',
+  pearson_r: 'Pearson r',
+  spread: 'ensemble spread',
+  skill: 'skill (RMSE of the ensemble mean)',
+  spread_skill: 'spread / skill',
+  crps: 'CRPS (fair)',
+  conservation: 'conservation error',
+  w1: 'Wasserstein-1',
+};
+
+export const metricLabel = (m: MetricName): string => METRIC_LABELS[m] ?? m.replace(/_/g, ' ');
+
+/** Per-lead rows of every field and of all fields pooled, flattened for plotting. */
+function leadData(saved: SavedResults, metric: MetricName): Record<string, string | number>[] {
+  const rows = [...saved.result.rows, ...saved.aggregates.leadsOverFields];
+  return rows
+    .filter((r) => Number.isFinite(r.metrics[metric].mean))
+    .map((r) => ({ model: r.model, field: r.field, lead: r.lead, value: r.metrics[metric].mean }));
+}
+
+const fieldSort = (saved: SavedResults): string[] => [...saved.result.fields, ALL_FIELDS];
+
+/** A metric against lead time, one panel per field (and "all"), one line per model. */
+export async function errorVsLead(saved: SavedResults, metric: MetricName): Promise<Plot> {
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: leadData(saved, metric) },
+    facet: { field: 'field', type: 'nominal', title: null, sort: fieldSort(saved) },
+    columns: 4,
+    spec: {
+      ...PANEL,
+      mark: { type: 'line', point: saved.result.leads.length <= 30 },
+      encoding: {
+        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+        y: { field: 'value', type: 'quantitative', title: metricLabel(metric) },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+    config,
+  };
+  return {
+    id: `error-${metric}`,
+    title: `${metricLabel(metric)} vs lead time`,
+    caption: `Mean over trajectories of the per-frame ${metricLabel(metric)}, per field and for all fields pooled.`,
+    svg: await renderSvg(spec),
+  };
+}
+
+/** Spread/skill against lead time, with the calibrated value 1 drawn as a rule. */
+export async function spreadSkillVsLead(saved: SavedResults): Promise<Plot> {
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: leadData(saved, 'spread_skill') },
+    facet: { field: 'field', type: 'nominal', title: null, sort: fieldSort(saved) },
+    columns: 4,
+    spec: {
+      ...PANEL,
+      layer: [
+        {
+          mark: { type: 'line', point: saved.result.leads.length <= 30 },
+          encoding: {
+            x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+            y: { field: 'value', type: 'quantitative', title: 'spread / skill' },
+            color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+          },
+        },
+        {
+          mark: { type: 'rule', strokeDash: [4, 3], color: '#666' },
+          encoding: { y: { datum: 1 } },
+        },
+      ],
+    },
+    config,
+  };
+  return {
+    id: 'spread-skill',
+    title: 'Spread / skill vs lead time',
+    caption:
+      'Per-frame (spread + 0.001) / (RMSE + 0.001) averaged over trajectories; 1 (dashed) is a calibrated ensemble, ' +
+      'below 1 over-confident. Deterministic models (one member) have zero spread.',
+    svg: await renderSvg(spec),
+  };
+}
+
+/** The snapshot leads present in the data, or up to three spread over the lead range. */
+export function spectrumLeads(saved: SavedResults): number[] {
+  const leads = saved.result.leads;
+  const fromSnapshots = [...new Set(saved.result.snapshots.map((s) => s.lead))].sort((a, b) => a - b);
+  if (fromSnapshots.length > 0) return fromSnapshots;
+  if (leads.length <= 3) return leads;
+  return [leads[0]!, leads[Math.floor(leads.length / 2)]!, leads[leads.length - 1]!];
+}
+
+/** Mean isotropic power spectra of truth and prediction, log-log, per field (rows) and lead (columns). */
+export async function powerSpectra(saved: SavedResults): Promise<Plot> {
+  const leads = spectrumLeads(saved);
+  const values: Record<string, string | number>[] = [];
+  const truthDone = new Set<string>();
+  for (const s of saved.result.spectra) {
+    if (!leads.includes(s.lead)) continue;
+    const key = `${s.field}\u0000${s.lead}`;
+    s.frequencies.forEach((k, i) => {
+      const base = { field: s.field, lead: `lead ${s.lead}`, frequency: k };
+      if (!truthDone.has(key) && s.truth[i]! > 0) values.push({ ...base, series: 'truth', power: s.truth[i]! });
+      if (s.prediction[i]! > 0) values.push({ ...base, series: s.model, power: s.prediction[i]! });
+    });
+    truthDone.add(key);
+  }
+  const series = ['truth', ...saved.result.models];
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: {
+      row: { field: 'field', type: 'nominal', title: null, sort: saved.result.fields },
+      column: { field: 'lead', type: 'nominal', title: null, sort: leads.map((l) => `lead ${l}`) },
+    },
+    spec: {
+      width: 180,
+      height: 120,
+      mark: { type: 'line', strokeWidth: 1.5 },
+      encoding: {
+        x: { field: 'frequency', type: 'quantitative', scale: { type: 'log' }, title: 'frequency (cycles / cell)' },
+        y: { field: 'power', type: 'quantitative', scale: { type: 'log' }, title: 'power' },
+        color: {
+          field: 'series',
+          type: 'nominal',
+          title: null,
+          sort: series,
+          scale: { domain: series, range: ['#111111', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'] },
+        },
+        strokeDash: { field: 'series', type: 'nominal', sort: series, legend: null },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+    config,
+  };
+  return {
+    id: 'power-spectra',
+    title: 'Power spectra: truth vs prediction',
+    caption:
+      'Isotropic power spectra (orthonormal FFT, DC dropped) averaged over trajectories; predictions average ' +
+      'the members\u2019 spectra. Missing high frequencies mean over-smoothed emulations.',
+    svg: await renderSvg(spec),
+  };
+}
+
+/** Spectral power errors per band (low / mid / high) against lead time, all fields pooled. */
+export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
+  const values: Record<string, string | number>[] = [];
+  for (const r of saved.aggregates.leadsOverFields) {
+    for (const band of ['low', 'mid', 'high'] as const) {
+      for (const kind of ['psd', 'coherence'] as const) {
+        const v = r.metrics[`${kind}_error_${band}`].mean;
+        if (Number.isFinite(v)) values.push({ model: r.model, lead: r.lead, band, kind: `${kind} error`, value: v });
+      }
+    }
+  }
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: {
+      row: { field: 'kind', type: 'nominal', title: null },
+      column: { field: 'band', type: 'nominal', title: null, sort: ['low', 'mid', 'high'] },
+    },
+    spec: {
+      ...PANEL,
+      mark: { type: 'line', point: saved.result.leads.length <= 30 },
+      encoding: {
+        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+        y: { field: 'value', type: 'quantitative', title: 'error' },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+      },
+    },
+    config,
+  };
+  return {
+    id: 'spectral-error-bands',
+    title: 'Spectral errors per frequency band vs lead time (all fields)',
+    caption:
+      'sqrt of the mean over a band\u2019s isotropic bins of (1 - P_pred / P_truth)^2 (power) and of ' +
+      '(1 - C / sqrt(P_truth P_pred))^2 (coherence); bands log-spaced up to 0.5 cycles per cell.',
+    svg: await renderSvg(spec),
+  };
+}

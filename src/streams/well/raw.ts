@@ -67,6 +67,8 @@ export interface MomentsPlan {
   path: string;
   nTrajectories: number;
   nSteps: number;
+  /** Trajectories `[from, to)` to pool; fields that are not sample-varying are read only when `from` is 0. */
+  trajectories: [number, number];
   fields: {
     name: string;
     dataset: string;

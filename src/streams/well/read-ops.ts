@@ -248,7 +248,7 @@ export function createReadOps(h5: H5, diag: string[]) {
         const acc = emptyMoments(fp.components);
         const dAcc = emptyMoments(fp.components);
         const ds = dataset(plan.path, fp.dataset);
-        const trajectories = fp.sampleVarying ? plan.nTrajectories : 1;
+        const [from, to] = fp.sampleVarying ? plan.trajectories : plan.trajectories[0] === 0 ? [0, 1] : [0, 0];
         const steps = fp.timeVarying ? plan.nSteps : 1;
         const block = Math.max(2, Math.floor(plan.maxValuesPerRead / fp.frameSize));
         const check = (values: Float32Array | Float64Array, b: number, t: number) => {
@@ -262,7 +262,7 @@ export function createReadOps(h5: H5, diag: string[]) {
           }
           nonFinite += bad;
         };
-        for (let b = 0; b < trajectories; b++) {
+        for (let b = from; b < to; b++) {
           // blocks overlap by one frame so that every one-step difference is seen exactly once
           for (let t0 = 0; t0 < steps; t0 += block - 1) {
             const t1 = Math.min(steps, t0 + block);

@@ -223,6 +223,19 @@ export class MetricsReducer {
     });
   }
 
+  /**
+   * Number of numbers the reducer holds (running sums, spectra, snapshot pixels): what "O(fields x leads x bins)"
+   * means in practice. It depends on the keys seen, never on the number of trajectories.
+   */
+  stateSize(): number {
+    let size = 0;
+    for (const a of this.accumulators.values()) {
+      size += a.count.length + a.sum.length + a.sumSq.length + a.truthPower.length + a.predictionPower.length;
+    }
+    for (const s of this.snapshots.values()) size += s.truth.length + s.mean.length + s.member.length;
+    return size;
+  }
+
   /** The reduction so far: per-(model, field, lead) summaries, mean spectra and snapshots, sorted. */
   result(): MetricsResult {
     const accs = [...this.accumulators.values()];

@@ -1,5 +1,407 @@
 /**
- * Kernels the project registers on the wasm backend: gradients tfjs-backend-wasm 4.22.0 lacks, and faster
- * replacements for slow ones. Importing this module registers them (idempotent).
+ * Kernels the project registers on the wasm backend (tfjs-backend-wasm 4.22.0): gradients it lacks, and faster
+ * replacements for slow ones. Importing this module registers them once (idempotent); `selectBackend` imports it
+ * before it initialises wasm.
+ *
+ * Why each one (measured on one core of the project's machine; XNNPACK forward conv and plain matmul run near
+ * 20 GFLOP/s, everything else in the stock backend is naive loops):
+ * - `Conv2DBackpropFilter` is missing. It is computed as ONE forward convolution (XNNPACK): the input with
+ *   channels and batch swapped, `[Cin, H, W, B]`, convolved with the output gradient as filter, `[Ho, Wo, B, Cout]`,
+ *   dilated by the stride; the result `[Cin, kh, kw, Cout]` is transposed to the filter layout.
+ * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
+ *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter.
+ * - `BatchMatMul` with `transposeA`/`transposeB` falls off XNNPACK (2 GFLOP/s): operands are transposed
+ *   explicitly, then the stock kernel runs the plain product.
+ * - `Slice` and `StridedSlice` copy element by element; they are replaced by copies of contiguous runs.
+ * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
+ * Gradients tfjs-core lacks on every backend are registered too: `DepthToSpace` and `StridedSlice` (positive
+ * strides), and zero gradients for comparison ops so `where(x > 0, ...)` differentiates.
  */
-export {};
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import type {
+  BatchMatMulAttrs,
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  DepthToSpaceAttrs,
+  GradConfig,
+  KernelConfig,
+  KernelFunc,
+  NamedAttrMap,
+  SliceAttrs,
+  StridedSliceAttrs,
+  TensorInfo,
+  UnsortedSegmentSumAttrs,
+} from '@tensorflow/tfjs';
+
+type Typed = Float32Array | Int32Array | Uint8Array;
+
+/** The part of tfjs-backend-wasm's `BackendWasm` the kernels below use (not exported as a type by tfjs). */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Typed;
+}
+
+const BACKEND = 'wasm';
+const registered = new Set<string>();
+const originals = new Map<string, KernelConfig>();
+
+/** Replaces (or adds) a wasm kernel, keeping the stock one reachable through `original(name)`. */
+function replaceKernel(name: string, kernelFunc: KernelFunc): void {
+  if (registered.has(name)) return;
+  const stock = tf.getKernel(name, BACKEND);
+  if (stock) {
+    originals.set(name, stock);
+    tf.unregisterKernel(name, BACKEND);
+  }
+  tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc, setupFunc: stock?.setupFunc });
+  registered.add(name);
+}
+
+function original(name: string): KernelFunc {
+  const stock = originals.get(name);
+  if (!stock) throw new Error(`wasm kernel ${name} has no stock implementation`);
+  return stock.kernelFunc;
+}
+
+const wasmBackend = (backend: unknown): WasmHeapBackend => backend as WasmHeapBackend;
+const asTensor = (info: TensorInfo): tf.Tensor => info as tf.Tensor;
+
+/** A kernel input by name (tfjs types every input as optional). */
+function input(inputs: tf.NamedTensorInfoMap, name: string): TensorInfo {
+  const found = inputs[name];
+  if (!found) throw new Error(`wasm kernel: missing input "${name}"`);
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------- slices
+
+/**
+ * Copies the box `begin .. begin+size` (with per-axis `step`, all positive) of `src` (shape `shape`) into `dst`,
+ * moving whole contiguous runs with `TypedArray.set` when the innermost step is 1.
+ */
+function copyBox(src: Typed, shape: number[], begin: number[], size: number[], step: number[], dst: Typed): void {
+  const rank = shape.length;
+  if (rank === 0) {
+    dst[0] = src[0];
+    return;
+  }
+  const strides = new Array<number>(rank);
+  strides[rank - 1] = 1;
+  for (let d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1] * shape[d + 1];
+  // Merge trailing axes taken whole (begin 0, full size, step 1) into one contiguous run.
+  let inner = rank - 1;
+  let run = size[rank - 1];
+  while (inner > 0 && step[inner] === 1 && begin[inner] === 0 && size[inner] === shape[inner] && step[inner - 1] === 1) {
+    inner--;
+    run *= size[inner];
+  }
+  const outer = size.slice(0, inner);
+  const total = outer.reduce((a, b) => a * b, 1);
+  const index = new Array<number>(inner).fill(0);
+  const innerStep = step[inner] * strides[inner];
+  let out = 0;
+  for (let n = 0; n < total; n++) {
+    let offset = begin[inner] * strides[inner];
+    for (let d = 0; d < inner; d++) offset += (begin[d] + index[d] * step[d]) * strides[d];
+    if (step[inner] === 1) {
+      dst.set(src.subarray(offset, offset + run), out);
+      out += run;
+    } else {
+      for (let i = 0; i < run; i++) dst[out++] = src[offset + i * innerStep];
+    }
+    for (let d = inner - 1; d >= 0; d--) {
+      if (++index[d] < outer[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+const sliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  if (x.dtype === 'string') return original(tf.Slice)({ inputs, backend, attrs });
+  const { begin, size } = attrs as unknown as SliceAttrs;
+  const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+  const wasm = wasmBackend(backend);
+  const out = wasm.makeOutput(s, x.dtype); // allocate first: growing the heap detaches older views
+  if (s.some((n) => n === 0)) return out;
+  copyBox(wasm.typedArrayFromHeap(x), x.shape, b, s, s.map(() => 1), wasm.typedArrayFromHeap(out));
+  return out;
+};
+
+const stridedSliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  const a = attrs as unknown as StridedSliceAttrs;
+  const info = tf.slice_util.sliceInfo(
+    x.shape,
+    a.begin,
+    a.end,
+    a.strides,
+    a.beginMask,
+    a.endMask,
+    a.ellipsisMask,
+    a.newAxisMask,
+    a.shrinkAxisMask,
+  );
+  const steps = info.strides;
+  if (x.dtype === 'string' || info.isIdentity || steps.some((st) => st <= 0)) {
+    return original(tf.StridedSlice)({ inputs, backend, attrs });
+  }
+  const wasm = wasmBackend(backend);
+  const out = wasm.makeOutput(info.finalShape, x.dtype);
+  const size = info.finalShapeSparse;
+  if (size.some((n) => n <= 0)) return out;
+  copyBox(wasm.typedArrayFromHeap(x), x.shape, info.begin, size, steps, wasm.typedArrayFromHeap(out));
+  return out;
+};
+
+// ---------------------------------------------------------------------------------------------- convolutions
+
+function convInfo(xShape: number[], filterShape: number[], a: Conv2DBackpropFilterAttrs | Conv2DBackpropInputAttrs) {
+  if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') {
+    throw new Error(`wasm conv gradient: only NHWC is supported, got dataFormat ${a.dataFormat}`);
+  }
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+}
+
+/**
+ * Pads (positive amounts) or crops (negative amounts) the two spatial axes of an NHWC tensor. Positive amounts are
+ * returned for the convolution to apply itself (explicit padding costs nothing extra there); negative ones are
+ * cropped here.
+ */
+function cropNegative(x: tf.Tensor4D, pads: [number, number, number, number]): [tf.Tensor4D, number[][]] {
+  const [t, b, l, r] = pads;
+  const [n, h, w, c] = x.shape;
+  const ct = Math.max(0, -t);
+  const cb = Math.max(0, -b);
+  const cl = Math.max(0, -l);
+  const cr = Math.max(0, -r);
+  const cropped = ct || cb || cl || cr ? tf.slice(x, [0, ct, cl, 0], [n, h - ct - cb, w - cl - cr, c]) : x;
+  return [cropped, [[0, 0], [Math.max(0, t), Math.max(0, b)], [Math.max(0, l), Math.max(0, r)], [0, 0]]];
+}
+
+/** Inserts `s - 1` zeros after every element along axes 1 and 2 (the trailing zeros are kept). */
+function zeroDilate(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape;
+  return tf
+    .pad(x.reshape([n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+    .reshape([n, h * sh, w * sw, c]);
+}
+
+const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
+  const a = attrs as unknown as Conv2DBackpropInputAttrs;
+  const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
+  const filter = asTensor(input(inputs, 'filter')) as tf.Tensor4D;
+  const info = convInfo(a.inputShape, filter.shape, a);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
+  const [, h, w] = a.inputShape;
+  return tf.tidy(() => {
+    const dilated = zeroDilate(dy, sh, sw); // [B, Ho*sh, Wo*sw, Cout]
+    const top = kh - 1 - info.padInfo.top;
+    const left = kw - 1 - info.padInfo.left;
+    const bottom = h + kh - 1 - dilated.shape[1] - top;
+    const right = w + kw - 1 - dilated.shape[2] - left;
+    const [src, pads] = cropNegative(dilated, [top, bottom, left, right]);
+    const flipped = tf.reverse(filter, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(src, flipped, 1, pads as tf.backend_util.ExplicitPadding);
+  });
+};
+
+const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
+  const a = attrs as unknown as Conv2DBackpropFilterAttrs;
+  const x = asTensor(input(inputs, 'x')) as tf.Tensor4D;
+  const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
+  const info = convInfo(x.shape, a.filterShape, a);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: ho, outWidth: wo } = info;
+  const [, h, w] = x.shape;
+  return tf.tidy(() => {
+    // out[ci, i, j, co] = sum_{b,y,x} xpad[b, i + y*sh, j + x*sw, ci] * dy[b, y, x, co]: a 'valid' convolution of
+    // the channel/batch-swapped input by the gradient used as filter, with dilation = stride.
+    const top = info.padInfo.top;
+    const left = info.padInfo.left;
+    const bottom = kh + (ho - 1) * sh - h - top;
+    const right = kw + (wo - 1) * sw - w - left;
+    const [src, pads] = cropNegative(x, [top, bottom, left, right]);
+    const xt = src.transpose([3, 1, 2, 0]) as tf.Tensor4D; // [Cin, H, W, B]
+    const dyt = dy.transpose([1, 2, 0, 3]) as tf.Tensor4D; // [Ho, Wo, B, Cout]
+    const swapped: tf.Tensor4D =
+      sh === 1 && sw === 1
+        ? tf.conv2d(xt, dyt, 1, pads as tf.backend_util.ExplicitPadding)
+        : // tf.conv2d refuses explicit padding with dilations > 1 on some paths; pad first then 'valid'.
+          tf.conv2d(tf.pad(xt, pads as Array<[number, number]>), dyt, 1, 'valid', 'NHWC', [sh, sw]);
+    return swapped.transpose([1, 2, 0, 3]); // [kh, kw, Cin, Cout]
+  });
+};
+
+// ---------------------------------------------------------------------------------------------- matmul
+
+const batchMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
+  if (!transposeA && !transposeB) return original(tf.BatchMatMul)({ inputs, backend, attrs });
+  const swapLast = (t: tf.Tensor): tf.Tensor => {
+    const perm = t.shape.map((_, i) => i);
+    const r = perm.length;
+    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+    return tf.transpose(t, perm);
+  };
+  const a = transposeA ? swapLast(asTensor(input(inputs, 'a'))) : asTensor(input(inputs, 'a'));
+  const b = transposeB ? swapLast(asTensor(input(inputs, 'b'))) : asTensor(input(inputs, 'b'));
+  try {
+    return original(tf.BatchMatMul)({
+      inputs: { a, b },
+      backend,
+      attrs: { ...attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap,
+    });
+  } finally {
+    if (transposeA) a.dispose();
+    if (transposeB) b.dispose();
+  }
+};
+
+// ---------------------------------------------------------------------------------------------- segment sum
+
+const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { numSegments } = attrs as unknown as UnsortedSegmentSumAttrs;
+  const x = input(inputs, 'x');
+  const ids = input(inputs, 'segmentIds');
+  const wasm = wasmBackend(backend);
+  const rowShape = x.shape.slice(ids.shape.length);
+  const row = rowShape.reduce((p, q) => p * q, 1);
+  const out = wasm.makeOutput([numSegments, ...rowShape], x.dtype);
+  const dst = wasm.typedArrayFromHeap(out);
+  dst.fill(0);
+  const src = wasm.typedArrayFromHeap(x);
+  const seg = wasm.typedArrayFromHeap(ids);
+  for (let i = 0; i < seg.length; i++) {
+    const s = seg[i];
+    if (s < 0 || s >= numSegments) continue; // TensorFlow drops out-of-range ids
+    const o = s * row;
+    const k = i * row;
+    for (let j = 0; j < row; j++) dst[o + j] += src[k + j];
+  }
+  return out;
+};
+
+// ---------------------------------------------------------------------------------------------- gradients
+
+/** Gradient of depthToSpace (NHWC): the inverse rearrangement, as reshape + transpose. */
+const depthToSpaceGrad: GradConfig = {
+  kernelName: tf.DepthToSpace,
+  gradFunc: (dy, _saved, attrs) => {
+    const { blockSize: k, dataFormat } = attrs as unknown as DepthToSpaceAttrs;
+    if (dataFormat !== 'NHWC') throw new Error(`depthToSpace gradient: only NHWC is supported, got ${dataFormat}`);
+    const g = dy as tf.Tensor4D;
+    const [n, h, w, c] = g.shape;
+    return {
+      x: () =>
+        g
+          .reshape([n, h / k, k, w / k, k, c])
+          .transpose([0, 1, 3, 2, 4, 5])
+          .reshape([n, h / k, w / k, k * k * c]),
+    };
+  },
+};
+
+/** Gradient of stridedSlice for positive strides without new/shrink axes: zeros with dy scattered back. */
+const stridedSliceGrad: GradConfig = {
+  kernelName: tf.StridedSlice,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const a = attrs as unknown as StridedSliceAttrs;
+    const info = tf.slice_util.sliceInfo(
+      x.shape,
+      a.begin,
+      a.end,
+      a.strides,
+      a.beginMask,
+      a.endMask,
+      a.ellipsisMask,
+      a.newAxisMask,
+      a.shrinkAxisMask,
+    );
+    if (info.strides.some((s) => s <= 0) || a.newAxisMask !== 0) {
+      throw new Error('stridedSlice gradient: only positive strides without newAxisMask are supported');
+    }
+    return {
+      x: () => {
+        let g = (dy as tf.Tensor).reshape(info.finalShapeSparse);
+        for (let axis = 0; axis < x.rank; axis++) {
+          const step = info.strides[axis];
+          const n = info.finalShapeSparse[axis];
+          if (n === 0) return tf.zerosLike(x);
+          const shape = g.shape;
+          if (step > 1) {
+            // Interleave step-1 zeros after each element along `axis`, then drop the trailing ones.
+            const expanded = g.reshape([...shape.slice(0, axis + 1), 1, ...shape.slice(axis + 1)]);
+            const padding = expanded.shape.map((): [number, number] => [0, 0]);
+            padding[axis + 1] = [0, step - 1];
+            const spread = tf.pad(expanded, padding).reshape([
+              ...shape.slice(0, axis),
+              n * step,
+              ...shape.slice(axis + 1),
+            ]);
+            const begin = shape.map(() => 0);
+            const size = spread.shape.slice();
+            size[axis] = (n - 1) * step + 1;
+            g = tf.slice(spread, begin, size);
+          }
+          const before = info.begin[axis];
+          const after = x.shape[axis] - before - g.shape[axis];
+          if (before !== 0 || after !== 0) {
+            const padding = g.shape.map((): [number, number] => [0, 0]);
+            padding[axis] = [before, after];
+            g = tf.pad(g, padding);
+          }
+        }
+        return g;
+      },
+    };
+  },
+};
+
+const zeroGrad = (kernelName: string): GradConfig => ({
+  kernelName,
+  gradFunc: (dy) => ({ a: () => tf.zerosLike(dy as tf.Tensor), b: () => tf.zerosLike(dy as tf.Tensor) }),
+});
+
+function registerGradientOnce(config: GradConfig): void {
+  if (tf.getGradient(config.kernelName) === undefined) tf.registerGradient(config);
+}
+
+// ---------------------------------------------------------------------------------------------- registration
+
+/** Names of the wasm kernels this module registers or replaces (for reports and tests). */
+export const wasmKernelNames = [
+  tf.Conv2DBackpropFilter,
+  tf.Conv2DBackpropInput,
+  tf.BatchMatMul,
+  tf.Slice,
+  tf.StridedSlice,
+  tf.UnsortedSegmentSum,
+] as const;
+
+/** Registers the project's wasm kernels and missing gradients. Idempotent; called on import. */
+export function registerWasmKernels(): void {
+  replaceKernel(tf.Conv2DBackpropFilter, conv2DBackpropFilterKernel);
+  replaceKernel(tf.Conv2DBackpropInput, conv2DBackpropInputKernel);
+  replaceKernel(tf.BatchMatMul, batchMatMulKernel);
+  replaceKernel(tf.Slice, sliceKernel);
+  replaceKernel(tf.StridedSlice, stridedSliceKernel);
+  replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel);
+  registerGradientOnce(depthToSpaceGrad);
+  registerGradientOnce(stridedSliceGrad);
+  for (const name of [tf.Greater, tf.GreaterEqual, tf.Less, tf.LessEqual, tf.Equal, tf.NotEqual]) {
+    registerGradientOnce(zeroGrad(name));
+  }
+}
+
+registerWasmKernels();

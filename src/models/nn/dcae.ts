@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Conv2d, type Periodic, createConv2d, dropout, layerNorm, patchify, silu, softclip, unpatchify } from './layers.js';
-import { type ApplyOptions, type Network, type ParameterMap, ParameterScope, checkShape, formatShape } from './module.js';
+import { type ApplyOptions, type Network, type ParameterMap, ParameterScope, checkShape, disposeParameters, formatShape } from './module.js';
 
 export interface DcaeConfig {
   /** Channels of the physical fields (input of the encoder, output of the decoder). */
@@ -235,9 +235,7 @@ export function createDcae(config: DcaeConfig): Dcae {
       if (h % factor !== 0 || w % factor !== 0) throw new Error(`dcae: input size [${h}, ${w}] is not a multiple of ${factor}`);
       return [h / factor, w / factor, c.latentChannels];
     },
-    dispose() {
-      for (const v of params.values()) v.dispose();
-    },
+    dispose: () => disposeParameters(params),
   };
 }
 

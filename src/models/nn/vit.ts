@@ -30,6 +30,7 @@ import {
   ParameterScope,
   type SeededRandom,
   checkShape,
+  disposeParameters,
   formatShape,
   normalInit,
 } from './module.js';
@@ -340,9 +341,7 @@ export function createVit(config: VitConfig): Vit {
         return y.reshape([b, l, h, w, c.channels]);
       });
     },
-    dispose() {
-      for (const v of params.values()) v.dispose();
-    },
+    dispose: () => disposeParameters(params),
   };
 }
 

@@ -10,7 +10,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { from, type Source } from '../../streams/core.js';
-import { H5Worker } from '../../streams/well/pool.js';
+import { wellWriterWorker, type H5Worker } from '../../streams/well/pool.js';
 import { mergeMomentSets, type MomentSet } from '../../streams/well/moments.js';
 import { formatStatsYaml, statsFromMoments, type WellStats } from '../../streams/well/stats.js';
 import { componentCount, frameShape, type WellFieldSpec, type WellFileSpec } from './spec.js';
@@ -49,6 +49,8 @@ export interface WriteWellOptions {
   /** Called after each trajectory is fully written, with its index in the file. */
   onTrajectory?: (index: number) => void;
   signal?: AbortSignal;
+  /** The worker thread doing the HDF5 writes (default: one shared by all writers of the process). */
+  worker?: H5Worker;
 }
 
 export interface WriteWellResult {
@@ -272,21 +274,16 @@ export async function writeWell(
   spec: WellFileSpec,
   options: WriteWellOptions = {},
 ): Promise<WriteWellResult> {
-  const worker = new H5Worker();
+  const writer = await WellFileWriter.create(options.worker ?? wellWriterWorker(), path, spec, options);
   try {
-    const writer = await WellFileWriter.create(worker, path, spec, options);
-    try {
-      for await (const trajectory of from(source)) {
-        options.signal?.throwIfAborted();
-        await writer.writeTrajectory(trajectory);
-      }
-      return await writer.finish();
-    } catch (err) {
-      await writer.abort();
-      throw err;
+    for await (const trajectory of from(source)) {
+      options.signal?.throwIfAborted();
+      await writer.writeTrajectory(trajectory);
     }
-  } finally {
-    await worker.terminate();
+    return await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
   }
 }
 
@@ -339,7 +336,7 @@ function isSplitRecord(x: unknown): x is Partial<Record<WellSplit, Source<WellTr
  * Writes a dataset root in The Well's layout: `<root>/data/{train,valid,test}/<fileName>` and
  * `<root>/stats.yaml` (moments of the train split, accumulated while writing: no second pass). `source` is
  * either one stream of trajectories, dealt to splits by `fractions`, or one stream per split. All three files
- * are written through one worker thread; each is renamed into place only when complete, and stats.yaml last.
+ * are written through the same worker thread; each is renamed into place only when complete, and stats.yaml last.
  */
 export async function writeWellDataset(
   source: Source<WellTrajectory> | Partial<Record<WellSplit, Source<WellTrajectory>>>,
@@ -348,7 +345,7 @@ export async function writeWellDataset(
   options: WriteWellDatasetOptions,
 ): Promise<WriteWellDatasetResult> {
   const fileName = options.fileName.endsWith('.hdf5') ? options.fileName : `${options.fileName}.hdf5`;
-  const worker = new H5Worker();
+  const worker = options.worker ?? wellWriterWorker();
   const writers: Partial<Record<WellSplit, WellFileWriter>> = {};
   try {
     for (const split of WELL_SPLITS) {
@@ -393,7 +390,5 @@ export async function writeWellDataset(
   } catch (err) {
     for (const w of Object.values(writers)) await w?.abort();
     throw err;
-  } finally {
-    await worker.terminate();
   }
 }

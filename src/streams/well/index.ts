@@ -9,4 +9,4 @@ export * from './normalize.js';
 export * from './moments.js';
 export * from './stats.js';
 export * from './compute-stats.js';
-export { H5Pool, H5Worker, WorkerCrashError, wellPool, closeWellPool } from './pool.js';
+export { H5Pool, H5Worker, WorkerCrashError, wellPool, wellWriterWorker, closeWellPool } from './pool.js';

@@ -131,6 +131,16 @@ function defaultPoolSize(): number {
 }
 
 let shared: H5Pool | null = null;
+let writer: H5Worker | null = null;
+
+/**
+ * The process-wide worker that Well writers share (a writer's state lives in one worker, so writers are not
+ * spread over the pool). Recreated if it died; idle, it does not keep the process alive.
+ */
+export function wellWriterWorker(): H5Worker {
+  if (!writer || !writer.alive) writer = new H5Worker();
+  return writer;
+}
 
 /** The process-wide reader pool (created on first use; its idle workers do not keep the process alive). */
 export function wellPool(): H5Pool {
@@ -138,9 +148,11 @@ export function wellPool(): H5Pool {
   return shared;
 }
 
-/** Terminates the shared pool's workers (a new pool is made on next use). */
+/** Terminates the shared pool's workers and the shared writer worker (new ones are made on next use). */
 export async function closeWellPool(): Promise<void> {
   const p = shared;
+  const w = writer;
   shared = null;
-  await p?.close();
+  writer = null;
+  await Promise.all([p?.close(), w?.terminate()]);
 }

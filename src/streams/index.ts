@@ -10,3 +10,4 @@ export * from './transfer.js';
 export * from './workers.js';
 export * from './well/index.js';
 export * from './simulate/index.js';
+export * from './latent-cache.js';

@@ -1,0 +1,118 @@
+import t from 'tap';
+import { readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import {
+  writeLatentCache, readLatentCache, openLatentCache, LatentCacheError, collect, seededRandom,
+  type LatentTrajectory, type LatentCacheMeta,
+} from '../../src/index.js';
+
+const meta: LatentCacheMeta = {
+  autoencoder: 'ae-run-7f3a',
+  normalisation: { kind: 'zscore', mean: { density: 1.5 } },
+  labelNames: ['gamma', 'periodic'],
+  split: 'train',
+  source: 'euler_mini.hdf5',
+  extra: { note: 'test' },
+};
+
+function trajectories(n: number, shape: [number, number, number, number], seed = 1): LatentTrajectory[] {
+  const rng = seededRandom(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  return Array.from({ length: n }, (_, i) => ({
+    latents: Float32Array.from({ length: size }, () => rng.next() * 2 - 1),
+    shape,
+    labels: new Float32Array([1.4 + i, i % 2]),
+    origin: { file: 'euler_mini.hdf5', trajectory: i >> 1, augmentation: i & 1, transform: i & 1 ? 'flip:x' : '' },
+  }));
+}
+
+t.test('round trip: values, shapes, labels, origins and metadata', async (t) => {
+  const dir = t.testdir();
+  const rows = trajectories(5, [4, 3, 2, 5]);
+  const copies = rows.map((r) => ({ ...r, latents: r.latents.slice(), labels: r.labels.slice() }));
+  const path = join(dir, 'train', 'euler.arrow');
+  const result = await writeLatentCache(rows, { path, meta, rowsPerBatch: 2 });
+  t.same(result, { path, trajectories: 5, shape: [4, 3, 2, 5] });
+  const back = await collect(readLatentCache(path, { autoencoder: 'ae-run-7f3a' }));
+  t.equal(back.length, 5);
+  back.forEach((row, i) => {
+    t.same(row.shape, [4, 3, 2, 5]);
+    t.same(Array.from(row.latents), Array.from(copies[i]!.latents), `latents ${i} exact`);
+    t.same(Array.from(row.labels), Array.from(copies[i]!.labels));
+    t.same(row.origin, copies[i]!.origin);
+  });
+  const info = await openLatentCache(path);
+  t.equal(info.trajectories, 5);
+  t.same(info.labelNames, meta.labelNames);
+  t.same(info.normalisation, meta.normalisation);
+  t.equal(info.split, 'train');
+  t.same(info.extra, { note: 'test' });
+  t.same(readdirSync(join(dir, 'train')), ['euler.arrow'], 'no temporary file left');
+});
+
+t.test('the writer pulls rows only as fast as it writes them', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'big.arrow');
+  const rowBytes = 4 * 16 * 32 * 32 * 8; // 512 KB per trajectory
+  let pulled = 0;
+  let worst = 0;
+  async function* slowSource() {
+    for (const row of trajectories(24, [16, 32, 32, 8], 3)) {
+      const tmp = readdirSync(dir).find((f) => f.includes('.tmp-'));
+      const written = tmp ? statSync(join(dir, tmp)).size : 0;
+      worst = Math.max(worst, pulled - Math.floor(written / rowBytes));
+      pulled++;
+      yield row;
+    }
+  }
+  await writeLatentCache(slowSource(), { path, meta });
+  t.equal(pulled, 24);
+  t.ok(worst <= 6, `rows pulled but not yet on disk stayed small (${worst})`);
+});
+
+t.test('bad rows stop the write and leave nothing under the final name', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'bad.arrow');
+  const rows = trajectories(3, [2, 2, 2, 2]);
+  rows[2] = { ...rows[2]!, shape: [2, 2, 2, 3], latents: new Float32Array(24) };
+  await t.rejects(writeLatentCache(rows, { path, meta }), /trajectory 1 of euler_mini.hdf5 .*differs from the file's \[2,2,2,2\]/);
+  t.notOk(existsSync(path));
+  t.same(readdirSync(dir), [], 'temporary file removed');
+  const nan = trajectories(2, [2, 2, 2, 2]);
+  nan[1]!.latents[5] = NaN;
+  await t.rejects(writeLatentCache(nan, { path, meta }), /non-finite latent value at flat index 5/);
+  await t.rejects(writeLatentCache([], { path, meta }), /no trajectories/);
+  await t.rejects(writeLatentCache(trajectories(1, [1, 1, 1, 1]), { path, meta: { ...meta, labelNames: ['one'] } }), /2 labels but meta.labelNames has 1/);
+});
+
+t.test('reading checks the format and the autoencoder before any row', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'c.arrow');
+  await writeLatentCache(trajectories(2, [1, 2, 2, 1]), { path, meta });
+  await t.rejects(collect(readLatentCache(path, { autoencoder: 'other-run' })), /made by autoencoder "ae-run-7f3a", expected "other-run"/);
+  const junk = join(dir, 'junk.arrow');
+  writeFileSync(junk, 'this is not arrow');
+  await t.rejects(collect(readLatentCache(junk)), LatentCacheError);
+  await t.rejects(openLatentCache(join(dir, 'missing.arrow')), /cannot open latent cache/);
+});
+
+const hasPyarrow = spawnSync('python3', ['-c', 'import pyarrow'], { encoding: 'utf8' }).status === 0;
+t.test('pyarrow reads the cache (shapes and values)', { skip: hasPyarrow ? false : 'python3 with pyarrow is not installed (Debian 12 does not package it)' }, async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'py.arrow');
+  const rows = trajectories(3, [2, 3, 3, 2]);
+  const expected = rows.map((r) => Array.from(r.latents.slice(0, 4)));
+  await writeLatentCache(rows, { path, meta });
+  const script = `
+import json, sys, pyarrow.ipc as ipc
+t = ipc.open_file(sys.argv[1]).read_all()
+shape = json.loads(t.schema.field("latents").metadata[b"shape"])
+print(json.dumps({"rows": t.num_rows, "shape": shape, "head": [r[:4] for r in t.column("latents").to_pylist()]}))`;
+  const run = spawnSync('python3', ['-c', script, path], { encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  const out = JSON.parse(run.stdout) as { rows: number; shape: number[]; head: number[][] };
+  t.equal(out.rows, 3);
+  t.same(out.shape, [2, 3, 3, 2]);
+  out.head.forEach((h, i) => h.forEach((v, j) => t.ok(Math.abs(v - expected[i]![j]!) < 1e-7)));
+});

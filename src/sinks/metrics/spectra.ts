@@ -204,7 +204,7 @@ export function addIsotropicCross(
   for (let p = 0; p < n; p++) {
     const re = xr[p]! * yr[p]! + xi[p]! * yi[p]!;
     const im = xi[p]! * yr[p]! - xr[p]! * yi[p]!;
-    sums[binning.bin[p]!]! += Math.hypot(re, im) / n;
+    sums[binning.bin[p]!]! += Math.sqrt(re * re + im * im) / n;
   }
   for (let b = 1; b < sums.length; b++) out[b - 1]! += (weight * sums[b]!) / Math.max(binning.counts[b]!, 1);
 }

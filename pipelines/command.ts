@@ -15,5 +15,5 @@ export interface Command {
 
 /** A user-facing error: the CLI prints its message without a stack trace and exits with code 2. */
 export class UsageError extends Error {
-  override readonly name = 'UsageError';
+  override readonly name: string = 'UsageError';
 }

@@ -1,0 +1,86 @@
+/**
+ * Pipeline configuration: a YAML or JSON file merged over a pipeline's defaults, then `--set a.b=value`
+ * overrides from the command line. Every key must exist in the defaults and keep its type, so a typo or a wrong
+ * value stops the run before any work, with the file and key named.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { UsageError } from './command.js';
+
+export type ConfigValue = string | number | boolean | null | ConfigValue[] | { [key: string]: ConfigValue };
+export type ConfigObject = { [key: string]: ConfigValue };
+
+/** A configuration error: names where the bad value came from and what was expected. */
+export class ConfigError extends UsageError {
+  override readonly name = 'ConfigError';
+}
+
+function isObject(v: unknown): v is ConfigObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'list' : typeof v;
+}
+
+/**
+ * Merges `override` into `base`. Keys must exist in `base`; values must have the base value's type (numbers,
+ * strings, booleans, lists, objects); a `null` default accepts any value. `origin` names the source in errors.
+ */
+export function mergeConfig<T extends ConfigObject>(base: T, override: unknown, origin: string, path = ''): T {
+  if (!isObject(override)) {
+    throw new ConfigError(`${origin}: ${path || 'the configuration'} must be a mapping of keys to values, got ${typeName(override)}`);
+  }
+  const out: ConfigObject = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const where = path ? `${path}.${key}` : key;
+    if (!(key in base)) {
+      const known = Object.keys(base).join(', ');
+      throw new ConfigError(`${origin}: unknown key "${where}" (known keys${path ? ` of ${path}` : ''}: ${known})`);
+    }
+    const current = base[key];
+    if (current === null || current === undefined) out[key] = value as ConfigValue;
+    else if (isObject(current)) out[key] = mergeConfig(current, value, origin, where);
+    else if (typeName(current) !== typeName(value)) {
+      throw new ConfigError(`${origin}: "${where}" must be a ${typeName(current)} (like ${JSON.stringify(current)}), got ${JSON.stringify(value)}`);
+    } else out[key] = value as ConfigValue;
+  }
+  return out as T;
+}
+
+/** Parses one `key.path=value` override; the value is read as YAML (`3`, `true`, `[1, 2]`, `text`). */
+export function parseOverride(text: string): ConfigObject {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set ${text}: expected key=value (e.g. --set train.steps=200)`);
+  const keys = text.slice(0, eq).split('.');
+  let value: ConfigValue = parseYaml(text.slice(eq + 1)) as ConfigValue;
+  for (const key of keys.reverse()) value = { [key]: value };
+  return value as ConfigObject;
+}
+
+/** Reads a YAML or JSON file into an object, with an error naming the file on failure. */
+export async function readConfigFile(path: string): Promise<ConfigObject> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (!isObject(parsed)) throw new ConfigError(`config file ${path}: expected a mapping at the top level, got ${typeName(parsed)}`);
+  return parsed;
+}
+
+/** Defaults, then the file (if any), then each `--set` override, in order. */
+export async function resolveConfig<T extends ConfigObject>(defaults: T, file: string | undefined, overrides: string[] = []): Promise<T> {
+  let config = defaults;
+  if (file) config = mergeConfig(config, await readConfigFile(file), `config file ${file}`);
+  for (const o of overrides) config = mergeConfig(config, parseOverride(o), `--set ${o}`);
+  return config;
+}

@@ -1,0 +1,56 @@
+import t from 'tap';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig, mergeConfig, parseOverride, ConfigError } from '../../pipelines/config.js';
+import { parseShard, shardItems, shardTag } from '../../pipelines/shard.js';
+import { openRunDir, configDifferences } from '../../pipelines/run-dir.js';
+import { collect, pipe } from '../../src/index.js';
+
+const defaults = { data: { root: 'data', resolution: 64 }, train: { steps: 100, lr: 1e-3, channels: [32, 64] }, seed: 0, note: null };
+
+t.test('defaults, then the file, then --set overrides', async (t) => {
+  const dir = t.testdir({ 'a.yaml': 'train:\n  steps: 500\n  channels: [16, 32, 64]\nseed: 3\n', 'b.json': '{"data": {"resolution": 32}}' });
+  const c = await resolveConfig(defaults, join(dir, 'a.yaml'), ['train.lr=0.0002', 'note={"free": "form"}']);
+  t.same(c, { data: { root: 'data', resolution: 64 }, train: { steps: 500, lr: 0.0002, channels: [16, 32, 64] }, seed: 3, note: { free: 'form' } });
+  t.equal((await resolveConfig(defaults, join(dir, 'b.json'))).data.resolution, 32);
+});
+
+t.test('bad configurations are refused with the source and key named', async (t) => {
+  const dir = t.testdir({ 'typo.yaml': 'train:\n  stesp: 5\n', 'type.yaml': 'train:\n  steps: many\n', 'bad.yaml': 'train: [1\n', 'list.yaml': '- 1\n- 2\n' });
+  await t.rejects(resolveConfig(defaults, join(dir, 'typo.yaml')), /typo.yaml: unknown key "train.stesp" \(known keys of train: steps, lr, channels\)/);
+  await t.rejects(resolveConfig(defaults, join(dir, 'type.yaml')), /"train.steps" must be a number \(like 100\), got "many"/);
+  await t.rejects(resolveConfig(defaults, join(dir, 'bad.yaml')), /bad.yaml: not valid YAML/);
+  await t.rejects(resolveConfig(defaults, join(dir, 'list.yaml')), /expected a mapping at the top level, got list/);
+  await t.rejects(resolveConfig(defaults, join(dir, 'missing.yaml')), /missing.yaml: cannot read it \(ENOENT\)/);
+  t.throws(() => parseOverride('train.steps'), ConfigError);
+  t.throws(() => mergeConfig(defaults, parseOverride('seed=x'), '--set seed=x'), /"seed" must be a number/);
+});
+
+t.test('shards: explicit, from Slurm, and the round-robin split', async (t) => {
+  t.same(parseShard('2/8'), { index: 2, count: 8 });
+  t.throws(() => parseShard('8/8'), /need 0 <= i < n/);
+  t.throws(() => parseShard('two'), /expected i\/n/);
+  t.same(parseShard(undefined, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_COUNT: '6', SLURM_ARRAY_TASK_MIN: '1' }), { index: 4, count: 6 });
+  t.same(parseShard(undefined, {}), { index: 0, count: 1 });
+  const items = Array.from({ length: 10 }, (_, i) => i);
+  const parts = await Promise.all([0, 1, 2].map((i) => collect(pipe(items, shardItems<number>({ index: i, count: 3 })))));
+  t.same(parts, [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]);
+  t.equal(shardTag({ index: 3, count: 8 }), 'shard-0003-of-0008');
+});
+
+t.test('run directories: record, log, resume, refuse another configuration', async (t) => {
+  const dir = join(t.testdir(), 'run');
+  const run = await openRunDir(dir, 'train-ae', defaults);
+  t.notOk(run.resumed);
+  await run.log('step', { step: 1, loss: 0.5 });
+  const again = await openRunDir(dir, 'train-ae', { ...defaults, train: { ...defaults.train, steps: 200 } }, { mutable: ['train.steps'] });
+  t.ok(again.resumed, 'same configuration (but a mutable key) resumes');
+  await t.rejects(openRunDir(dir, 'train-ae', { ...defaults, seed: 9 }), /another configuration \(.*seed: 0 -> 9/);
+  await t.rejects(openRunDir(dir, 'cache', defaults), /holds a "train-ae" run/);
+  const lines = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+  t.same(lines.map((l) => l.event), ['start', 'step', 'resume']);
+  t.match(readFileSync(join(dir, 'config.yaml'), 'utf8'), /steps: 200/);
+  writeFileSync(join(dir, 'run.json'), '{oops');
+  await t.rejects(openRunDir(dir, 'train-ae', defaults), /unreadable run record/);
+  t.same(configDifferences({ a: 1, b: [1] }, { a: 1, b: [2] }), ['b: [1] -> [2]']);
+});

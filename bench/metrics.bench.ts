@@ -3,10 +3,10 @@
  * - memory: heap held by the reducer after 4, 16 and 64 trajectories (after GC; run with --expose-gc, as
  *   bench/run.ts does), and the reducer's own count of numbers held: flat in the number of trajectories;
  * - throughput: frames scored per second for 64x64 (M = 8) and 256x256 (M = 16) frames, with and without the
- *   Wasserstein-1 sort, and the time to render a report.
+ *   Wasserstein-1 sort, on 1 and 2 worker threads, and the time to render a report.
  * The machine is shared (2 cores, several engineers at once): timings are noisy.
  */
-import { MetricsReducer, scoreFrame, summarize, syntheticRollouts, type RolloutChunk } from '../src/sinks/metrics/index.js';
+import { MetricsReducer, reduceMetrics, scoreFrame, summarize, syntheticRollouts, type RolloutChunk } from '../src/sinks/metrics/index.js';
 import { renderReport } from '../src/sinks/report/index.js';
 
 const bench = 'metrics';
@@ -54,6 +54,14 @@ async function throughput(): Promise<void> {
       emit('frames_per_second', frames / seconds, 'frames/s', { grid: `${size}x${size}`, members, w1: !skipW1 });
       emit('input_rate', (frames * size * size * (members + 1) * 4) / 2 ** 20 / seconds, 'MiB/s', { grid: `${size}x${size}`, members, w1: !skipW1 });
     }
+  }
+  // The same 64x64 stream scored by reduceMetrics on 1 and 2 worker threads (the machine has 2 cores).
+  for (const threads of [1, 2]) {
+    const frames = 96;
+    const start = performance.now();
+    await reduceMetrics(syntheticRollouts({ trajectories: 4, leads: frames / 4, members: 8, height: 64, width: 64, fields: ['a'], chunk: 6 }), { threads, noSnapshots: true });
+    const seconds = (performance.now() - start) / 1000;
+    emit('frames_per_second_threads', frames / seconds, 'frames/s', { grid: '64x64', members: 8, threads, note: 'includes generating the synthetic input on the main thread' });
   }
   // One Euler-sized frame (512 x 512, 16 members) to put the per-frame cost in context.
   const n = 512 * 512;

@@ -152,6 +152,9 @@ t.test('streaming over chunks equals the whole-array result', async (t) => {
     const chunked = await reduceMetrics(syntheticRollouts({ ...base, chunk }), { snapshotLeads: [1, 5, 9] });
     sameResult(t, chunked, whole, `chunks of ${chunk} lead(s)`);
   }
+  // Scored in two worker threads: the same result, folded in input order.
+  const threaded = await reduceMetrics(syntheticRollouts({ ...base, chunk: 2 }), { snapshotLeads: [1, 5, 9], threads: 2 });
+  sameResult(t, threaded, whole, 'two worker threads');
   // And the reduction equals the mean of per-frame scores computed directly on whole rollouts.
   const items = await collect(syntheticRollouts({ ...base }));
   const [h, w] = [16, 12];

@@ -64,3 +64,4 @@ export {
   type TableRow,
 } from './results.js';
 export { syntheticRollouts, type SyntheticOptions } from './synthetic.js';
+export { scoreChunk, type PreparedChunk, type ScoreOptions, type ChunkScores, type SnapshotPlane } from './score.js';

@@ -8,8 +8,11 @@
  * Because every metric is a per-frame scalar averaged over trajectories, feeding a rollout whole or in chunks
  * gives the same sums in the same order, hence the same result.
  */
-import { from, type Source } from '../../streams/core.js';
-import { METRICS, scoreFrame, type Convention, type FrameMetricsOptions, type MetricName } from './frame.js';
+import { from, pipe, siblingModule, type Source } from '../../streams/core.js';
+import { workerMap } from '../../streams/workers.js';
+import type { ScoreTask } from './score-worker.js';
+import { METRICS, type Convention, type FrameMetricsOptions, type MetricName } from './frame.js';
+import { scoreChunk, type ChunkScores, type PreparedChunk, type ScoreOptions } from './score.js';
 import { isotropicBinning } from './spectra.js';
 
 /** One chunk of one trajectory's rollout, scored against the truth. */
@@ -35,6 +38,8 @@ export interface MetricsOptions extends FrameMetricsOptions {
   snapshotLeads?: readonly number[];
   /** Keep no snapshot frames at all. */
   noSnapshots?: boolean;
+  /** Worker threads scoring chunks in reduceMetrics (default 1: score on the calling thread). */
+  threads?: number;
   /** Called after each chunk with the running number of frames scored (for progress displays). */
   onProgress?: (framesScored: number) => void;
 }
@@ -114,58 +119,74 @@ export class MetricsReducer {
   private readonly snapshotTrajectory = new Map<string, string>();
   private readonly snapshotLeads: Set<number>;
   private chunks = 0;
+  private prepared = 0;
   private framesScored = 0;
 
   constructor(private readonly options: MetricsOptions = {}) {
     this.snapshotLeads = new Set(options.noSnapshots ? [] : (options.snapshotLeads ?? DEFAULT_SNAPSHOT_LEADS));
   }
 
-  /** Scores every frame of `chunk` and folds it into the sums. */
+  /** Scores every frame of `chunk` (on this thread) and folds it into the sums. */
   add(chunk: RolloutChunk): void {
-    const where = describe(chunk, this.chunks);
-    const { fields, spatialShape, truth, ensemble } = validate(chunk, where);
+    this.addScores(scoreChunk(this.prepare(chunk), this.scoreOptions()));
+  }
+
+  /**
+   * Validates a chunk and fills in its defaults (model "model", trajectory "#<chunk index>"). The result can be
+   * scored anywhere (here or in a worker thread, see `scoreChunk`) and folded in with `addScores`, in order.
+   */
+  prepare(chunk: RolloutChunk): PreparedChunk {
+    const where = describe(chunk, this.prepared);
+    validate(chunk, where);
     const model = chunk.model ?? 'model';
-    const shapeKey = spatialShape.join('x');
+    const shapeKey = chunk.spatialShape.join('x');
     const known = this.shapes.get(model);
     if (known !== undefined && known !== shapeKey) {
       throw new Error(`${where}: spatial shape ${shapeKey} differs from the ${known} seen before for this model`);
     }
     this.shapes.set(model, shapeKey);
+    const trajectory = String(chunk.trajectory ?? `#${this.prepared}`);
+    this.prepared++;
+    return { ...chunk, model, trajectory };
+  }
 
-    const c = fields.length;
-    const n = spatialShape.reduce((a, b) => a * b, 1);
-    const steps = truth.length / (n * c);
-    const trajectory = String(chunk.trajectory ?? `#${this.chunks}`);
+  /** The plain-data options a `scoreChunk` call needs (no callbacks, so they can go to a worker). */
+  scoreOptions(): ScoreOptions {
+    const { convention, spreadSkillOffset, skipW1 } = this.options;
+    return { convention, spreadSkillOffset, skipW1, snapshotLeads: [...this.snapshotLeads] };
+  }
+
+  /** Folds the scores of one prepared chunk into the sums (in the order the chunks were prepared). */
+  addScores(scores: ChunkScores): void {
+    const { model, trajectory, fields, spatialShape } = scores;
     if (!this.snapshotTrajectory.has(model)) this.snapshotTrajectory.set(model, trajectory);
-    const u = new Float64Array(n);
-    const members = ensemble.map(() => new Float64Array(n));
-
-    for (let step = 0; step < steps; step++) {
-      const lead = chunk.lead + step;
+    const c = fields.length;
+    const bins = scores.bins;
+    const nm = METRICS.length;
+    for (let step = 0; step < scores.steps; step++) {
+      const lead = scores.lead + step;
       for (let ch = 0; ch < c; ch++) {
-        const base = step * n * c + ch;
-        for (let p = 0; p < n; p++) u[p] = truth[base + p * c]!;
-        ensemble.forEach((v, i) => {
-          const out = members[i]!;
-          for (let p = 0; p < n; p++) out[p] = v[base + p * c]!;
-        });
-        const scores = scoreFrame(u, members, spatialShape, this.options);
+        const frame = step * c + ch;
         const acc = this.accumulator(model, fields[ch]!, lead, spatialShape);
         acc.frames++;
-        scores.values.forEach((value, i) => {
-          if (!Number.isFinite(value)) return;
+        for (let i = 0; i < nm; i++) {
+          const value = scores.values[frame * nm + i]!;
+          if (!Number.isFinite(value)) continue;
           acc.count[i]!++;
           acc.sum[i]! += value;
           acc.sumSq[i]! += value * value;
-        });
-        for (let b = 0; b < acc.truthPower.length; b++) {
-          acc.truthPower[b]! += scores.truthPower[b]!;
-          acc.predictionPower[b]! += scores.predictionPower[b]!;
         }
-        if (this.snapshotLeads.has(lead) && this.snapshotTrajectory.get(model) === trajectory) {
-          this.snapshot(model, fields[ch]!, lead, trajectory, spatialShape, u, members);
+        for (let b = 0; b < bins; b++) {
+          acc.truthPower[b]! += scores.truthPower[frame * bins + b]!;
+          acc.predictionPower[b]! += scores.predictionPower[frame * bins + b]!;
         }
         this.framesScored++;
+      }
+    }
+    if (this.snapshotTrajectory.get(model) === trajectory) {
+      for (const plane of scores.planes) {
+        const key = `${model}\u0000${plane.field}\u0000${plane.lead}`;
+        if (!this.snapshots.has(key)) this.snapshots.set(key, { model, trajectory, ...plane });
       }
     }
     this.chunks++;
@@ -192,35 +213,6 @@ export class MetricsReducer {
       this.accumulators.set(key, acc);
     }
     return acc;
-  }
-
-  private snapshot(
-    model: string,
-    field: string,
-    lead: number,
-    trajectory: string,
-    shape: readonly number[],
-    u: Float64Array,
-    members: Float64Array[],
-  ): void {
-    const key = `${model}\u0000${field}\u0000${lead}`;
-    if (this.snapshots.has(key)) return;
-    const [h, w, slice] = planeOf(shape);
-    const take = (values: (p: number) => number): Float32Array => {
-      const out = new Float32Array(h * w);
-      for (let i = 0; i < h * w; i++) out[i] = values(i * slice.stride + slice.offset);
-      return out;
-    };
-    this.snapshots.set(key, {
-      model,
-      field,
-      lead,
-      trajectory,
-      shape: [h, w],
-      truth: take((p) => u[p]!),
-      mean: take((p) => members.reduce((s, v) => s + v[p]!, 0) / members.length),
-      member: take((p) => members[0]![p]!),
-    });
   }
 
   /**
@@ -280,7 +272,9 @@ export class MetricsReducer {
 
 /**
  * The metric sink: pulls every rollout chunk from `source`, scores it and resolves to the reduction. Holds the
- * reducer's running sums and snapshot frames (see MetricsReducer), one chunk at a time.
+ * reducer's running sums and snapshot frames (see MetricsReducer) and one chunk at a time; with `threads` > 1,
+ * chunks are scored in a pool of worker threads (copied to them, so the caller's arrays stay usable) and up to
+ * 2 x threads chunks are in flight. The result is the same either way: scores are folded in input order.
  */
 export async function reduceMetrics(
   source: Source<RolloutChunk>,
@@ -288,10 +282,31 @@ export async function reduceMetrics(
   signal?: AbortSignal,
 ): Promise<MetricsResult> {
   const reducer = new MetricsReducer(options);
-  for await (const chunk of from(source)) {
-    signal?.throwIfAborted();
-    reducer.add(chunk);
+  const threads = options.threads ?? 1;
+  if (threads <= 1) {
+    for await (const chunk of from(source)) {
+      signal?.throwIfAborted();
+      reducer.add(chunk);
+    }
+    return reducer.result();
   }
+  const scoreOptions = reducer.scoreOptions();
+  const tasks = async function* (): AsyncGenerator<ScoreTask> {
+    for await (const chunk of from(source)) {
+      signal?.throwIfAborted();
+      yield { chunk: reducer.prepare(chunk), options: scoreOptions };
+    }
+  };
+  const scored = pipe(
+    tasks(),
+    workerMap<ScoreTask, ChunkScores>({
+      filename: siblingModule(import.meta.url, 'score-worker'),
+      threads,
+      transfer: false,
+      name: 'score-rollouts',
+    }),
+  );
+  for await (const scores of scored) reducer.addScores(scores);
   return reducer.result();
 }
 
@@ -302,18 +317,6 @@ export function metricsSink(options: MetricsOptions = {}): (source: Source<Rollo
 
 function unique<T>(values: T[]): T[] {
   return [...new Set(values)];
-}
-
-/** (H, W, and the flat offset/stride of the plane) of a frame: 2D as is, 3D+ the middle slice of the last axes. */
-function planeOf(shape: readonly number[]): [number, number, { offset: number; stride: number }] {
-  if (shape.length === 1) return [1, shape[0]!, { offset: 0, stride: 1 }];
-  const h = shape[0]!;
-  const w = shape[1]!;
-  const rest = shape.slice(2).reduce((a, b) => a * b, 1);
-  // Middle index of every trailing axis, flattened.
-  let offset = 0;
-  for (const n of shape.slice(2)) offset = offset * n + Math.floor(n / 2);
-  return [h, w, { offset, stride: rest }];
 }
 
 function describe(chunk: Partial<RolloutChunk>, index: number): string {

@@ -6,15 +6,35 @@
  * console.error, is captured and summarised into the error message instead of being printed.
  */
 import { parentPort } from 'node:worker_threads';
+import fs from 'node:fs';
 
 if (!parentPort) throw new Error('h5worker must run in a worker thread');
 const port = parentPort;
 
+/** HDF5 error-stack text written since the current request started, as complete lines. */
 const diag: string[] = [];
-// h5wasm binds console.error when its module initialises: capture it before importing h5wasm.
-console.error = (...parts: unknown[]) => {
-  diag.push(parts.map(String).join(' '));
+let partial = '';
+const remember = (text: string) => {
+  const lines = (partial + text).split('\n');
+  partial = lines.pop()!;
+  diag.push(...lines.filter(Boolean));
   if (diag.length > 200) diag.splice(0, diag.length - 200);
+};
+// h5wasm binds console.error when its module initialises: capture it before importing h5wasm.
+console.error = (...parts: unknown[]) => remember(parts.map(String).join(' '));
+// With NODERAWFS the HDF5 error stack goes to file descriptor 2 through fs.writeSync: keep it for messages.
+const writeSync = fs.writeSync;
+(fs as { writeSync: unknown }).writeSync = (fd: number, buffer: unknown, ...rest: unknown[]): number => {
+  if (fd !== 2) return (writeSync as (...a: unknown[]) => number)(fd, buffer, ...rest);
+  if (typeof buffer === 'string') {
+    remember(buffer);
+    return Buffer.byteLength(buffer);
+  }
+  const bytes = buffer as Uint8Array;
+  const offset = typeof rest[0] === 'number' ? rest[0] : 0;
+  const length = typeof rest[1] === 'number' ? rest[1] : bytes.length - offset;
+  remember(Buffer.from(bytes.buffer, bytes.byteOffset + offset, length).toString('utf8'));
+  return length;
 };
 
 const { default: h5wasm } = await import('h5wasm/node');
@@ -26,6 +46,7 @@ type Op = (args: never) => unknown;
 const ops: Record<string, Op> = {
   ...(createReadOps(h5wasm, diag) as unknown as Record<string, Op>),
   ...(createWriteOps(h5wasm, diag) as unknown as Record<string, Op>),
+  __diag: (() => [...diag]) as Op,
   /** Test hook: makes this worker die the way a wasm abort would (an uncaught error outside any request). */
   __crash: (() => {
     setImmediate(() => {
@@ -51,7 +72,10 @@ port.on('message', (msg: { id: number; op: string; args: unknown }) => {
     port.postMessage({ id: msg.id, ok: false, message: `unknown HDF5 worker operation "${msg.op}"` });
     return;
   }
-  diag.length = 0;
+  if (msg.op !== '__diag') {
+    diag.length = 0;
+    partial = '';
+  }
   try {
     const value = op(msg.args as never);
     if (value instanceof Promise) return; // only the crash hook

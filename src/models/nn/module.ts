@@ -44,6 +44,31 @@ export function disposeParameters(params: ParameterMap): void {
   params.clear();
 }
 
+/**
+ * Copies named values into a parameter map, all or nothing: every name must exist on both sides with the same
+ * shape, else nothing is assigned and the error lists every missing, unexpected and mis-shaped tensor.
+ */
+export function assignParameters(
+  params: ParameterMap,
+  values: ReadonlyMap<string, tf.Tensor> | Readonly<Record<string, tf.Tensor>>,
+  what = 'parameters',
+): void {
+  const given = values instanceof Map ? values : new Map(Object.entries(values));
+  const problems: string[] = [];
+  for (const [name, v] of params) {
+    const t = given.get(name);
+    if (!t) problems.push(`missing ${name} ${formatShape(v.shape)}`);
+    else if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+      problems.push(`${name}: expected ${formatShape(v.shape)}, received ${formatShape(t.shape)}`);
+    }
+  }
+  for (const [name, t] of given) if (!params.has(name)) problems.push(`unexpected ${name} ${formatShape(t.shape)}`);
+  if (problems.length > 0) {
+    throw new Error(`${what} do not match the network (${problems.length} mismatched tensors):\n  ${problems.join('\n  ')}`);
+  }
+  for (const [name, v] of params) v.assign(given.get(name)!.toFloat());
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Seeded random numbers for initialisation
 

@@ -5,6 +5,7 @@
  * dependencies: where they did not install, they are skipped silently.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerMissingGradients } from './gradients.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -30,17 +31,24 @@ export interface SelectBackendOptions {
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
-let current: Promise<BackendInfo> | undefined;
+let current: { key: string; info: Promise<BackendInfo> } | undefined;
+
+function checkNames(names: string[], source: string): BackendName[] {
+  for (const n of names) {
+    if (!ORDER.includes(n as BackendName)) {
+      throw new Error(`${source}: unknown backend "${n}", expected one of ${ORDER.join(', ')} (or an ordered list of them)`);
+    }
+  }
+  if (names.length === 0) throw new Error(`${source}: empty backend list`);
+  return names as BackendName[];
+}
 
 function parsePreference(value: string | undefined): BackendName[] | undefined {
   if (!value) return undefined;
-  const names = value.split(',').map((s) => s.trim().toLowerCase());
-  for (const n of names) {
-    if (!ORDER.includes(n as BackendName)) {
-      throw new Error(`WELLSPRING_BACKEND="${value}": expected one of ${ORDER.join(', ')} (comma-separated list allowed)`);
-    }
-  }
-  return names as BackendName[];
+  return checkNames(
+    value.split(',').map((s) => s.trim().toLowerCase()),
+    `WELLSPRING_BACKEND="${value}"`,
+  );
 }
 
 async function tryTensorflow(notes: string[]): Promise<{ provider: string; gpu: boolean } | undefined> {
@@ -74,10 +82,18 @@ async function trySelect(name: BackendName, notes: string[]): Promise<BackendInf
     return found && { name, notes, ...found };
   }
   if (name === 'wasm') {
-    await import('@tensorflow/tfjs-backend-wasm');
+    try {
+      await import('@tensorflow/tfjs-backend-wasm');
+    } catch (err) {
+      notes.push(`@tensorflow/tfjs-backend-wasm not available (${(err as Error).message.split('\n')[0]})`);
+      return undefined;
+    }
     // Project kernels (missing gradients, faster replacements) register themselves on import.
-    await import('./wasm-kernels.js');
-    if (await tf.setBackend('wasm')) return { name, gpu: false, provider: '@tensorflow/tfjs-backend-wasm', notes };
+    const { wasmKernelNames } = await import('./wasm-kernels.js');
+    if (await tf.setBackend('wasm')) {
+      notes.push(`project wasm kernels: ${wasmKernelNames.join(', ')}`);
+      return { name, gpu: false, provider: '@tensorflow/tfjs-backend-wasm', notes };
+    }
     notes.push('wasm backend failed to initialise');
     return undefined;
   }
@@ -86,14 +102,19 @@ async function trySelect(name: BackendName, notes: string[]): Promise<BackendInf
 }
 
 /**
- * Selects and initialises the compute backend once per process; later calls return the same info (a call with
- * a different explicit `prefer` re-selects). Throws when none of the requested backends can start.
+ * Selects and initialises the compute backend; later calls asking for the same preference (option, else
+ * `WELLSPRING_BACKEND`, else the default order) return the same info, a different preference re-selects.
+ * Throws for an unknown backend name, and when none of the requested backends can start (listing why).
  */
 export function selectBackend(options: SelectBackendOptions = {}): Promise<BackendInfo> {
-  const explicit = options.prefer ?? parsePreference(process.env.WELLSPRING_BACKEND);
-  if (current && !options.prefer) return current;
-  current = (async () => {
-    const order = explicit ? (Array.isArray(explicit) ? explicit : [explicit]) : ORDER;
+  const explicit = options.prefer
+    ? checkNames(Array.isArray(options.prefer) ? options.prefer : [options.prefer], 'selectBackend({prefer})')
+    : parsePreference(process.env.WELLSPRING_BACKEND);
+  const order = explicit ?? ORDER;
+  const key = order.join(',');
+  if (current && current.key === key) return current.info;
+  const info = (async () => {
+    registerMissingGradients();
     const notes: string[] = [];
     for (const name of order) {
       const info = await trySelect(name, notes);
@@ -105,8 +126,12 @@ export function selectBackend(options: SelectBackendOptions = {}): Promise<Backe
     }
     throw new Error(`no compute backend could start (tried ${order.join(', ')}): ${notes.join('; ')}`);
   })();
-  current.catch(() => (current = undefined));
-  return current;
+  const entry = { key, info };
+  current = entry;
+  info.catch(() => {
+    if (current === entry) current = undefined;
+  });
+  return info;
 }
 
 /** One line for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm)` plus warnings. */

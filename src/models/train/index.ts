@@ -1,1 +1,6 @@
-export {};
+/** Training utilities: seeded RNG, AdamW, schedules, clipping, EMA, the training-step stage, checkpoints. */
+export * from './rng.js';
+export * from './optim.js';
+export * from './trainer.js';
+export * from './checkpoint.js';
+export * from './safetensors.js';

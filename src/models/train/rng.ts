@@ -40,13 +40,17 @@ export class Rng {
 
   /** Restores a generator saved with `state()`. */
   static fromState(state: readonly number[]): Rng {
+    return new Rng(0).setState(state);
+  }
+
+  /** Replaces this generator's state in place (validated); returns `this`. */
+  setState(state: readonly number[]): this {
     if (state.length !== 4 || state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
-      throw new Error(`Rng.fromState: expected 4 uint32 words, got ${JSON.stringify(state)}`);
+      throw new Error(`Rng state: expected 4 uint32 words, got ${JSON.stringify(state)}`);
     }
-    if (state.every((w) => w === 0)) throw new Error('Rng.fromState: the all-zero state is invalid');
-    const rng = new Rng(0);
-    [rng.s0, rng.s1, rng.s2, rng.s3] = state.map((w) => w | 0);
-    return rng;
+    if (state.every((w) => w === 0)) throw new Error('Rng state: the all-zero state is invalid');
+    [this.s0, this.s1, this.s2, this.s3] = state.map((w) => w | 0);
+    return this;
   }
 
   /** The current state (a copy): `Rng.fromState(r.state())` continues with the same numbers as `r`. */

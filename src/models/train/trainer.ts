@@ -1,0 +1,170 @@
+/**
+ * The training step as a stage. A `Trainer` owns the named parameters' optimiser (AdamW), the learning-rate
+ * schedule, gradient clipping, the non-finite-gradient guard, an optional EMA, a seeded RNG and the step counter;
+ * `trainer.stage()` (or `trainSteps(trainer)`) turns a stream of batches into a stream of step reports, and
+ * `trainer.save(path)` / `trainer.restore(path)` checkpoint all of it (resuming reproduces the uninterrupted run's
+ * losses exactly on the same backend, given the same batches).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { named, type Stage } from '../../streams/core.js';
+import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters } from './optim.js';
+import { Rng } from './rng.js';
+import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
+
+/** What the loss function gets besides the batch. */
+export interface StepContext {
+  /** The named parameters (the loss must read them, e.g. through the network that owns them). */
+  params: NamedParameters;
+  /** 0-based index of this batch. */
+  step: number;
+  /** Seeded uniform [0, 1) source (dropout masks, noise levels): part of the checkpointed state. */
+  random: () => number;
+  /** The generator behind `random` (normals, integers). */
+  rng: Rng;
+}
+
+/** A scalar loss of one batch, built from tfjs ops (it runs inside the gradient tape). */
+export type LossFunction<B> = (batch: B, context: StepContext) => tf.Scalar;
+
+/** One line per batch. */
+export interface StepReport {
+  /** 0-based index of the batch. */
+  step: number;
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Wall time of the step (forward, backward, update), milliseconds. */
+  ms: number;
+  /** True when the update was skipped because the loss or a gradient was not finite. */
+  skipped: boolean;
+}
+
+export interface TrainerOptions<B> {
+  params: NamedParameters;
+  loss: LossFunction<B>;
+  /** An AdamW instance or its options (default AdamW with lr 1e-4). */
+  optimizer?: AdamW | AdamWOptions;
+  /** Learning rate as a function of the step (default: the optimizer's constant lr). See `cosineSchedule`. */
+  schedule?: (step: number) => number;
+  /** Clip the global gradient norm to this value (default: no clipping). */
+  clipNorm?: number;
+  /** Abort (throw) after this many consecutive steps with non-finite loss or gradients (default 8). */
+  maxNonFinite?: number;
+  /** Keep an EMA of the weights with this decay (default none). */
+  emaDecay?: number;
+  /** Seed of the trainer's RNG (default 0). */
+  seed?: number;
+  /** Dispose the tensors found in each batch after its step (default true). */
+  disposeBatch?: boolean;
+}
+
+/** Thrown when too many consecutive steps had non-finite gradients. */
+export class NonFiniteError extends Error {
+  override readonly name = 'NonFiniteError';
+}
+
+export class Trainer<B> implements TrainingState {
+  readonly params: NamedParameters;
+  readonly optimizer: AdamW;
+  readonly ema?: Ema;
+  readonly rng: Rng;
+  step = 0;
+  skipped = 0;
+  /** Consecutive skipped steps (reset by every applied update). */
+  skippedInARow = 0;
+  private readonly options: TrainerOptions<B>;
+  private readonly variables: tf.Variable[];
+  private readonly nameOf = new Map<string, string>();
+
+  constructor(options: TrainerOptions<B>) {
+    this.options = options;
+    this.params = options.params;
+    this.optimizer = options.optimizer instanceof AdamW ? options.optimizer : new AdamW(options.optimizer);
+    this.rng = new Rng(options.seed ?? 0);
+    if (options.emaDecay !== undefined) this.ema = new Ema(this.params, options.emaDecay);
+    this.variables = [...this.params.values()].filter((v) => v.trainable);
+    if (this.variables.length === 0) throw new Error('Trainer: no trainable parameters');
+    for (const [name, v] of this.params) this.nameOf.set(v.name, name);
+  }
+
+  /** Learning rate at a step. */
+  lr(step: number): number {
+    return this.options.schedule ? this.options.schedule(step) : this.optimizer.lr;
+  }
+
+  /** Runs one training step on a batch. */
+  async runStep(batch: B): Promise<StepReport> {
+    const t0 = performance.now();
+    const step = this.step;
+    const lr = this.lr(step);
+    const context: StepContext = { params: this.params, step, random: () => this.rng.uniform(), rng: this.rng };
+    const { value, grads, norm } = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => this.options.loss(batch, context), this.variables);
+      return { value, grads, norm: globalNorm(Object.values(grads)) };
+    });
+    try {
+      const [loss, gradNorm] = [(await value.data())[0], (await norm.data())[0]];
+      const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
+      if (finite) {
+        const named = new Map<string, tf.Tensor>();
+        for (const [varName, g] of Object.entries(grads)) named.set(this.nameOf.get(varName) ?? varName, g);
+        const scale = this.options.clipNorm === undefined ? 1 : clipFactor(gradNorm, this.options.clipNorm);
+        this.optimizer.apply(this.params, named, lr, scale);
+        this.ema?.update(this.params);
+        this.skippedInARow = 0;
+      } else {
+        this.skipped += 1;
+        this.skippedInARow += 1;
+        const limit = this.options.maxNonFinite ?? 8;
+        if (this.skippedInARow >= limit) {
+          throw new NonFiniteError(
+            `training diverged: ${this.skippedInARow} consecutive steps (up to step ${step}) had a non-finite ` +
+              `loss or gradient (last loss ${loss}, gradient norm ${gradNorm}); lower the learning rate or check the data`,
+          );
+        }
+      }
+      this.step += 1;
+      return { step, loss, gradNorm, lr, ms: performance.now() - t0, skipped: !finite };
+    } finally {
+      tf.dispose([value, norm, ...Object.values(grads)]);
+      if (this.options.disposeBatch ?? true) tf.dispose(batch as unknown as tf.TensorContainer);
+    }
+  }
+
+  /**
+   * The training-step stage: pulls one batch at a time, runs forward, backward and the update, and yields a
+   * `StepReport`. Holds the parameters, optimiser moments and EMA (three to four copies of the weights) plus
+   * one step's activations; nothing accumulates between steps (tensor count stays flat).
+   */
+  stage(): Stage<B, StepReport> {
+    const run = (batch: B): Promise<StepReport> => this.runStep(batch);
+    return named('train-step', async function* (batches) {
+      for await (const batch of batches) yield await run(batch);
+    });
+  }
+
+  /** Writes a checkpoint (weights, optimiser moments, EMA, step, RNG) atomically. */
+  save(path: string, metadata: Record<string, string> = {}): Promise<void> {
+    return saveCheckpoint(path, this, metadata);
+  }
+
+  /** Restores a checkpoint written by `save` from a trainer of the same architecture. */
+  async restore(path: string): Promise<Record<string, string>> {
+    const meta = await restoreCheckpoint(path, this);
+    this.skippedInARow = 0;
+    return meta;
+  }
+
+  /** Frees optimiser moments and EMA (not the parameters, which belong to the network). */
+  dispose(): void {
+    this.optimizer.dispose();
+    this.ema?.dispose();
+  }
+}
+
+/** The training-step stage of a trainer: `pipe(batches, trainSteps(trainer))`. */
+export function trainSteps<B>(trainer: Trainer<B>): Stage<B, StepReport> {
+  return trainer.stage();
+}

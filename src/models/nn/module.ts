@@ -53,12 +53,13 @@ export function assignParameters(
   values: ReadonlyMap<string, tf.Tensor> | Readonly<Record<string, tf.Tensor>>,
   what = 'parameters',
 ): void {
-  const given = values instanceof Map ? values : new Map(Object.entries(values));
+  const given: ReadonlyMap<string, tf.Tensor> =
+    values instanceof Map ? values : new Map(Object.entries(values as Readonly<Record<string, tf.Tensor>>));
   const problems: string[] = [];
   for (const [name, v] of params) {
     const t = given.get(name);
     if (!t) problems.push(`missing ${name} ${formatShape(v.shape)}`);
-    else if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+    else if (t.shape.length !== v.shape.length || t.shape.some((d: number, i: number) => d !== v.shape[i])) {
       problems.push(`${name}: expected ${formatShape(v.shape)}, received ${formatShape(t.shape)}`);
     }
   }

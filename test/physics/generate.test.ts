@@ -7,6 +7,8 @@ import { generateDataset, parameterSets, simulate, simulatedFrames, taskSpec } f
 import { collect } from '../../src/sinks/basic.js';
 import { pipe } from '../../src/streams/core.js';
 import { parseStatsYaml } from '../../src/streams/well/stats.js';
+import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/streams/well/index.js';
+import { runTask, simulationTasks } from '../../src/streams/simulate/index.js';
 
 await h5wasm.ready;
 
@@ -29,7 +31,10 @@ function attr(node: { attrs: Record<string, { value: unknown }> }, name: string)
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'wellspring-generate-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
+t.teardown(async () => {
+  await closeWellPool();
+  await rm(dir, { recursive: true, force: true });
+});
 
 t.test('Euler dataset: The Well layout, names, attributes, splits and stats', async (t) => {
   const out = join(dir, 'euler');
@@ -93,6 +98,23 @@ t.test('Euler dataset: The Well layout, names, attributes, splits and stats', as
   t.ok((stats.mean.density as number) > 0.1 && (stats.mean.density as number) < 2.5, 'density mean is plausible');
   t.equal((stats.mean.momentum as number[]).length, 2);
   t.ok((stats.std_delta.energy as number) > 0);
+
+  // the Well reader validates the files and reads back exactly what was simulated (trajectory 0 is in train)
+  const dataset = await openWellDataset(wellSplitDir(out, 'train'), { nIn: 1, nOut: 1 });
+  t.same(dataset.layout.names, ['energy', 'density', 'pressure', 'momentum_x', 'momentum_y']);
+  t.equal(dataset.length, 2 * 8 * 5, 'two files x 8 trajectories x 5 windows');
+  const sample = await dataset.sample(dataset.length / 2);
+  t.same(sample.boundaryConditions.data, Float32Array.from([2, 2, 2, 2]), 'periodic on both axes');
+  t.same(Array.from(sample.constantScalars!.data), [1.4]);
+  const direct = runTask(simulationTasks(parameterSets({ system: 'euler', out, resolution: 16, trajectories: 10, steps: 6, gammas: [1.4] })[0], 10, 3)[0]);
+  let mismatch = 0;
+  for (let s = 0; s < 256; s++) {
+    const c = sample.inputFields.data;
+    mismatch = Math.max(mismatch, Math.abs(c[s * 5] - direct.energy[s]), Math.abs(c[s * 5 + 1] - direct.density[s]));
+    mismatch = Math.max(mismatch, Math.abs(c[s * 5 + 3] - direct.momentum[2 * s]), Math.abs(c[s * 5 + 4] - direct.momentum[2 * s + 1]));
+    mismatch = Math.max(mismatch, Math.abs(sample.outputFields.data[s * 5 + 2] - direct.pressure[256 + s]));
+  }
+  t.equal(mismatch, 0, 'round-trip through the Well reader is exact');
 
   // resuming keeps completed files and simulates nothing
   const before = (await stat(join(out, 'data', 'train', `${stems[0]}.hdf5`))).mtimeMs;
@@ -158,6 +180,11 @@ t.test('Rayleigh-Benard dataset: Chebyshev y grid, wall boundary group, scalars'
   t.ok(Math.abs(b[0] - (1 - y[0])) < 0.01);
   t.equal(attr(f.get('/dimensions/time')!, 'time_varying'), 1);
   f.close();
+  const dataset = await openWellDataset(wellSplitDir(out, 'train'), { nIn: 2, nOut: 1 });
+  t.same(dataset.layout.names, ['buoyancy', 'pressure', 'velocity_x', 'velocity_y']);
+  const sample = await dataset.sample(0);
+  t.same(sample.boundaryConditions.data, Float32Array.from([2, 2, 0, 0]), 'periodic x, walls in y');
+  t.same(Array.from(sample.constantScalars!.data), [1e6, 1]);
   t.ok((await readdir(out)).includes('stats.yaml'));
 });
 

@@ -94,6 +94,7 @@ export class EulerSolver {
   private readonly hv: Float64Array;
   private readonly hp: Float64Array;
   private readonly flux = new Float64Array(4);
+  private readonly face = new Float64Array(8);
 
   constructor(options: EulerOptions) {
     const { nx, ny, gamma, boundary } = options;
@@ -277,7 +278,7 @@ export class EulerSolver {
   /** One MUSCL-Hancock step of length dt (the caller keeps dt within the stable step). */
   step(dt: number): void {
     this.fillGhosts();
-    const { nx, ny, stride, gamma, limiterKind } = this;
+    const { nx, ny, stride, gamma } = this;
     const { rho, mx, my, en, pr, pu, pv, pp, hr, hu, hv, hp } = this;
     const [sxr, sxu, sxv, sxp] = this.sx;
     const [syr, syu, syv, syp] = this.sy;
@@ -292,45 +293,61 @@ export class EulerSolver {
       pv[k] = v;
       pp[k] = g1 * (en[k] - 0.5 * r * (u * u + v * v));
     }
-    // slopes and half-step predictor for cells -1..nx, -1..ny
+    // limited slopes, then the half-step predictor, for cells -1..nx, -1..ny
+    this.slopes(pr, sxr, syr);
+    this.slopes(pu, sxu, syu);
+    this.slopes(pv, sxv, syv);
+    this.slopes(pp, sxp, syp);
     const hx = (0.5 * dt) / this.dx;
     const hy = (0.5 * dt) / this.dy;
     for (let i = G - 1; i <= nx + G; i++) {
       for (let j = G - 1; j <= ny + G; j++) {
         const k = i * stride + j;
-        const kw = k - stride;
-        const ke = k + stride;
-        const ks = k - 1;
-        const kn = k + 1;
         const r = pr[k];
         const u = pu[k];
         const v = pv[k];
         const p = pp[k];
-        const drx = limit(limiterKind, r - pr[kw], pr[ke] - r);
-        const dux = limit(limiterKind, u - pu[kw], pu[ke] - u);
-        const dvx = limit(limiterKind, v - pv[kw], pv[ke] - v);
-        const dpx = limit(limiterKind, p - pp[kw], pp[ke] - p);
-        const dry = limit(limiterKind, r - pr[ks], pr[kn] - r);
-        const duy = limit(limiterKind, u - pu[ks], pu[kn] - u);
-        const dvy = limit(limiterKind, v - pv[ks], pv[kn] - v);
-        const dpy = limit(limiterKind, p - pp[ks], pp[kn] - p);
-        sxr[k] = drx;
-        sxu[k] = dux;
-        sxv[k] = dvx;
-        sxp[k] = dpx;
-        syr[k] = dry;
-        syu[k] = duy;
-        syv[k] = dvy;
-        syp[k] = dpy;
+        const drx = sxr[k];
+        const dux = sxu[k];
+        const dvx = sxv[k];
+        const dpx = sxp[k];
+        const dry = syr[k];
+        const duy = syu[k];
+        const dvy = syv[k];
+        const dpy = syp[k];
         hr[k] = r - hx * (u * drx + r * dux) - hy * (v * dry + r * dvy);
         hu[k] = u - hx * (u * dux + dpx / r) - hy * (v * duy);
         hv[k] = v - hx * (u * dvx) - hy * (v * dvy + dpy / r);
         hp[k] = p - hx * (u * dpx + gamma * p * dux) - hy * (v * dpy + gamma * p * dvy);
       }
     }
+    this.sweepX(dt);
+    this.sweepY(dt);
+    this.time += dt;
+    this.steps++;
+  }
+
+  /** Limited x and y differences of one primitive variable for cells -1..nx, -1..ny. */
+  private slopes(q: Float64Array, sx: Float64Array, sy: Float64Array): void {
+    const { nx, ny, stride, limiterKind } = this;
+    for (let i = G - 1; i <= nx + G; i++) {
+      for (let j = G - 1; j <= ny + G; j++) {
+        const k = i * stride + j;
+        const c = q[k];
+        sx[k] = limit(limiterKind, c - q[k - stride], q[k + stride] - c);
+        sy[k] = limit(limiterKind, c - q[k - 1], q[k + 1] - c);
+      }
+    }
+  }
+
+  /** Fluxes through the x faces (between cells i and i+1, i = -1..nx-1) and their conservative update. */
+  private sweepX(dt: number): void {
+    const { nx, ny, stride, gamma } = this;
+    const { rho, mx, my, en, pr, pu, pv, pp, hr, hu, hv, hp } = this;
+    const [sxr, sxu, sxv, sxp] = this.sx;
     const f = this.flux;
+    const face = this.face;
     const cx = dt / this.dx;
-    const cy = dt / this.dy;
     // x faces: between cell i and i+1 for i = -1..nx-1
     for (let i = G - 1; i < nx + G; i++) {
       for (let j = G; j < ny + G; j++) {
@@ -356,7 +373,15 @@ export class EulerSolver {
           vr = pv[kr];
           prr = pp[kr];
         }
-        hllc(gamma, rl, ul, vl, pl, rr, ur, vr, prr, f);
+        face[0] = rl;
+        face[1] = ul;
+        face[2] = vl;
+        face[3] = pl;
+        face[4] = rr;
+        face[5] = ur;
+        face[6] = vr;
+        face[7] = prr;
+        hllc(gamma, face, f);
         // f = [mass, normal momentum, tangential momentum, energy]
         if (i >= G) {
           rho[kl] -= cx * f[0];
@@ -372,6 +397,16 @@ export class EulerSolver {
         }
       }
     }
+  }
+
+  /** Fluxes through the y faces (between cells j and j+1, j = -1..ny-1) and their conservative update. */
+  private sweepY(dt: number): void {
+    const { nx, ny, stride, gamma } = this;
+    const { rho, mx, my, en, pr, pu, pv, pp, hr, hu, hv, hp } = this;
+    const [syr, syu, syv, syp] = this.sy;
+    const f = this.flux;
+    const face = this.face;
+    const cy = dt / this.dy;
     // y faces: between cell j and j+1 for j = -1..ny-1
     for (let i = G; i < nx + G; i++) {
       for (let j = G - 1; j < ny + G; j++) {
@@ -398,7 +433,15 @@ export class EulerSolver {
           prr = pp[kr];
         }
         // normal direction is y: pass (v, u) and swap momentum components back
-        hllc(gamma, rl, vl, ul, pl, rr, vr, ur, prr, f);
+        face[0] = rl;
+        face[1] = vl;
+        face[2] = ul;
+        face[3] = pl;
+        face[4] = rr;
+        face[5] = vr;
+        face[6] = ur;
+        face[7] = prr;
+        hllc(gamma, face, f);
         if (j >= G) {
           rho[kl] -= cy * f[0];
           my[kl] -= cy * f[1];
@@ -413,28 +456,24 @@ export class EulerSolver {
         }
       }
     }
-    this.time += dt;
-    this.steps++;
   }
 }
 
 /**
- * HLLC flux through a face with normal velocity `u` and tangential velocity `v`, written into
- * out = [mass, normal momentum, tangential momentum, energy]. Wave speeds: Einfeldt's bounds from the Roe
- * average, which make the HLL part positively conservative.
+ * HLLC flux through a face. `face` holds the primitive states either side, [density, normal velocity,
+ * tangential velocity, pressure] left then right; the flux goes into out = [mass, normal momentum, tangential
+ * momentum, energy]. Wave speeds: Einfeldt's bounds from the Roe average, which make the HLL part positively
+ * conservative. (States pass through an array so that no number is boxed per face.)
  */
-export function hllc(
-  gamma: number,
-  rl: number,
-  ul: number,
-  vl: number,
-  pl: number,
-  rr: number,
-  ur: number,
-  vr: number,
-  pr: number,
-  out: Float64Array,
-): void {
+export function hllc(gamma: number, face: Float64Array, out: Float64Array): void {
+  const rl = face[0];
+  const ul = face[1];
+  const vl = face[2];
+  const pl = face[3];
+  const rr = face[4];
+  const ur = face[5];
+  const vr = face[6];
+  const pr = face[7];
   const g1 = gamma - 1;
   const el = pl / g1 + 0.5 * rl * (ul * ul + vl * vl);
   const er = pr / g1 + 0.5 * rr * (ur * ur + vr * vr);

@@ -23,7 +23,7 @@ import {
   LatentCacheError,
   metaToSchemaEntries,
   type LatentCacheMeta,
-  type LatentTrajectory,
+  type CachedTrajectory,
 } from '../streams/latent-cache.js';
 
 export interface WriteLatentCacheOptions {
@@ -52,7 +52,7 @@ function floatList(values: Float32Array, listSize: number, rows: number) {
  * naming the trajectory, and no file is left under the final name. Holds one record batch.
  */
 export async function writeLatentCache(
-  source: AsyncIterable<LatentTrajectory>,
+  source: AsyncIterable<CachedTrajectory>,
   options: WriteLatentCacheOptions,
 ): Promise<WriteLatentCacheResult> {
   const rowsPerBatch = options.rowsPerBatch ?? 1;
@@ -63,7 +63,7 @@ export async function writeLatentCache(
   let schema: Schema | undefined;
   let count = 0;
 
-  const check = (row: LatentTrajectory): void => {
+  const check = (row: CachedTrajectory): void => {
     const where = `${path}: trajectory ${row.origin.trajectory} of ${row.origin.file} (augmentation ${row.origin.augmentation})`;
     const [t, h, w, c] = row.shape;
     if (row.latents.length !== t * h * w * c) {
@@ -91,7 +91,7 @@ export async function writeLatentCache(
     }
   };
 
-  const toBatch = (rows: LatentTrajectory[]): RecordBatch => {
+  const toBatch = (rows: CachedTrajectory[]): RecordBatch => {
     const [t, h, w, c] = shape!;
     const size = t * h * w * c;
     const latents = new Float32Array(rows.length * size);
@@ -113,7 +113,7 @@ export async function writeLatentCache(
   };
 
   async function* batches(): AsyncGenerator<RecordBatch> {
-    let pending: LatentTrajectory[] = [];
+    let pending: CachedTrajectory[] = [];
     for await (const row of source) {
       check(row);
       pending.push(row);

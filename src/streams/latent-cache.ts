@@ -23,7 +23,7 @@ import {
 export const LATENT_CACHE_FORMAT = 'latent-cache/1';
 
 /** One encoded trajectory (or one augmented copy of it). */
-export interface LatentTrajectory {
+export interface CachedTrajectory {
   /** Latent states, row-major (T, H, W, C). */
   latents: Float32Array;
   /** [T, H, W, C]. */
@@ -31,10 +31,10 @@ export interface LatentTrajectory {
   /** Conditioning labels (simulation parameters and flags). */
   labels: Float32Array;
   /** Where it came from. */
-  origin: LatentOrigin;
+  origin: CacheOrigin;
 }
 
-export interface LatentOrigin {
+export interface CacheOrigin {
   /** The Well file the trajectory was read from (base name). */
   file: string;
   /** Trajectory index in that file. */
@@ -172,7 +172,7 @@ export async function openLatentCache(path: string): Promise<LatentCacheInfo> {
   }
 }
 
-function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: boolean): LatentTrajectory[] {
+function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: boolean): CachedTrajectory[] {
   const latents = batch.getChild('latents') as Vector<FixedSizeList<Float32>> | null;
   const labels = batch.getChild('labels') as Vector<FixedSizeList<Float32>> | null;
   const files = batch.getChild('source_file');
@@ -190,7 +190,7 @@ function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: b
   const labelValues = labelData.children[0]!.values as Float32Array;
   const latentOffset = latents.data[0]!.offset;
   const labelOffset = labelData.offset;
-  const out: LatentTrajectory[] = [];
+  const out: CachedTrajectory[] = [];
   for (let r = 0; r < batch.numRows; r++) {
     const lat = latentValues.subarray((latentOffset + r) * rowSize, (latentOffset + r + 1) * rowSize);
     const lab = labelValues.subarray((labelOffset + r) * labelSize, (labelOffset + r + 1) * labelSize);
@@ -214,7 +214,7 @@ function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: b
  * footer and the batch being served, so it holds one record batch at a time (rows are views into it unless
  * `copy` is set). Checks before reading any row that every file is a latent cache of the expected autoencoder.
  */
-export function readLatentCache(paths: string | string[], options: ReadLatentCacheOptions = {}): AsyncIterable<LatentTrajectory> {
+export function readLatentCache(paths: string | string[], options: ReadLatentCacheOptions = {}): AsyncIterable<CachedTrajectory> {
   const list = Array.isArray(paths) ? paths : [paths];
   return {
     async *[Symbol.asyncIterator]() {

@@ -4,7 +4,7 @@
  * which `state()` returns and `seededRandom(state)` resumes from, for reproducible resumed runs.
  */
 
-export interface SeededRandom {
+export interface RandomSource {
   /** Uniform float in [0, 1). */
   next(): number;
   /** Uniform integer in [0, n). */
@@ -25,7 +25,7 @@ function splitmix32(seed: number): () => number {
 }
 
 /** A generator from an integer seed, or from a state saved by `state()`. */
-export function seededRandom(seed: number | readonly [number, number, number, number]): SeededRandom {
+export function seededRandom(seed: number | readonly [number, number, number, number]): RandomSource {
   let a: number, b: number, c: number, d: number;
   if (typeof seed === 'number') {
     if (!Number.isFinite(seed)) throw new RangeError(`seededRandom: seed must be a finite number, got ${seed}`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
   writeLatentCache, readLatentCache, openLatentCache, LatentCacheError, collect, seededRandom,
-  type LatentTrajectory, type LatentCacheMeta,
+  type CachedTrajectory, type LatentCacheMeta,
 } from '../../src/index.js';
 
 const meta: LatentCacheMeta = {
@@ -16,7 +16,7 @@ const meta: LatentCacheMeta = {
   extra: { note: 'test' },
 };
 
-function trajectories(n: number, shape: [number, number, number, number], seed = 1): LatentTrajectory[] {
+function trajectories(n: number, shape: [number, number, number, number], seed = 1): CachedTrajectory[] {
   const rng = seededRandom(seed);
   const size = shape.reduce((a, b) => a * b, 1);
   return Array.from({ length: n }, (_, i) => ({

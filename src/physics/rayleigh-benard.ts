@@ -90,6 +90,13 @@ function upwindTable(z: Float64Array, s: Float64Array): { pos: Float64Array; neg
   return { pos, neg, posAt, negAt };
 }
 
+/** QUICK face value between nodes i and i+1 of a periodic row of n values starting at `row`. */
+function quickX(q: Float64Array, row: number, i: number, n: number, positive: boolean): number {
+  const ip1 = i === n - 1 ? 0 : i + 1;
+  if (positive) return 0.125 * (-q[row + (i === 0 ? n - 1 : i - 1)] + 6 * q[row + i] + 3 * q[row + ip1]);
+  return 0.125 * (3 * q[row + i] + 6 * q[row + ip1] - q[row + (ip1 === n - 1 ? 0 : ip1 + 1)]);
+}
+
 /** Precomputed Thomas-algorithm factors of one tridiagonal system per Fourier mode. */
 interface Tridiagonal {
   n: number;
@@ -265,45 +272,55 @@ export class RayleighBenardSolver {
 
   private helmholtzCells(alpha: number, beta: number): Tridiagonal {
     const { ny } = this;
-    return this.factor(ny, (m, j) => [
-      j > 0 ? -beta * this.cellLo[j] : 0,
-      alpha - beta * (this.lambda[m] - this.cellLo[j] - this.cellHi[j]),
-      j < ny - 1 ? -beta * this.cellHi[j] : 0,
-    ]);
+    return this.factor(ny, (m, j, row) => {
+      row[0] = j > 0 ? -beta * this.cellLo[j] : 0;
+      row[1] = alpha - beta * (this.lambda[m] - this.cellLo[j] - this.cellHi[j]);
+      row[2] = j < ny - 1 ? -beta * this.cellHi[j] : 0;
+    });
   }
 
   private helmholtzFaces(alpha: number, beta: number): Tridiagonal {
     const n = this.ny - 1; // unknown faces 1..ny-1, row r = face r + 1
-    return this.factor(n, (m, r) => {
+    return this.factor(n, (m, r, row) => {
       const j = r + 1;
-      return [
-        r > 0 ? -beta * this.faceLo[j] : 0,
-        alpha - beta * (this.lambda[m] - this.faceLo[j] - this.faceHi[j]),
-        r < n - 1 ? -beta * this.faceHi[j] : 0,
-      ];
+      row[0] = r > 0 ? -beta * this.faceLo[j] : 0;
+      row[1] = alpha - beta * (this.lambda[m] - this.faceLo[j] - this.faceHi[j]);
+      row[2] = r < n - 1 ? -beta * this.faceHi[j] : 0;
     });
   }
 
   private poissonOperator(): Tridiagonal {
     const { ny } = this;
-    return this.factor(ny, (m, j) => {
+    return this.factor(ny, (m, j, row) => {
       // zero-flux walls: drop the wall terms
       const lo = j > 0 ? this.cellLo[j] : 0;
       const hi = j < ny - 1 ? this.cellHi[j] : 0;
-      if (m === 0 && j === 0) return [0, 1, 0]; // pin the singular mean mode
-      return [lo, this.lambda[m] - lo - hi, hi];
+      if (m === 0 && j === 0) {
+        // pin the singular mean mode
+        row[0] = 0;
+        row[1] = 1;
+        row[2] = 0;
+        return;
+      }
+      row[0] = lo;
+      row[1] = this.lambda[m] - lo - hi;
+      row[2] = hi;
     });
   }
 
-  private factor(n: number, row: (m: number, j: number) => [number, number, number]): Tridiagonal {
+  private factor(n: number, fill: (m: number, j: number, row: Float64Array) => void): Tridiagonal {
     const modes = this.rows.modes;
     const sub = new Float64Array(modes * n);
     const cp = new Float64Array(modes * n);
     const inv = new Float64Array(modes * n);
+    const row = new Float64Array(3);
     for (let m = 0; m < modes; m++) {
       let prevCp = 0;
       for (let j = 0; j < n; j++) {
-        const [a, d, c] = row(m, j);
+        fill(m, j, row);
+        const a = row[0];
+        const d = row[1];
+        const c = row[2];
         const pivot = d - a * prevCp;
         if (pivot === 0) throw new Error('RayleighBenardSolver: singular tridiagonal system');
         sub[m * n + j] = a;
@@ -344,21 +361,12 @@ export class RayleighBenardSolver {
     const { nx, ny, dx, b, u, v, fx, fy, hy, dc } = this;
     const ct = this.cellTable;
     const ft = this.faceTable;
-    const xface = (q: Float64Array, row: number, i: number, vel: number): number => {
-      // face between node i and i+1 of a periodic row
-      const im1 = i === 0 ? nx - 1 : i - 1;
-      const ip1 = i === nx - 1 ? 0 : i + 1;
-      const ip2 = ip1 === nx - 1 ? 0 : ip1 + 1;
-      return vel >= 0
-        ? 0.125 * (-q[row + im1] + 6 * q[row + i] + 3 * q[row + ip1])
-        : 0.125 * (3 * q[row + i] + 6 * q[row + ip1] - q[row + ip2]);
-    };
     // ---- buoyancy (cells) ----
     for (let j = 0; j < ny; j++) {
       const row = j * nx;
       for (let i = 0; i < nx; i++) {
         const vel = u[row + i];
-        fx[row + i] = vel * xface(b, row, i, vel);
+        fx[row + i] = vel * quickX(b, row, i, nx, vel >= 0);
       }
     }
     fy.fill(0, 0, nx);
@@ -385,7 +393,7 @@ export class RayleighBenardSolver {
       for (let i = 0; i < nx; i++) {
         const w = i === 0 ? nx - 1 : i - 1;
         const vel = 0.5 * (u[row + w] + u[row + i]);
-        fx[row + i] = vel * xface(u, row, w, vel);
+        fx[row + i] = vel * quickX(u, row, w, nx, vel >= 0);
       }
     }
     for (let j = 1; j < ny; j++) {
@@ -410,7 +418,7 @@ export class RayleighBenardSolver {
       const row = j * nx;
       for (let i = 0; i < nx; i++) {
         const vel = 0.5 * (u[row - nx + i] + u[row + i]);
-        fx[row + i] = vel * xface(v, row, i, vel);
+        fx[row + i] = vel * quickX(v, row, i, nx, vel >= 0);
       }
     }
     for (let j = 0; j < ny; j++) {
@@ -451,10 +459,11 @@ export class RayleighBenardSolver {
     while (this.time < t) {
       const remaining = t - this.time;
       const stable = this.stableStep();
-      // keep the previous step size while it is stable and not wastefully small, so SBDF2 keeps its history
-      let dt = this.lastDt > 0 && this.lastDt <= stable && this.lastDt >= 0.5 * stable ? this.lastDt : stable;
-      const n = Math.max(1, Math.ceil(remaining / dt - 1e-9));
-      dt = remaining / n;
+      // keep the previous step size while it is stable and not wastefully small, so SBDF2 keeps its history and
+      // its factorisations; otherwise aim at 80% of the stable step so the next few steps can keep it too
+      const target = this.lastDt > 0 && this.lastDt <= stable && this.lastDt >= 0.5 * stable ? this.lastDt : 0.8 * stable;
+      const n = Math.max(1, Math.ceil(remaining / target - 1e-9));
+      let dt = remaining / n;
       if (dt > stable * (1 + 1e-9)) dt = remaining / Math.ceil(remaining / stable);
       const last = dt >= remaining * (1 - 1e-12);
       this.step(last ? remaining : dt);
@@ -466,10 +475,12 @@ export class RayleighBenardSolver {
 
   /** One SBDF step (second order when the previous step had the same size, else first order). */
   step(dt: number): void {
-    const { nx, ny, kappa, nu, b, u, v, p, dx, dc, hy, sr, si, rows } = this;
-    const order = this.hasHistory && Math.abs(dt - this.lastDt) <= 1e-12 * dt ? 2 : 1;
+    const { nx, ny, kappa, nu, b, u, v, p, dx, dc, sr, si, rows } = this;
+    // equal up to round-off (remaining / n inside an output interval) counts as the same step
+    const sameDt = Math.abs(dt - this.lastDt) <= 1e-12 * dt;
+    const order = this.hasHistory && sameDt ? 2 : 1;
     const alpha = order === 2 ? 1.5 / dt : 1 / dt;
-    if (order !== this.lastOrder || dt !== this.lastDt || !this.opB) {
+    if (order !== this.lastOrder || !sameDt || !this.opB) {
       this.opB = this.helmholtzCells(alpha, kappa);
       this.opU = this.helmholtzCells(alpha, nu);
       this.opV = this.helmholtzFaces(alpha, nu);
@@ -542,7 +553,6 @@ export class RayleighBenardSolver {
     }
     // rotational correction uses D u* = div / alpha
     for (let k = 0; k < cells; k++) p[k] += phi[k] - (nu * div[k]) / alpha;
-    void hy;
 
     nbOld.set(nb);
     nuOld.set(nu_);
@@ -580,7 +590,7 @@ export class RayleighBenardSolver {
 
   /** Nusselt number from the volume-averaged heat flux: 1 + <v b> / kappa (conduction gives exactly 1). */
   nusselt(): number {
-    const { nx, ny, v, b, hy } = this;
+    const { nx, ny, v, b } = this;
     let flux = 0;
     for (let j = 1; j < ny; j++) {
       // v b at the faces, weighted by the distance between centres
@@ -588,7 +598,6 @@ export class RayleighBenardSolver {
       for (let i = 0; i < nx; i++) s += v[j * nx + i] * 0.5 * (b[j * nx + i] + b[(j - 1) * nx + i]);
       flux += (s / nx) * this.dc[j];
     }
-    void hy;
     return 1 + flux / this.kappa;
   }
 

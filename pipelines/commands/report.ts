@@ -6,17 +6,28 @@ import { parseArgs } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { UsageError, type Command } from '../command.js';
-import { aggregate, METRICS, parseBands, readResults, writeFileAtomic, type MetricName } from '../../src/sinks/metrics/index.js';
+import {
+  aggregate,
+  mergeResults,
+  METRICS,
+  parseBands,
+  readResults,
+  writeFileAtomic,
+  writeResults,
+  type MetricName,
+} from '../../src/sinks/metrics/index.js';
 import { frameGridPng, renderSavedReport, REPORT_FILE } from '../../src/sinks/report/index.js';
 
-const help = `Usage: wellspring report <results-dir> [options]
+const help = `Usage: wellspring report <results-dir> [<results-dir> ...] [options]
 
 Re-renders a self-contained HTML report (inline SVG plots, inline PNG frames; opens offline) from a results
 directory holding results.json and snapshots.json, and writes one labelled frame-grid PNG per model
-(frames-<model>.png) next to the report.
+(frames-<model>.png) next to the report. Several directories (e.g. the shards of one evaluation, or runs of
+different models) are merged first: per-frame summaries are pooled, so shards give the result of one run.
 
 Options:
-  --out FILE         report file (default: <results-dir>/${REPORT_FILE})
+  --out FILE         report file (default: <first results-dir>/${REPORT_FILE})
+  --save DIR         also write the (merged, re-banded) results directory to DIR
   --png FILE         also write the first model's frame grid to FILE (for a README)
   --bands LIST       lead-time bands, e.g. 1-20,21-60,61-100 (default: the bands saved with the results)
   --metrics LIST     metrics plotted against lead time (default: vrmse,rmse,crps,w1)
@@ -25,8 +36,9 @@ Options:
   --frame-size N     longer side of each frame image in pixels (default: 128)
   -h, --help         this help
 
-Example:
-  wellspring report runs/eval-euler --out runs/eval-euler/report.html --png docs/frames.png`;
+Examples:
+  wellspring report runs/eval-euler --out runs/eval-euler/report.html --png docs/frames.png
+  wellspring report runs/eval/shard-0 runs/eval/shard-1 --save runs/eval/all --out runs/eval/all/report.html`;
 
 function metricList(text: string, option: string): MetricName[] {
   return text.split(',').map((m) => {
@@ -40,7 +52,7 @@ function metricList(text: string, option: string): MetricName[] {
 
 export const command: Command = {
   name: 'report',
-  summary: 'Re-render the HTML report and frame grids from a saved results directory',
+  summary: 'Re-render the HTML report and frame grids from saved results (merging shards or runs)',
   help,
   async run(argv) {
     let parsed;
@@ -51,6 +63,7 @@ export const command: Command = {
         strict: true,
         options: {
           out: { type: 'string' },
+          save: { type: 'string' },
           png: { type: 'string' },
           bands: { type: 'string' },
           metrics: { type: 'string' },
@@ -63,10 +76,13 @@ export const command: Command = {
       throw new UsageError((err as Error).message);
     }
     const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError('expected exactly one results directory');
-    const dir = resolve(positionals[0]!);
-    const info = await stat(dir).catch(() => null);
-    if (!info?.isDirectory()) throw new UsageError(`${dir} is not a directory`);
+    if (positionals.length === 0) throw new UsageError('expected at least one results directory');
+    const dirs = positionals.map((p) => resolve(p));
+    for (const d of dirs) {
+      const info = await stat(d).catch(() => null);
+      if (!info?.isDirectory()) throw new UsageError(`${d} is not a directory`);
+    }
+    const dir = dirs[0]!;
     let frameSize = 128;
     if (values['frame-size'] !== undefined) {
       frameSize = Number(values['frame-size']);
@@ -86,10 +102,23 @@ export const command: Command = {
     }
 
     const started = Date.now();
-    process.stderr.write(`report: reading ${dir}\n`);
-    const saved = await readResults(dir);
-    if (bands) saved.aggregates = aggregate(saved.result, bands);
+    const parts = [];
+    for (const d of dirs) {
+      process.stderr.write(`report: reading ${d}\n`);
+      parts.push(await readResults(d));
+    }
+    const saved = parts[0]!;
+    if (parts.length > 1) {
+      saved.result = mergeResults(parts.map((p) => p.result));
+      saved.aggregates = aggregate(saved.result, bands ?? saved.aggregates.bands);
+    } else if (bands) {
+      saved.aggregates = aggregate(saved.result, bands);
+    }
     if (values.title !== undefined) saved.title = values.title;
+    if (values.save !== undefined) {
+      const written = await writeResults(resolve(values.save), saved);
+      process.stderr.write(`report: saved ${written.length} files in ${resolve(values.save)}\n`);
+    }
     const out = resolve(values.out ?? join(dir, REPORT_FILE));
     process.stderr.write(`report: rendering ${saved.result.rows.length} rows, ${saved.result.snapshots.length} frames\n`);
     const { report, frameGrids } = await renderSavedReport(saved, dirname(out), {

@@ -12,6 +12,7 @@ import {
   METRICS,
   TABLE_SCHEMA,
   aggregate,
+  mergeResults,
   parseBands,
   readResults,
   reduceMetrics,
@@ -19,6 +20,7 @@ import {
   syntheticRollouts,
   writeResults,
 } from '../../src/sinks/metrics/index.js';
+import { collect } from '../../src/sinks/basic.js';
 
 const result = await reduceMetrics(
   syntheticRollouts({ trajectories: 3, leads: 6, members: 2, height: 8, width: 8, fields: ['rho', 'p'], seed: 2 }),
@@ -42,6 +44,36 @@ t.test('bands pool every frame in range; "all" pools the fields', async (t) => {
   t.equal(agg.leadsOverFields.length, 6, 'one all-field row per lead');
   t.throws(() => parseBands('1-20,x'), /"x" is not of the form FROM-TO/);
   t.throws(() => parseBands('5-1'), /ends before it starts/);
+});
+
+t.test('merging shard reductions equals reducing everything at once', async (t) => {
+  const chunks = await collect(syntheticRollouts({ trajectories: 5, leads: 4, members: 3, height: 8, width: 8, fields: ['rho', 'p'], seed: 8, chunk: 2 }));
+  const whole = await reduceMetrics(chunks, { snapshotLeads: [1] });
+  const shards = await Promise.all([
+    reduceMetrics(chunks.filter((c) => Number(c.trajectory) < 2), { snapshotLeads: [1] }),
+    reduceMetrics(chunks.filter((c) => Number(c.trajectory) >= 2), { snapshotLeads: [1] }),
+  ]);
+  const merged = mergeResults(shards);
+  t.same(merged.leads, whole.leads);
+  t.same(merged.snapshots, whole.snapshots, 'snapshots of the first shard (its first trajectory)');
+  let maxRel = 0;
+  merged.rows.forEach((row, i) => {
+    const other = whole.rows[i]!;
+    t.equal(row.frames, other.frames);
+    for (const m of METRICS) {
+      for (const k of ['mean', 'std'] as const) {
+        const a = row.metrics[m][k];
+        const b = other.metrics[m][k];
+        if (Number.isNaN(a) && Number.isNaN(b)) continue;
+        maxRel = Math.max(maxRel, Math.abs(a - b) / Math.max(Math.abs(b), 1e-12));
+      }
+    }
+  });
+  t.ok(maxRel < 1e-9, `pooled means and stds match (max relative difference ${maxRel})`);
+  const spectrumErr = Math.max(...merged.spectra.flatMap((s, i) => s.truth.map((v, j) => Math.abs(v - whole.spectra[i]!.truth[j]!) / whole.spectra[i]!.truth[j]!)));
+  t.ok(spectrumErr < 1e-12, 'mean spectra match');
+  t.throws(() => mergeResults([]), /nothing to merge/);
+  t.throws(() => mergeResults([whole, { ...whole, convention: 'lola' }]), /part 1 uses convention "lola"/);
 });
 
 t.test('results directory: round trip, CSV, Arrow schema, no temporary files left', async (t) => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { reduceMetrics, summarize, syntheticRollouts, writeResults, type RolloutChunk } from '../../src/sinks/metrics/index.js';
+import { readResults, reduceMetrics, summarize, syntheticRollouts, writeResults, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { frameGridPng, renderReport, reportSink } from '../../src/sinks/report/index.js';
 import { command } from '../../pipelines/commands/report.js';
 
@@ -70,7 +70,7 @@ t.test('wellspring report re-renders from the results directory', async (t) => {
   process.stderr.write = (() => true) as typeof process.stderr.write;
   try {
     t.equal(await command.run([join(work, 'results'), '--out', out, '--png', png, '--bands', '1-6,7-12', '--metrics', 'nrmse,linf']), 0);
-    await t.rejects(command.run([]), /expected exactly one results directory/);
+    await t.rejects(command.run([]), /expected at least one results directory/);
     await t.rejects(command.run([work, '--metrics', 'nope']), /unknown metric "nope"/);
     await t.rejects(command.run([join(work, 'results'), '--frame-size', '3']), /--frame-size/);
     await t.rejects(command.run([work]), /results\.json: cannot read/);
@@ -85,6 +85,22 @@ t.test('wellspring report re-renders from the results directory', async (t) => {
   t.notMatch(page, /data-plot="error-vrmse"/);
   t.match(page, /<th>lead 7-12<\/th>/, 're-aggregated with the new bands');
   t.ok(PNG.sync.read(await readFile(png)).width > 0, 'README frame grid written');
+
+  // Two runs merged: the union of their models, saved as a new results directory.
+  const other = join(work, 'other');
+  await writeResults(other, summarize(await reduceMetrics(syntheticRollouts({ trajectories: 1, leads: 12, height: 24, width: 16, fields, seed: 9, model: 'flow', members: 2 }))));
+  const mergedDir = join(work, 'merged');
+  console.log = () => {};
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    t.equal(await command.run([join(work, 'results'), other, '--save', mergedDir, '--out', join(mergedDir, 'report.html')]), 0);
+  } finally {
+    console.log = log;
+    process.stderr.write = write;
+  }
+  const merged = await readResults(mergedDir);
+  t.same(merged.result.models, ['diffusion', 'deterministic', 'flow'], 'merged models');
+  t.match(await readFile(join(mergedDir, 'report.html'), 'utf8'), /<td>flow<\/td><td>all<\/td>/, 'merged report shows every model');
 });
 
 t.test('the page is the same when rendered again from disk', async (t) => {

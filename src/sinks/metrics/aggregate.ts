@@ -5,7 +5,7 @@
  * way the reference tables average over fields and lead times).
  */
 import { METRICS, type MetricName } from './frame.js';
-import type { LeadRow, MetricSummary, MetricsResult } from './reducer.js';
+import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
 
 /** An inclusive range of lead times. */
 export interface LeadBand {
@@ -56,20 +56,24 @@ export function parseBands(text: string): LeadBand[] {
   });
 }
 
-/** Pools per-frame summaries (mean, population std, count) into one. */
+/**
+ * Pools per-frame summaries (mean, population std, count) into the summary of their union, combining means and
+ * squared deviations pairwise (Chan et al.), which stays accurate when the spread is tiny next to the mean.
+ */
 export function poolSummaries(parts: readonly MetricSummary[]): MetricSummary {
   let count = 0;
-  let sum = 0;
-  let sumSq = 0;
+  let mean = 0;
+  let m2 = 0;
   for (const s of parts) {
     if (s.count === 0) continue;
-    count += s.count;
-    sum += s.mean * s.count;
-    sumSq += (s.std * s.std + s.mean * s.mean) * s.count;
+    const total = count + s.count;
+    const delta = s.mean - mean;
+    mean += (delta * s.count) / total;
+    m2 += s.std * s.std * s.count + (delta * delta * count * s.count) / total;
+    count = total;
   }
   if (count === 0) return { mean: NaN, std: NaN, count: 0 };
-  const mean = sum / count;
-  return { mean, std: Math.sqrt(Math.max(sumSq / count - mean * mean, 0)), count };
+  return { mean, std: Math.sqrt(m2 / count), count };
 }
 
 function poolRows(rows: readonly LeadRow[]): { frames: number; metrics: Record<MetricName, MetricSummary> } {
@@ -98,4 +102,57 @@ export function aggregate(result: MetricsResult, bands: readonly LeadBand[] = DE
     }
   }
   return { bands: [...bands], leadsOverFields, bandRows };
+}
+
+/**
+ * Merges reductions of disjoint sets of trajectories (e.g. evaluation shards) into the reduction of their union:
+ * per-frame summaries are pooled by count, mean spectra weighted by frames, and the first snapshot seen for a
+ * (model, field, lead) is kept. Equal to reducing all chunks at once up to floating-point rounding.
+ */
+export function mergeResults(parts: readonly MetricsResult[]): MetricsResult {
+  if (parts.length === 0) throw new Error('mergeResults: nothing to merge');
+  const convention = parts[0]!.convention;
+  const odd = parts.findIndex((p) => p.convention !== convention);
+  if (odd >= 0) throw new Error(`mergeResults: part ${odd} uses convention "${parts[odd]!.convention}", part 0 "${convention}"`);
+  const key = (r: { model: string; field: string; lead: number }) => `${r.model}\u0000${r.field}\u0000${r.lead}`;
+  const rows = new Map<string, LeadRow[]>();
+  const spectra = new Map<string, { row: SpectrumRow; frames: number }[]>();
+  const snapshots = new Map<string, FrameSnapshot>();
+  for (const part of parts) {
+    const framesOf = new Map(part.rows.map((r) => [key(r), r.frames]));
+    for (const r of part.rows) rows.set(key(r), [...(rows.get(key(r)) ?? []), r]);
+    for (const s of part.spectra) {
+      const k = key(s);
+      const list = spectra.get(k) ?? [];
+      const first = list[0]?.row;
+      if (first && first.frequencies.length !== s.frequencies.length) {
+        throw new Error(`mergeResults: ${s.model}/${s.field}/lead ${s.lead}: spectra of different grids cannot be merged`);
+      }
+      list.push({ row: s, frames: framesOf.get(k) ?? 0 });
+      spectra.set(k, list);
+    }
+    for (const s of part.snapshots) if (!snapshots.has(key(s))) snapshots.set(key(s), s);
+  }
+  const models = [...new Set(parts.flatMap((p) => p.models))];
+  const fields = [...new Set(parts.flatMap((p) => p.fields))];
+  const order = (a: { model: string; field: string; lead: number }, b: typeof a): number =>
+    models.indexOf(a.model) - models.indexOf(b.model) || fields.indexOf(a.field) - fields.indexOf(b.field) || a.lead - b.lead;
+  const mergedRows: LeadRow[] = [...rows.values()].map((list) => ({ model: list[0]!.model, field: list[0]!.field, lead: list[0]!.lead, ...poolRows(list) }));
+  const mergedSpectra: SpectrumRow[] = [...spectra.values()].map((list) => {
+    const total = list.reduce((s, x) => s + x.frames, 0) || 1;
+    const weighted = (pick: (r: SpectrumRow) => number[]) =>
+      pick(list[0]!.row).map((_, i) => list.reduce((s, x) => s + x.frames * pick(x.row)[i]!, 0) / total);
+    return { ...list[0]!.row, truth: weighted((r) => r.truth), prediction: weighted((r) => r.prediction) };
+  });
+  return {
+    schema: 'wellspring-metrics/1',
+    convention,
+    metrics: [...METRICS],
+    models,
+    fields,
+    leads: [...new Set(parts.flatMap((p) => p.leads))].sort((a, b) => a - b),
+    rows: mergedRows.sort(order),
+    spectra: mergedSpectra.sort(order),
+    snapshots: [...snapshots.values()].sort(order),
+  };
 }

@@ -236,14 +236,16 @@ export function fairCrps(truth: Float64Array, members: readonly Float64Array[]):
   return total / n;
 }
 
-/** Exact W1 between the truth values and all member values pooled (uniform weights on each side). */
+/**
+ * Exact W1 between the truth values and all member values pooled (uniform weights on each side). The sort of
+ * the M x N pooled values dominates the cost (an LSD radix sort was tried and was no faster than V8's sort here).
+ */
 export function pooledW1(truth: Float64Array, members: readonly Float64Array[]): number {
   const a = Float64Array.from(truth).sort();
   const n = truth.length;
   const b = new Float64Array(n * members.length);
   members.forEach((v, i) => b.set(v, i * n));
-  b.sort();
-  return wasserstein1Sorted(a, b);
+  return wasserstein1Sorted(a, b.sort());
 }
 
 /**

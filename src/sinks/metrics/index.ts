@@ -38,6 +38,7 @@ export {
 } from './reducer.js';
 export {
   aggregate,
+  mergeResults,
   parseBands,
   poolSummaries,
   bandLabel,

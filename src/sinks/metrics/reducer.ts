@@ -102,8 +102,9 @@ interface Accumulator {
   lead: number;
   frames: number;
   count: Float64Array;
-  sum: Float64Array;
-  sumSq: Float64Array;
+  /** Running mean and sum of squared deviations (Welford), per metric. */
+  mean: Float64Array;
+  m2: Float64Array;
   truthPower: Float64Array;
   predictionPower: Float64Array;
   frequencies: number[];
@@ -172,9 +173,10 @@ export class MetricsReducer {
         for (let i = 0; i < nm; i++) {
           const value = scores.values[frame * nm + i]!;
           if (!Number.isFinite(value)) continue;
-          acc.count[i]!++;
-          acc.sum[i]! += value;
-          acc.sumSq[i]! += value * value;
+          const count = ++acc.count[i]!;
+          const delta = value - acc.mean[i]!;
+          acc.mean[i]! += delta / count;
+          acc.m2[i]! += delta * (value - acc.mean[i]!);
         }
         for (let b = 0; b < bins; b++) {
           acc.truthPower[b]! += scores.truthPower[frame * bins + b]!;
@@ -204,8 +206,8 @@ export class MetricsReducer {
         lead,
         frames: 0,
         count: new Float64Array(METRICS.length),
-        sum: new Float64Array(METRICS.length),
-        sumSq: new Float64Array(METRICS.length),
+        mean: new Float64Array(METRICS.length),
+        m2: new Float64Array(METRICS.length),
         truthPower: new Float64Array(frequencies.length),
         predictionPower: new Float64Array(frequencies.length),
         frequencies,
@@ -222,7 +224,7 @@ export class MetricsReducer {
   stateSize(): number {
     let size = 0;
     for (const a of this.accumulators.values()) {
-      size += a.count.length + a.sum.length + a.sumSq.length + a.truthPower.length + a.predictionPower.length;
+      size += a.count.length + a.mean.length + a.m2.length + a.truthPower.length + a.predictionPower.length;
     }
     for (const s of this.snapshots.values()) size += s.truth.length + s.mean.length + s.member.length;
     return size;
@@ -242,8 +244,8 @@ export class MetricsReducer {
       const metrics = {} as Record<MetricName, MetricSummary>;
       METRICS.forEach((name, i) => {
         const count = a.count[i]!;
-        const mean = count > 0 ? a.sum[i]! / count : NaN;
-        const variance = count > 0 ? Math.max(a.sumSq[i]! / count - mean * mean, 0) : NaN;
+        const mean = count > 0 ? a.mean[i]! : NaN;
+        const variance = count > 0 ? a.m2[i]! / count : NaN;
         metrics[name] = { mean, std: Math.sqrt(variance), count };
       });
       return { model: a.model, field: a.field, lead: a.lead, frames: a.frames, metrics };

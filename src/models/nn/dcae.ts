@@ -42,12 +42,13 @@ export interface DcaeConfig {
   seed?: number;
 }
 
-type Resolved = Required<Omit<DcaeConfig, 'inputSize' | 'blocks'>> & {
+/** A DCAE config with every default filled in. */
+export type ResolvedDcaeConfig = Required<Omit<DcaeConfig, 'inputSize' | 'blocks'>> & {
   blocks: readonly number[];
   inputSize: readonly [number, number] | undefined;
 };
 
-function resolve(config: DcaeConfig): Resolved {
+function resolve(config: DcaeConfig): ResolvedDcaeConfig {
   const levels = config.channels.length;
   if (levels < 1) throw new Error('dcae config: channels must list at least one level');
   const blocks = typeof config.blocks === 'number' ? config.channels.map(() => config.blocks as number) : config.blocks;
@@ -57,7 +58,7 @@ function resolve(config: DcaeConfig): Resolved {
   for (const [name, v] of [['inChannels', config.inChannels], ['latentChannels', config.latentChannels], ...config.channels.map((c, i) => [`channels[${i}]`, c] as const)] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`dcae config: ${name} must be a positive integer, got ${v}`);
   }
-  const resolved: Resolved = {
+  const resolved: ResolvedDcaeConfig = {
     inChannels: config.inChannels,
     latentChannels: config.latentChannels,
     channels: [...config.channels],
@@ -119,7 +120,7 @@ export interface DcaeHalf {
 }
 
 export interface Dcae extends Network {
-  readonly config: Readonly<Resolved>;
+  readonly config: Readonly<ResolvedDcaeConfig>;
   /** Spatial downsampling factor 2^(levels - 1). */
   readonly factor: number;
   /** Raw encoder (no softclip): [B, H, W, inChannels] -> [B, H/f, W/f, latentChannels]. */
@@ -135,7 +136,7 @@ export interface Dcae extends Network {
   latentShape(size: readonly [number, number]): [number, number, number];
 }
 
-function buildEncoder(scope: ParameterScope, c: Resolved, factor: number): DcaeHalf {
+function buildEncoder(scope: ParameterScope, c: ResolvedDcaeConfig, factor: number): DcaeHalf {
   const convOptions = { kernel: c.kernel, periodic: c.periodic };
   const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout };
   const last = c.channels.length - 1;
@@ -168,7 +169,7 @@ function buildEncoder(scope: ParameterScope, c: Resolved, factor: number): DcaeH
   };
 }
 
-function buildDecoder(scope: ParameterScope, c: Resolved, factor: number): DcaeHalf {
+function buildDecoder(scope: ParameterScope, c: ResolvedDcaeConfig, factor: number): DcaeHalf {
   const convOptions = { kernel: c.kernel, periodic: c.periodic };
   const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout };
   const last = c.channels.length - 1;

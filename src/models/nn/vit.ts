@@ -78,16 +78,17 @@ export interface VitInputs {
   label?: tf.Tensor;
 }
 
-type ResolvedVit = Required<Omit<VitConfig, 'tokens'>> & { tokens: readonly [number, number, number] | undefined };
+/** A ViT config with every default filled in. */
+export type ResolvedVitConfig = Required<Omit<VitConfig, 'tokens'>> & { tokens: readonly [number, number, number] | undefined };
 
 export interface Vit extends Network {
-  readonly config: Readonly<ResolvedVit>;
+  readonly config: Readonly<ResolvedVitConfig>;
   /** [B, L, H, W, C] latents (+ conditioning) -> [B, L, H, W, C]. */
   apply(x: tf.Tensor, inputs?: VitInputs, options?: ApplyOptions): tf.Tensor;
 }
 
-function resolveVit(config: VitConfig): ResolvedVit {
-  const c: ResolvedVit = {
+function resolveVit(config: VitConfig): ResolvedVitConfig {
+  const c: ResolvedVitConfig = {
     channels: config.channels,
     maskChannels: config.maskChannels ?? config.channels,
     width: config.width,
@@ -209,7 +210,7 @@ interface Block {
   apply(x: tf.Tensor, embedding: tf.Tensor | undefined, rotary: RotaryAngles, options: ApplyOptions): tf.Tensor;
 }
 
-function createBlock(scope: ParameterScope, c: ResolvedVit, embeddingFeatures: number | undefined): Block {
+function createBlock(scope: ParameterScope, c: ResolvedVitConfig, embeddingFeatures: number | undefined): Block {
   const width = c.width;
   const heads = c.heads;
   const headDim = width / heads;

@@ -4,3 +4,4 @@ export * from './optim.js';
 export * from './trainer.js';
 export * from './checkpoint.js';
 export * from './safetensors.js';
+export * from './parallel.js';

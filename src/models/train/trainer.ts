@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
-import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters } from './optim.js';
+import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters, type NamedTensors } from './optim.js';
 import { Rng } from './rng.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
 
@@ -58,6 +58,17 @@ export interface TrainerOptions<B> {
   seed?: number;
   /** Dispose the tensors found in each batch after its step (default true). */
   disposeBatch?: boolean;
+  /**
+   * Where loss and gradients come from (default: `loss` on this thread). `ParallelGradients` computes them on
+   * worker threads, data-parallel; the update, clipping, EMA and checkpoints stay here.
+   */
+  gradients?: (batch: B, context: StepContext) => Promise<ComputedGradients>;
+}
+
+/** Loss (a number) and named gradients (tensors the trainer disposes) of one batch. */
+export interface ComputedGradients {
+  loss: number;
+  grads: NamedTensors;
 }
 
 /** Thrown when too many consecutive steps had non-finite gradients. */
@@ -100,18 +111,20 @@ export class Trainer<B> implements TrainingState {
     const step = this.step;
     const lr = this.lr(step);
     const context: StepContext = { params: this.params, step, random: () => this.rng.uniform(), rng: this.rng };
-    const { value, grads, norm } = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => this.options.loss(batch, context), this.variables);
-      return { value, grads, norm: globalNorm(Object.values(grads)) };
-    });
+    let grads: NamedTensors | undefined;
     try {
-      const [loss, gradNorm] = [(await value.data())[0], (await norm.data())[0]];
+      const computed = this.options.gradients
+        ? await this.options.gradients(batch, context)
+        : await this.localGradients(batch, context);
+      grads = computed.grads;
+      const loss = computed.loss;
+      const normTensor = globalNorm(grads.values());
+      const gradNorm = (await normTensor.data())[0];
+      normTensor.dispose();
       const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
       if (finite) {
-        const named = new Map<string, tf.Tensor>();
-        for (const [varName, g] of Object.entries(grads)) named.set(this.nameOf.get(varName) ?? varName, g);
         const scale = this.options.clipNorm === undefined ? 1 : clipFactor(gradNorm, this.options.clipNorm);
-        this.optimizer.apply(this.params, named, lr, scale);
+        this.optimizer.apply(this.params, grads, lr, scale);
         this.ema?.update(this.params);
         this.skippedInARow = 0;
       } else {
@@ -128,8 +141,20 @@ export class Trainer<B> implements TrainingState {
       this.step += 1;
       return { step, loss, gradNorm, lr, ms: performance.now() - t0, skipped: !finite };
     } finally {
-      tf.dispose([value, norm, ...Object.values(grads)]);
+      if (grads) tf.dispose([...grads.values()]);
       if (this.options.disposeBatch ?? true) tf.dispose(batch as unknown as tf.TensorContainer);
+    }
+  }
+
+  /** Loss and gradients of the batch on this thread's backend. */
+  private async localGradients(batch: B, context: StepContext): Promise<ComputedGradients> {
+    const { value, grads } = tf.tidy(() => tf.variableGrads(() => this.options.loss(batch, context), this.variables));
+    const named = new Map<string, tf.Tensor>();
+    for (const [varName, g] of Object.entries(grads)) named.set(this.nameOf.get(varName) ?? varName, g);
+    try {
+      return { loss: (await value.data())[0], grads: named };
+    } finally {
+      value.dispose();
     }
   }
 

@@ -1,0 +1,93 @@
+/**
+ * Worker-thread side of `ParallelGradients` (parallel.ts): builds the network from the model module on its own
+ * wasm backend, then for each shard reads the current weights from the shared buffer, computes loss and gradients
+ * and writes the gradients into its shared gradient region.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { selectBackend } from '../backend/select.js';
+import { Rng } from './rng.js';
+import type { FromWorker, ParallelModel, ParameterLayout, ShardableBatch, ToWorker, WireShard } from './parallel.js';
+
+interface Init {
+  moduleUrl: string;
+  exportName: string;
+  options: unknown;
+  layout: ParameterLayout;
+  paramBuffer: SharedArrayBuffer;
+  gradBuffer: SharedArrayBuffer;
+}
+
+if (!parentPort) throw new Error('parallel-worker must run in a worker thread');
+const port = parentPort;
+const init = workerData as Init;
+const send = (msg: FromWorker) => port.postMessage(msg);
+
+function fromWire(shard: WireShard): ShardableBatch {
+  if ('data' in shard && ArrayBuffer.isView(shard.data)) {
+    const s = shard as { data: Float32Array | Int32Array; shape: number[]; dtype: 'float32' | 'int32' };
+    return tf.tensor(s.data, s.shape, s.dtype);
+  }
+  const out: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(shard as Record<string, WireShard>)) out[k] = fromWire(v) as tf.Tensor;
+  return out;
+}
+
+async function main(): Promise<void> {
+  await selectBackend({ prefer: 'wasm' });
+  const mod = (await import(init.moduleUrl)) as Record<string, unknown>;
+  const factory = mod[init.exportName];
+  if (typeof factory !== 'function') {
+    throw new Error(`${init.moduleUrl} has no function export "${init.exportName}" (the model factory)`);
+  }
+  const model = (await (factory as (o: unknown) => unknown)(init.options)) as ParallelModel<ShardableBatch>;
+  const { layout } = init;
+  const problems: string[] = [];
+  layout.names.forEach((name, i) => {
+    const p = model.params.get(name);
+    if (!p) problems.push(`${name}: missing in the worker's network`);
+    else if (p.shape.join() !== layout.shapes[i].join()) problems.push(`${name}: main [${layout.shapes[i]}], worker [${p.shape}]`);
+  });
+  if (model.params.size !== layout.names.length) problems.push(`worker has ${model.params.size} parameters, main ${layout.names.length}`);
+  if (problems.length > 0) throw new Error(`the model module builds a different network than the main thread's: ${problems.join('; ')}`);
+
+  const params = new Map(layout.names.map((n) => [n, model.params.get(n) as tf.Variable]));
+  const variables = [...params.values()].filter((v) => v.trainable);
+  const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
+  const weights = new Float32Array(init.paramBuffer);
+  const gradients = new Float32Array(init.gradBuffer);
+  send({ type: 'ready' });
+
+  port.on('message', async (msg: ToWorker) => {
+    if (msg.type === 'close') {
+      process.exit(0);
+    }
+    try {
+      // Pull the current weights.
+      tf.tidy(() => {
+        layout.names.forEach((name, i) => {
+          const size = layout.shapes[i].reduce((a, b) => a * b, 1);
+          const off = layout.offsets[i];
+          params.get(name)!.assign(tf.tensor(weights.subarray(off, off + size), layout.shapes[i], 'float32'));
+        });
+      });
+      const batch = fromWire(msg.shard);
+      const rng = new Rng(msg.seed);
+      const context = { params, step: msg.step, random: () => rng.uniform(), rng };
+      const { value, grads } = tf.tidy(() => tf.variableGrads(() => model.loss(batch, context), variables));
+      const loss = (await value.data())[0];
+      gradients.fill(0);
+      for (const [varName, g] of Object.entries(grads)) {
+        const i = layout.names.indexOf(nameOf.get(varName) ?? '');
+        if (i >= 0) gradients.set((await g.data()) as Float32Array, layout.offsets[i]);
+      }
+      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose(batch as tf.TensorContainer);
+      send({ type: 'done', loss });
+    } catch (err) {
+      send({ type: 'error', message: (err as Error).stack ?? String(err) });
+    }
+  });
+}
+
+main().catch((err: Error) => send({ type: 'error', message: err.stack ?? String(err) }));

@@ -211,6 +211,22 @@ t.test('state is flat in the number of trajectories', async (t) => {
   t.equal(sizes[0], sizes[1], `reducer holds ${sizes[0]} numbers for 2 and for 12 trajectories`);
 });
 
+t.test('3D grids: spectra over three axes, snapshots are the middle slice of the last axis', async (t) => {
+  const shape = [6, 5, 4];
+  const n = 120;
+  const truth = Float64Array.from({ length: n }, (_, p) => Math.sin(p) + (p % 4) * 10);
+  const member = Float64Array.from(truth, (v, p) => v + 0.1 * Math.cos(3 * p));
+  const result = await reduceMetrics([{ fields: ['q'], spatialShape: shape, lead: 1, truth, ensemble: [member] }], { snapshotLeads: [1] });
+  const row = result.rows[0]!;
+  t.ok(Number.isFinite(row.metrics.vrmse.mean) && Number.isFinite(row.metrics.spectral_mse_2.mean), 'scores are finite');
+  const bins = [0, 1, 2].reduce((s, b) => s + row.metrics[`spectral_mse_${b}` as 'spectral_mse_0'].mean, 0);
+  t.ok(Math.abs(bins - row.metrics.mse.mean) / row.metrics.mse.mean < 1e-6, 'the three bins still sum to the MSE in 3D');
+  t.equal(result.spectra[0]!.frequencies.length, Math.floor((Math.sqrt(3) * 4) / 2), 'floor(sqrt(3) min(n) / 2) bins');
+  const snap = result.snapshots[0]!;
+  t.same(snap.shape, [6, 5]);
+  t.same([...snap.truth], [...Float32Array.from({ length: 30 }, (_, i) => truth[i * 4 + 2]!)], 'slice at index 2 of the last axis');
+});
+
 t.test('bad input is named: chunk, model, trajectory, what was expected', async (t) => {
   const good: RolloutChunk = {
     model: 'm',

@@ -38,13 +38,13 @@ const writeSync = fs.writeSync;
 };
 
 const { default: h5wasm } = await import('h5wasm/node');
-await h5wasm.ready;
+const h5module = await h5wasm.ready;
 const { createReadOps } = await import('./read-ops.js');
 const { createWriteOps } = await import('../../sinks/well/write-ops.js');
 
 type Op = (args: never) => unknown;
 const ops: Record<string, Op> = {
-  ...(createReadOps(h5wasm, diag) as unknown as Record<string, Op>),
+  ...(createReadOps(h5wasm, diag, h5module as unknown as Parameters<typeof createReadOps>[2]) as unknown as Record<string, Op>),
   ...(createWriteOps(h5wasm, diag) as unknown as Record<string, Op>),
   __diag: (() => [...diag]) as Op,
   /** Test hook: makes this worker die the way a wasm abort would (an uncaught error outside any request). */

@@ -64,8 +64,20 @@ function toRawValue(read: () => unknown): RawValue {
   }
 }
 
-export function createReadOps(h5: H5, diag: string[]) {
+/** The emscripten module behind h5wasm: only the calls used for direct hyperslab reads. */
+interface H5Module {
+  HEAPU8: Uint8Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  get_dataset_data(fileId: bigint, path: string, count: bigint[], offset: bigint[], strides: bigint[], ptr: bigint): number;
+}
+
+export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
   const open = new Map<string, H5File>();
+  /** Dataset handles per file (h5wasm caches a dataset's metadata on its object). */
+  const datasets = new Map<string, Map<string, Dataset>>();
+  /** A reusable wasm buffer for direct float32 hyperslab reads (grown on demand, never shrunk). */
+  let buffer = { ptr: 0, bytes: 0 };
 
   function file(path: string): H5File {
     const cached = open.get(path);
@@ -88,15 +100,67 @@ export function createReadOps(h5: H5, diag: string[]) {
       const [oldest, handle] = open.entries().next().value as [string, H5File];
       handle.close();
       open.delete(oldest);
+      datasets.delete(oldest);
     }
     open.set(path, f);
     return f;
   }
 
   function dataset(path: string, name: string): Dataset {
-    const node = file(path).get(name);
+    const f = file(path);
+    let byName = datasets.get(path);
+    if (!byName) datasets.set(path, (byName = new Map()));
+    const cached = byName.get(name);
+    if (cached) return cached;
+    const node = f.get(name);
     if (!node || !(node instanceof h5.Dataset)) throw new Error(`${path}: missing dataset /${name}`);
+    byName.set(name, node);
     return node;
+  }
+
+  /**
+   * Reads a hyperslab. Little-endian float32 datasets are read straight into a reusable wasm buffer and
+   * returned as a view on the wasm heap (valid until the next read); anything else goes through h5wasm's
+   * `slice` (a fresh array).
+   */
+  function readSlab(path: string, name: string, ranges: [number, number, number?][]): ArrayLike<number> {
+    const ds = dataset(path, name);
+    const meta = ds.metadata;
+    const shape = meta.shape ?? [];
+    const direct = module && meta.type === 1 && meta.size === 4 && meta.littleEndian && !meta.vlen;
+    if (!direct) {
+      const raw = ds.slice(ranges as [number, number][]);
+      if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${path}: /${name} did not read as numbers`);
+      return raw as unknown as ArrayLike<number>;
+    }
+    const count: bigint[] = [];
+    const offset: bigint[] = [];
+    const strides: bigint[] = [];
+    let total = 1;
+    shape.forEach((n, i) => {
+      const [start, stop, step] = ranges[i] ?? [0, n];
+      const st = step ?? 1;
+      const c = Math.max(0, Math.ceil((Math.min(stop, n) - start) / st));
+      if (start < 0 || start > n) throw new Error(`${path}: /${name} axis ${i}: start ${start} outside [0, ${n}]`);
+      count.push(BigInt(c));
+      offset.push(BigInt(start));
+      strides.push(BigInt(st));
+      total *= c;
+    });
+    const bytes = total * 4;
+    if (bytes > buffer.bytes) {
+      if (buffer.ptr) module._free(buffer.ptr);
+      const size = Math.max(bytes, 1 << 20);
+      const ptr = module._malloc(size);
+      if (!ptr) throw new Error(`${path}: /${name}: cannot allocate ${size} bytes in the wasm heap`);
+      buffer = { ptr, bytes: size };
+    }
+    if (total > 0) module.get_dataset_data(f(path), '/' + name, count, offset, strides, BigInt(buffer.ptr));
+    return new Float32Array(module.HEAPU8.buffer, buffer.ptr, total);
+  }
+
+  function f(path: string): bigint {
+    return file(path).file_id;
   }
 
   function attrsOf(node: Dataset | Group): Record<string, RawValue> {
@@ -147,16 +211,13 @@ export function createReadOps(h5: H5, diag: string[]) {
 
   /** Reads `count` frames of one field into the channel-last output. Returns the number of non-finite values. */
   function readField(plan: WindowReadPlan, fp: FieldReadPlan, out: Float32Array): number {
-    const ds = dataset(plan.path, fp.dataset);
     const ranges: [number, number, number?][] = [];
     if (fp.sampleVarying) ranges.push([plan.trajectory, plan.trajectory + 1]);
     if (fp.timeVarying) {
       const last = plan.start + (plan.count - 1) * plan.stride;
       ranges.push(plan.stride === 1 ? [plan.start, last + 1] : [plan.start, last + 1, plan.stride]);
     }
-    const raw = ds.slice(ranges as [number, number][]);
-    if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${plan.path}: /${fp.dataset} did not read as numbers`);
-    const src = raw as unknown as ArrayLike<number>;
+    const src = readSlab(plan.path, fp.dataset, ranges);
     const frames = fp.timeVarying ? plan.count : 1;
     const spatial = plan.spatial;
     const S = spatial.reduce((a, b) => a * b, 1);
@@ -269,9 +330,8 @@ export function createReadOps(h5: H5, diag: string[]) {
             const ranges: [number, number][] = [];
             if (fp.sampleVarying) ranges.push([b, b + 1]);
             if (fp.timeVarying) ranges.push([t0, t1]);
-            const raw = ds.slice(ranges);
-            if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${plan.path}: /${fp.dataset} is not numeric`);
-            let values = raw instanceof Float64Array ? raw : Float32Array.from(raw as unknown as ArrayLike<number>);
+            const raw = readSlab(plan.path, fp.dataset, ranges);
+            let values = raw instanceof Float64Array ? raw : raw instanceof Float32Array ? raw : Float32Array.from(raw);
             check(values, b, t0);
             if (fp.transform === 'log1p') values = values.map(Math.log1p);
             const firstNew = t0 === 0 ? 0 : 1; // the overlapping frame was counted by the previous block
@@ -289,10 +349,11 @@ export function createReadOps(h5: H5, diag: string[]) {
     },
 
     close(args: { path: string }): boolean {
-      const f = open.get(args.path);
-      if (f) {
-        f.close();
+      const handle = open.get(args.path);
+      if (handle) {
+        handle.close();
         open.delete(args.path);
+        datasets.delete(args.path);
       }
       return true;
     },

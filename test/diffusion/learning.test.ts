@@ -7,8 +7,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
+import { Rng } from '../../src/models/train/rng.js';
 import {
-  Xoshiro128,
   diffusionEmulator,
   drawContextCounts,
   frameMaskFromCounts,
@@ -32,7 +32,7 @@ t.test('both formulations recover the modes of a 2D mixture', async (t) => {
   ];
   const std = 0.15;
   for (const name of ['diffusion', 'flow'] as const) {
-    const rng = new Xoshiro128(5);
+    const rng = new Rng(5);
     const draw = (B: number) => {
       const v = new Float32Array(B * 2);
       for (let i = 0; i < B; i++) {
@@ -72,7 +72,7 @@ const A = [
 const stationaryStd = Math.sqrt((q * q) / (1 - 0.81));
 const apply = (x: number[]) => [A[0][0] * x[0] + A[0][1] * x[1], A[1][0] * x[0] + A[1][1] * x[1]];
 
-function trajectory(rng: Xoshiro128, T: number): number[][] {
+function trajectory(rng: Rng, T: number): number[][] {
   let x = [stationaryStd * rng.normal(), stationaryStd * rng.normal()];
   const out = [x];
   for (let i = 1; i < T; i++) {
@@ -83,7 +83,7 @@ function trajectory(rng: Xoshiro128, T: number): number[][] {
   return out;
 }
 
-function windows(rng: Xoshiro128, B: number) {
+function windows(rng: Rng, B: number) {
   const v = new Float32Array(B * L * C);
   for (let b = 0; b < B; b++) trajectory(rng, L).forEach((x, l) => v.set(x, (b * L + l) * C));
   const counts = drawContextCounts(rng, B, L);
@@ -92,7 +92,7 @@ function windows(rng: Xoshiro128, B: number) {
 
 /** Rolls `trajectories` test trajectories out `horizon` steps; per-lead skill (RMSE of the mean), spread, one-step error. */
 async function evaluate(emulator: Emulator, members: number, trajectories: number, horizon: number) {
-  const rng = new Xoshiro128(99);
+  const rng = new Rng(99);
   const mse = new Array<number>(horizon).fill(0);
   const variance = new Array<number>(horizon).fill(0);
   let oneStep = 0;
@@ -122,7 +122,7 @@ t.test('surrogate and diffusion emulator learn a linear latent dynamical system'
   const before = tf.memory().numTensors;
 
   const surrogate = surrogateEmulator(mlpBackbone({ window: [L, 1, 1, C], noise: false }));
-  const dataRng = new Xoshiro128(11);
+  const dataRng = new Rng(11);
   train(surrogate, () => windows(dataRng, 128), { steps: 400 });
   const s = await evaluate(surrogate, 1, 32, horizon);
   // The optimal one-step prediction is A x_0 (its own error vs the truth is q = 0.4 per component).

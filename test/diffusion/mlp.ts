@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone, Emulator, WindowBatch } from '../../src/models/diffusion/index.js';
-import { Xoshiro128 } from '../../src/models/diffusion/index.js';
+import { Rng } from '../../src/models/train/rng.js';
 
 export interface MlpOptions {
   /** Window shape (L, H, W, C). */
@@ -33,7 +33,7 @@ export function mlpBackbone(options: MlpOptions): Backbone {
   const [L, H, W, C] = window;
   const size = L * H * W * C;
   const inputs = size + L + (noise ? 1 + 2 * NOISE_FREQS.length : 0) + labels;
-  const rng = new Xoshiro128(seed);
+  const rng = new Rng(seed);
   const variable = (value: tf.Tensor) => {
     const v = tf.variable(value);
     value.dispose();
@@ -84,7 +84,7 @@ export function train(
   const { steps, lr = 3e-3, seed = 1 } = options;
   const variables = [...(emulator.backbone.variables ?? [])];
   const optimizer = tf.train.adam(lr);
-  const rng = new Xoshiro128(seed);
+  const rng = new Rng(seed);
   let tail = 0;
   let tailCount = 0;
   for (let step = 0; step < steps; step++) {

@@ -5,8 +5,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
+import { Rng } from '../../src/models/train/rng.js';
 import {
-  Xoshiro128,
   diffusionEmulator,
   rollout,
   rollouts,
@@ -37,7 +37,7 @@ function affineEmulator(noise = 0) {
       const observedFrames = Array.from(m.slice(0, L)).filter((v) => v === 1).length;
       calls.push({ batch: B, observedFrames, seed });
       const x = context.observed.arraySync();
-      const rng = new Xoshiro128(seed);
+      const rng = new Rng(seed);
       for (let b = 0; b < B; b++) {
         for (let l = 0; l < L; l++) {
           if (m[b * L + l] === 1) continue;

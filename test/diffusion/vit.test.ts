@@ -7,8 +7,8 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
 import { createVit } from '../../src/models/nn/index.js';
+import { Rng } from '../../src/models/train/rng.js';
 import {
-  Xoshiro128,
   diffusionEmulator,
   drawContextCounts,
   frameMaskFromCounts,
@@ -24,7 +24,7 @@ await selectBackend({ prefer: 'wasm' });
 const [L, H, W, C, P] = [5, 2, 2, 2, 3];
 
 /** Smooth windows: each frame is a fixed pattern scaled by a label-dependent decay. */
-function batch(rng: Xoshiro128, B: number) {
+function batch(rng: Rng, B: number) {
   const x = new Float32Array(B * L * H * W * C);
   const labels = new Float32Array(B * P);
   for (let b = 0; b < B; b++) {
@@ -39,8 +39,8 @@ function batch(rng: Xoshiro128, B: number) {
 
 function fit(emulator: Emulator, steps: number): number[] {
   const optimizer = tf.train.adam(2e-3);
-  const rng = new Xoshiro128(1);
-  const data = new Xoshiro128(2);
+  const rng = new Rng(1);
+  const data = new Rng(2);
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) {
     const b = batch(data, 16);

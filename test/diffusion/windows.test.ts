@@ -5,8 +5,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
+import { Rng } from '../../src/models/train/rng.js';
 import {
-  Xoshiro128,
   contextBatches,
   drawContextCounts,
   latentWindows,
@@ -66,12 +66,12 @@ t.test('contextBatches: batches with masks, counts and labels', async (t) => {
 
 t.test('context counts follow 1 + Poisson(1) mod 4 for windows of 5', async (t) => {
   const n = 40000;
-  const counts = drawContextCounts(new Xoshiro128(123), n, 5);
+  const counts = drawContextCounts(new Rng(123), n, 5);
   const freq = [1, 2, 3, 4].map((k) => counts.filter((c) => c === k).length / n);
   const poisson = (k: number) => Math.exp(-1) / [1, 1, 2, 6, 24, 120, 720, 5040, 40320][k];
   const expected = [0, 1, 2, 3].map((r) => poisson(r) + poisson(r + 4) + (r === 0 ? poisson(8) : 0));
   freq.forEach((f, i) => t.ok(Math.abs(f - expected[i]) < 0.01, `P(context = ${i + 1}) = ${f.toFixed(4)} vs ${expected[i].toFixed(4)}`));
-  t.throws(() => drawContextCounts(new Xoshiro128(1), 2, 5, 1, 5), /minContext must be in \[0, 4\]/);
+  t.throws(() => drawContextCounts(new Rng(1), 2, 5, 1, 5), /minContext must be in \[0, 4\]/);
 });
 
 t.test('malformed trajectories and mixed batches are named', async (t) => {
@@ -83,4 +83,6 @@ t.test('malformed trajectories and mixed batches are named', async (t) => {
     /window 0 \(odd\): shape \[5,1,1,3\] differs from the batch's \[5,2,1,2\]/,
   );
   t.throws(() => latentWindows({ window: 0 }), /window must be a positive integer/);
+  const cached: LatentTrajectory = { ...bad, origin: { file: 'euler_train_3.hdf5', trajectory: 12, augmentation: 2 } };
+  await t.rejects(collect(pipe([cached], latentWindows())), /\(euler_train_3.hdf5, trajectory 12, augmentation 2\): latents has 7 values/);
 });

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Formulation } from './formulation.js';
 import type { NoiseSchedule } from './schedule.js';
-import type { Xoshiro128 } from './random.js';
+import type { Rng } from '../train/rng.js';
+import { tensorSeed } from './random.js';
 
 /**
  * A network over windows of latent states: x (B, L, H, W, C), a frame mask (B, L) with 1 on observed frames,
@@ -137,12 +138,12 @@ export interface DiffusionNoise {
 }
 
 /** Draws t ~ U(0, 1) per sample and eps ~ N(0, I) from a seeded generator. */
-export function drawNoise(rng: Xoshiro128, shape: readonly [number, number, number, number, number]): DiffusionNoise {
+export function drawNoise(rng: Rng, shape: readonly [number, number, number, number, number]): DiffusionNoise {
   const t = new Float32Array(shape[0]);
   for (let i = 0; i < t.length; i++) t[i] = rng.uniform();
   return {
     t: tf.tensor1d(t),
-    eps: tf.randomNormal([...shape], 0, 1, 'float32', rng.seed()) as tf.Tensor5D,
+    eps: tf.randomNormal([...shape], 0, 1, 'float32', tensorSeed(rng)) as tf.Tensor5D,
   };
 }
 
@@ -157,7 +158,7 @@ export function denoisingLoss(
   backbone: Backbone,
   formulation: Formulation,
   batch: WindowBatch,
-  noise: Xoshiro128 | DiffusionNoise,
+  noise: Rng | DiffusionNoise,
 ): tf.Scalar {
   checkWindow('denoisingLoss', batch.x, batch.mask);
   const drawn = 'uniform' in noise ? drawNoise(noise, batch.x.shape) : undefined;

@@ -19,7 +19,7 @@ import {
 } from './denoiser.js';
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { sample, type SamplerOptions } from './samplers.js';
-import type { Xoshiro128 } from './random.js';
+import type { Rng } from '../train/rng.js';
 
 export interface Emulator {
   readonly kind: FormulationName | 'surrogate';
@@ -30,7 +30,7 @@ export interface Emulator {
    */
   predict(context: Context, seed: number): tf.Tensor5D;
   /** The training loss of one batch (a scalar; call inside `tf.variableGrads`). */
-  loss(batch: WindowBatch, rng: Xoshiro128): tf.Scalar;
+  loss(batch: WindowBatch, rng: Rng): tf.Scalar;
 }
 
 export interface DiffusionEmulator extends Emulator {

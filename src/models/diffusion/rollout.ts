@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import type { Emulator } from './emulator.js';
-import { Xoshiro128 } from './random.js';
+import { Rng } from '../train/rng.js';
+import { tensorSeed } from './random.js';
 
 /** Where a rollout starts. */
 export interface RolloutStart {
@@ -70,7 +71,7 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
   if (K < context) throw new Error(`rollout: ${K} initial states given, context needs ${context}`);
   return {
     async *[Symbol.asyncIterator]() {
-      const rng = new Xoshiro128(seed);
+      const rng = new Rng(seed);
       const initial = start.states.subarray((K - context) * frame);
       // Every member starts from the same context; members differ through the sampler's noise.
       let ctx = tf.tidy(() => tf.tile(tf.tensor5d(initial, [1, context, H, W, C]), [ensemble, 1, 1, 1, 1])) as tf.Tensor5D;
@@ -87,7 +88,7 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
           const observed = tf.tidy(() => tf.concat([ctx, tf.zeros([ensemble, window - context, H, W, C])], 1)) as tf.Tensor5D;
           let predicted: tf.Tensor5D;
           try {
-            predicted = emulator.predict({ observed, mask, labels }, rng.seed());
+            predicted = emulator.predict({ observed, mask, labels }, tensorSeed(rng));
           } finally {
             observed.dispose();
           }
@@ -127,7 +128,7 @@ export function rollouts(emulator: Emulator, options: RolloutOptions): Stage<Rol
   return named('rollout', async function* (source) {
     let index = 0;
     for await (const start of source) {
-      const seed = new Xoshiro128(base).nextUint32() ^ Math.imul(index + 1, 0x9e3779b9);
+      const seed = new Rng(base).nextUint32() ^ Math.imul(index + 1, 0x9e3779b9);
       for await (const state of rollout(emulator, start, { ...options, seed: seed >>> 0 })) yield { ...state, index };
       index++;
     }

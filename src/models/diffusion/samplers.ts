@@ -14,7 +14,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule } from './schedule.js';
 import type { SamplingDenoiser } from './denoiser.js';
-import { Xoshiro128 } from './random.js';
+import { Rng } from '../train/rng.js';
+import { tensorSeed } from './random.js';
 
 export type SamplerName = 'euler' | 'heun' | 'ab' | 'ddpm';
 export type IntegrationVariable = 'rho' | 'u';
@@ -216,7 +217,7 @@ export function ddpmSampler(
   eta = 1,
 ): tf.Tensor {
   const grid = timeGrid(steps);
-  const rng = new Xoshiro128(seed);
+  const rng = new Rng(seed);
   return integrate(x1, grid, (x, i) =>
     tf.tidy(() => {
       const t = grid[i];
@@ -225,7 +226,7 @@ export function ddpmSampler(
       const tau = Math.min(1, Math.max(0, eta * (1 - ((at * ss) / (as * st)) ** 2)));
       const d = denoise(x as tf.Tensor5D, t);
       const z = tf.div(tf.sub(x, tf.mul(d, at)), st);
-      const eps = tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed());
+      const eps = tf.randomNormal(x.shape, 0, 1, 'float32', tensorSeed(rng));
       return tf.addN([tf.mul(d, as), tf.mul(z, ss * Math.sqrt(1 - tau)), tf.mul(eps, ss * Math.sqrt(tau))]);
     }),
   );
@@ -239,8 +240,8 @@ export function sample(
   options: SamplerOptions,
 ): tf.Tensor {
   const { sampler = 'ab', steps = 16, order = 3, eta = 1, seed, variable } = options;
-  const rng = new Xoshiro128(seed);
-  const x1 = initialNoise(schedule, shape, rng.seed());
+  const rng = new Rng(seed);
+  const x1 = initialNoise(schedule, shape, tensorSeed(rng));
   try {
     switch (sampler) {
       case 'euler':
@@ -250,7 +251,7 @@ export function sample(
       case 'ab':
         return adamsBashforthSampler(denoise, schedule, x1, steps, order, variable);
       case 'ddpm':
-        return ddpmSampler(denoise, schedule, x1, steps, rng.seed(), eta);
+        return ddpmSampler(denoise, schedule, x1, steps, tensorSeed(rng), eta);
       default:
         throw new Error(`sample: unknown sampler ${JSON.stringify(sampler)} (expected euler, heun, ab or ddpm)`);
     }

@@ -7,17 +7,21 @@ import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import { batch } from '../../streams/basic.js';
 import type { WindowBatch } from './denoiser.js';
-import { Xoshiro128 } from './random.js';
+import { Rng } from '../train/rng.js';
+import { poissonDraw } from './random.js';
 
-/** One latent trajectory, as the latent cache yields it. */
+/** Where a trajectory came from: a free string, or the latent cache's origin record. */
+export type TrajectoryOrigin = string | { file: string; trajectory: number; augmentation?: number };
+
+/** One latent trajectory, as the latent cache yields it (its `CachedTrajectory` rows fit this type). */
 export interface LatentTrajectory {
   /** States (T, H, W, C), row-major. */
   latents: Float32Array;
   shape: readonly [number, number, number, number];
   /** Simulation parameters (P), or null. */
   labels: Float32Array | null;
-  /** Where it came from (file, trajectory index...), used in error messages. */
-  origin?: string;
+  /** Where it came from, used in error messages. */
+  origin?: TrajectoryOrigin;
 }
 
 /** L consecutive states of one trajectory. */
@@ -28,7 +32,7 @@ export interface LatentWindow {
   labels: Float32Array | null;
   /** Index of the first state in its trajectory. */
   start: number;
-  origin?: string;
+  origin?: TrajectoryOrigin;
 }
 
 /** A batch of windows with context masks, as typed arrays. */
@@ -51,8 +55,11 @@ export interface LatentWindowsOptions {
   stride?: number;
 }
 
-function describe(origin: string | undefined): string {
-  return origin ? ` (${origin})` : '';
+function describe(origin: TrajectoryOrigin | undefined): string {
+  if (origin === undefined) return '';
+  if (typeof origin === 'string') return ` (${origin})`;
+  const aug = origin.augmentation ? `, augmentation ${origin.augmentation}` : '';
+  return ` (${origin.file}, trajectory ${origin.trajectory}${aug})`;
 }
 
 /**
@@ -104,12 +111,12 @@ export interface ContextBatchesOptions {
 }
 
 /** Context frame counts: minContext + Poisson(rate) mod (L - minContext), per window. */
-export function drawContextCounts(rng: Xoshiro128, batchSize: number, frames: number, rate = 1, minContext = 1): Int32Array {
+export function drawContextCounts(rng: Rng, batchSize: number, frames: number, rate = 1, minContext = 1): Int32Array {
   if (!(minContext >= 0 && minContext < frames)) {
     throw new Error(`drawContextCounts: minContext must be in [0, ${frames - 1}] for windows of ${frames}, got ${minContext}`);
   }
   const counts = new Int32Array(batchSize);
-  for (let i = 0; i < batchSize; i++) counts[i] = minContext + (rng.poisson(rate) % (frames - minContext));
+  for (let i = 0; i < batchSize; i++) counts[i] = minContext + (poissonDraw(rng, rate) % (frames - minContext));
   return counts;
 }
 
@@ -127,7 +134,7 @@ export function frameMaskFromCounts(counts: ArrayLike<number>, frames: number): 
  */
 export function contextBatches(options: ContextBatchesOptions): Stage<LatentWindow, ContextBatch> {
   const { batchSize, seed, rate = 1, minContext = 1, dropLast = true } = options;
-  const rng = new Xoshiro128(seed);
+  const rng = new Rng(seed);
   const gather = batch<LatentWindow>(batchSize, { dropLast });
   return named('context-batches', async function* (source) {
     for await (const windows of gather(source)) {

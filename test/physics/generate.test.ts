@@ -9,6 +9,7 @@ import { pipe } from '../../src/streams/core.js';
 import { parseStatsYaml } from '../../src/streams/well/stats.js';
 import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/streams/well/index.js';
 import { runTask, simulationTasks } from '../../src/streams/simulate/index.js';
+import { writeWell } from '../../src/sinks/well/index.js';
 
 await h5wasm.ready;
 
@@ -196,6 +197,15 @@ t.test('simulate source yields lazy trajectories that match the generator', asyn
   t.equal(frames[0].fields.momentum.length, 128);
   const spec = taskSpec({ ...template, seed: 0 });
   t.same(spec.boundaryConditions?.map((b) => b.bcType), ['OPEN', 'OPEN']);
+  // the documented path: simulate -> writeWell -> the Well reader
+  const file = join(dir, 'single', 'euler_open.hdf5');
+  const written = await writeWell(simulate(template, 2, 5), file, spec);
+  t.equal(written.nTrajectories, 2);
+  const dataset = await openWellDataset(file, { nIn: 1, nOut: 1 });
+  t.equal(dataset.length, 2 * 2);
+  const sample = await dataset.sample(2); // trajectory 1, frames 0 -> 1
+  t.same(sample.boundaryConditions.data, Float32Array.from([1, 1, 1, 1]), 'open on both axes');
+  t.equal(sample.outputFields.data[1], frames[4].fields.density[0]);
   t.throws(() => parameterSets({ system: 'rayleigh-benard', out: dir, resolution: 12, trajectories: 1 }), /power of two/);
   t.throws(() => parameterSets({ system: 'euler', out: dir, resolution: 8, trajectories: 0 }), /trajectories/);
   t.throws(() => parameterSets({ system: 'navier' as 'euler', out: dir, resolution: 8, trajectories: 1 }), /unknown system/);

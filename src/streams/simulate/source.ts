@@ -31,8 +31,8 @@ export function stringHash(s: string): number {
  * thread as they are pulled (one solver and one frame held at a time). Deterministic for `seed`.
  *
  * ```ts
- * await writeWell(simulate({ system: 'euler', resolution: 64, gamma: 1.4, boundary: 'periodic',
- *   snapshots: 101, dt: 0.015 }, 10, 0), 'out.hdf5', taskSpec(task));
+ * const euler = { system: 'euler', resolution: 64, gamma: 1.4, boundary: 'periodic', snapshots: 101, dt: 0.015 } as const;
+ * await writeWell(simulate(euler, 10, 0), 'euler.hdf5', taskSpec({ ...euler, seed: 0 }));
  * ```
  */
 export function simulate(

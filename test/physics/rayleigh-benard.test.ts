@@ -118,6 +118,26 @@ t.test('Nusselt number at Ra = 1e4, Pr = 1 matches steady-roll results; velocity
   t.equal(s.time, 70, 'lands exactly on output times');
 });
 
+t.test('time stepping is second order (SBDF2 with rotational pressure correction)', async (t) => {
+  const run = (maxStep: number): Float64Array[] => {
+    const s = new RayleighBenardSolver({ nx: 32, ny: 8, rayleigh: 1e4, prandtl: 1, maxStep, cfl: 1 });
+    s.setBuoyancy((x, y) => 1 - y + 0.2 * Math.sin(Math.PI * y) * Math.cos((Math.PI * x) / 2));
+    s.advanceTo(2);
+    const f = s.fields();
+    return [f.velocityY, f.buoyancy];
+  };
+  const reference = run(0.001);
+  const errors = [0.04, 0.02, 0.01].map((h) => {
+    const [v, b] = run(h);
+    let e = 0;
+    for (let k = 0; k < v.length; k++) e = Math.max(e, Math.abs(v[k] - reference[0][k]), Math.abs(b[k] - reference[1][k]));
+    return e;
+  });
+  const rates = errors.slice(1).map((e, i) => Math.log2(errors[i] / e));
+  t.comment(`max errors ${errors.map((e) => e.toExponential(2)).join(', ')}; rates ${rates.map((r) => r.toFixed(2)).join(', ')}`);
+  for (const r of rates) t.ok(r > 1.8 && r < 2.3, `temporal rate ${r} close to 2`);
+});
+
 t.test('runs are deterministic for a seed', async (t) => {
   const run = (seed: number): Float64Array => {
     const s = new RayleighBenardSolver({ nx: 16, ny: 8, rayleigh: 1e5, prandtl: 1 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
 import { readResults, reduceMetrics, summarize, syntheticRollouts, writeResults, type RolloutChunk } from '../../src/sinks/metrics/index.js';
-import { frameGridPng, renderReport, reportSink } from '../../src/sinks/report/index.js';
+import { frameGridPng, powerSpectra, renderReport, reportSink } from '../../src/sinks/report/index.js';
 import { command } from '../../pipelines/commands/report.js';
 
 const fields = ['density', 'pressure'];
@@ -101,6 +101,12 @@ t.test('wellspring report re-renders from the results directory', async (t) => {
   const merged = await readResults(mergedDir);
   t.same(merged.result.models, ['diffusion', 'deterministic', 'flow'], 'merged models');
   t.match(await readFile(join(mergedDir, 'report.html'), 'utf8'), /<td>flow<\/td><td>all<\/td>/, 'merged report shows every model');
+});
+
+t.test('nothing to plot, or a plot vega cannot draw, is an error rather than a broken page', async (t) => {
+  await t.rejects(renderReport(summarize(await reduceMetrics([]))), /results hold no scored frame/);
+  // Vega only logs the error of a faceted plot with no data; renderSvg turns it into an exception.
+  await t.rejects(powerSpectra(summarize(await reduceMetrics([]))), /plot "power-spectra": vega failed/);
 });
 
 t.test('the page is the same when rendered again from disk', async (t) => {

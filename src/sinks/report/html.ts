@@ -29,6 +29,7 @@ const fmt = (v: number): string => {
 
 /** Every plot of the report, rendered. */
 export async function reportPlots(saved: SavedResults, options: ReportOptions = {}): Promise<Plot[]> {
+  if (saved.result.rows.length === 0) throw new Error('report: the results hold no scored frame, nothing to plot');
   const plots: Plot[] = [];
   for (const metric of options.errorMetrics ?? DEFAULT_ERROR_METRICS) plots.push(await errorVsLead(saved, metric));
   plots.push(await spreadSkillVsLead(saved));

@@ -18,12 +18,30 @@ export interface Plot {
 
 const PANEL = { width: 210, height: 150 };
 
-/** Renders a Vega-Lite spec to an SVG string. */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+/**
+ * Renders a Vega-Lite spec to an SVG string. Vega's own errors (which it would only log) become an exception
+ * naming the plot; its warnings are dropped.
+ */
+export async function renderSvg(spec: TopLevelSpec, name = 'plot'): Promise<string> {
   const { spec: vgSpec } = compile(spec);
-  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none' });
+  const errors: string[] = [];
+  const logger = {
+    level(_?: number) {
+      return arguments.length ? logger : vega.Error;
+    },
+    error(...args: unknown[]) {
+      errors.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+      return logger;
+    },
+    warn: () => logger,
+    info: () => logger,
+    debug: () => logger,
+  };
+  const view = new vega.View(vega.parse(vgSpec), { renderer: 'none', logger });
   try {
-    return await view.toSVG();
+    const svg = await view.toSVG();
+    if (errors.length > 0) throw new Error(`plot "${name}": vega failed: ${errors.join('; ')}`);
+    return svg;
   } finally {
     view.finalize();
   }
@@ -87,7 +105,7 @@ export async function errorVsLead(saved: SavedResults, metric: MetricName): Prom
     id: `error-${metric}`,
     title: `${metricLabel(metric)} vs lead time`,
     caption: `Mean over trajectories of the per-frame ${metricLabel(metric)}, per field and for all fields pooled.`,
-    svg: await renderSvg(spec),
+    svg: await renderSvg(spec, `error-${metric}`),
   };
 }
 
@@ -123,7 +141,7 @@ export async function spreadSkillVsLead(saved: SavedResults): Promise<Plot> {
     caption:
       'Per-frame (spread + 0.001) / (RMSE + 0.001) averaged over trajectories; 1 (dashed) is a calibrated ensemble, ' +
       'below 1 over-confident. Deterministic models (one member) have zero spread.',
-    svg: await renderSvg(spec),
+    svg: await renderSvg(spec, 'spread-skill'),
   };
 }
 
@@ -185,7 +203,7 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
     caption:
       'Isotropic power spectra (orthonormal FFT, DC dropped) averaged over trajectories; predictions average ' +
       'the members\u2019 spectra. Missing high frequencies mean over-smoothed emulations.',
-    svg: await renderSvg(spec),
+    svg: await renderSvg(spec, 'power-spectra'),
   };
 }
 
@@ -224,6 +242,6 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
     caption:
       'sqrt of the mean over a band\u2019s isotropic bins of (1 - P_pred / P_truth)^2 (power) and of ' +
       '(1 - C / sqrt(P_truth P_pred))^2 (coherence); bands log-spaced up to 0.5 cycles per cell.',
-    svg: await renderSvg(spec),
+    svg: await renderSvg(spec, 'spectral-error-bands'),
   };
 }

@@ -2,7 +2,7 @@
  * The project's wasm kernels against the cpu backend (an independent implementation) on random shapes, and their
  * gradients against central finite differences on wasm.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
 import { Rng } from '../../src/models/train/rng.js';
@@ -64,4 +64,128 @@ t.test('conv2d gradients match the cpu backend on random shapes', async (t) => {
     t.ok(maxRelErr(wx, cx) < 1e-4, `input gradient: ${label} (rel err ${maxRelErr(wx, cx).toExponential(1)})`);
     t.ok(maxRelErr(ww, cw) < 1e-4, `filter gradient: ${label} (rel err ${maxRelErr(ww, cw).toExponential(1)})`);
   }
+});
+
+/** Central difference of `f` along a random direction vs the directional derivative from `tf.grad` (on wasm). */
+async function finiteDifference(t: Test, label: string, shape: number[], f: (x: tf.Tensor) => tf.Scalar): Promise<void> {
+  await tf.setBackend('wasm');
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x0 = randn(shape);
+  const v = randn(shape);
+  const eps = 1e-2;
+  const at = (s: number) =>
+    tf.tidy(() => f(tf.tensor(x0.map((x, i) => x + s * v[i]), shape)).dataSync()[0]);
+  const numeric = (at(eps) - at(-eps)) / (2 * eps);
+  const g = tf.tidy(() => tf.grad(f)(tf.tensor(x0, shape)));
+  const gv = (await g.data()).reduce((acc, gi, i) => acc + gi * v[i], 0);
+  g.dispose();
+  const rel = Math.abs(numeric - gv) / Math.max(1e-3, Math.abs(gv));
+  t.ok(rel < 2e-2, `${label}: finite difference ${numeric.toFixed(5)} vs gradient ${gv.toFixed(5)} (size ${size})`);
+}
+
+t.test('gradients on wasm match finite differences', async (t) => {
+  const w = tf.tensor4d(randn([3, 3, 3, 4]), [3, 3, 3, 4]);
+  const w5 = tf.tensor4d(randn([5, 5, 3, 2]), [5, 5, 3, 2]);
+  const r = (shape: number[]) => tf.tensor(randn(shape), shape);
+  const r1 = r([2, 5, 4, 4]);
+  const r2 = r([2, 3, 2, 2]);
+  await finiteDifference(t, 'conv2d 3x3 stride 1 same (input)', [2, 9, 7, 3], (x) =>
+    tf.conv2d(x as tf.Tensor4D, w, 1, 'same').square().mul(0.5).sum().add(tf.conv2d(x as tf.Tensor4D, w, 2, 'same').mul(r1).sum()),
+  );
+  await finiteDifference(t, 'conv2d 5x5 stride 2 valid (input)', [2, 9, 7, 3], (x) =>
+    tf.conv2d(x as tf.Tensor4D, w5, 2, 'valid').mul(r2).sum().add(tf.conv2d(x as tf.Tensor4D, w5, 2, 'valid').square().sum()),
+  );
+  const x = tf.tensor4d(randn([2, 8, 7, 3]), [2, 8, 7, 3]);
+  await finiteDifference(t, 'conv2d 3x3 stride 2 same (filter)', [3, 3, 3, 4], (wt) =>
+    tf.conv2d(x, wt as tf.Tensor4D, 2, 'same').square().sum(),
+  );
+  const d2sR = r([2, 6, 4, 3]);
+  await finiteDifference(t, 'depthToSpace', [2, 3, 2, 12], (z) => tf.depthToSpace(z as tf.Tensor4D, 2).mul(d2sR).square().sum());
+  const ssR = r([2, 3, 3, 3]);
+  await finiteDifference(t, 'stridedSlice strides [1,2,2,1]', [2, 7, 6, 3], (z) =>
+    tf.stridedSlice(z, [0, 1, 0, 0], [2, 7, 6, 3], [1, 2, 2, 1]).mul(ssR).square().sum(),
+  );
+  await finiteDifference(t, 'where(x > 0) (comparison gradient)', [4, 5], (z) => tf.where(z.greater(0), z.square(), z.mul(3)).sum());
+  const table = r([7, 4]);
+  await finiteDifference(t, 'gather (embedding) through UnsortedSegmentSum', [7, 4], (e) =>
+    tf.gather(e, tf.tensor1d([1, 3, 3, 6, 0], 'int32')).square().mul(table.slice([0, 0], [5, 4])).sum(),
+  );
+  tf.dispose([w, w5, r1, r2, x, d2sR, ssR, table]);
+});
+
+t.test('replaced kernels match the cpu backend', async (t) => {
+  // Transposed batched matmuls (attention: q k^T, and their gradients).
+  for (const [ta, tb] of [[false, true], [true, false], [true, true]] as const) {
+    const [b, m, k, n] = [randInt(1, 4), randInt(1, 9), randInt(1, 9), randInt(1, 9)];
+    const as = ta ? [b, k, m] : [b, m, k];
+    const bs = tb ? [b, n, k] : [b, k, n];
+    const av = randn(as);
+    const bv = randn(bs);
+    const f = () => [tf.matMul(tf.tensor3d(av, as as [number, number, number]), tf.tensor3d(bv, bs as [number, number, number]), ta, tb)];
+    const [c] = await on('cpu', f);
+    const [w] = await on('wasm', f);
+    t.ok(maxRelErr(w, c) < 1e-5, `matMul transposeA=${ta} transposeB=${tb} [${as}] x [${bs}]`);
+  }
+  // Slices and strided slices (odd sizes, offsets, strides, shrink axes).
+  const shape = [3, 7, 6, 5];
+  const xv = randn(shape);
+  const cases: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
+    ['slice inner box', (x) => tf.slice(x, [1, 2, 1, 0], [2, 4, 3, 5])],
+    ['slice channels', (x) => tf.slice(x, [0, 0, 0, 1], [3, 7, 6, 3])],
+    ['slice rank 2', (x) => tf.slice(x.reshape([21, 30]), [3, 5], [11, 17])],
+    ['stridedSlice [1,2,2,1]', (x) => tf.stridedSlice(x, [0, 1, 0, 0], [3, 7, 6, 5], [1, 2, 2, 1])],
+    ['stridedSlice [2,3,1,2] with masks', (x) => tf.stridedSlice(x, [1, 0, 2, 0], [3, 7, 6, 5], [2, 3, 1, 2], 0, 0b1000)],
+    ['stridedSlice negative stride (stock kernel)', (x) => tf.stridedSlice(x, [0, 6, 0, 0], [3, 0, 6, 5], [1, -2, 1, 1])],
+  ];
+  for (const [label, op] of cases) {
+    const f = () => [op(tf.tensor(xv, shape))];
+    const [c] = await on('cpu', f);
+    const [w] = await on('wasm', f);
+    t.same(Array.from(w), Array.from(c), label);
+  }
+  // Shrink axis with strides: the cpu backend's own kernel fails here (it indexes with the shrunk shape), so the
+  // reference is x[1, :, ::2, :] written out in JS.
+  await tf.setBackend('wasm');
+  const shrunk = tf.tidy(() => tf.stridedSlice(tf.tensor(xv, shape), [1, 0, 0, 0], [2, 7, 6, 5], [1, 1, 2, 1], 0, 0, 0, 0, 0b0001));
+  t.same(shrunk.shape, [7, 3, 5], 'shrink axis shape');
+  const expected: number[] = [];
+  for (let i = 0; i < 7; i++) for (let j = 0; j < 6; j += 2) for (let k = 0; k < 5; k++) expected.push(xv[((1 * 7 + i) * 6 + j) * 5 + k]);
+  t.same(Array.from(await shrunk.data()), expected, 'stridedSlice shrink axis with strides');
+  shrunk.dispose();
+  // UnsortedSegmentSum, including out-of-range ids (dropped).
+  const data = randn([6, 3]);
+  const f = () => [tf.unsortedSegmentSum(tf.tensor2d(data, [6, 3]), tf.tensor1d([2, 0, 2, 4, 1, 0], 'int32'), 5)];
+  const [c] = await on('cpu', f);
+  const [w] = await on('wasm', f);
+  t.ok(maxRelErr(w, c) < 1e-6, 'unsortedSegmentSum');
+});
+
+t.test('network-style gradients run on wasm and match cpu', async (t) => {
+  // Layer norm, SiLU, GELU (tanh form), softmax attention, patchify by reshape/transpose, gather.
+  const xv = randn([2, 8, 8, 4]);
+  const wq = randn([16, 16]);
+  const emb = randn([5, 16]);
+  const f = (): tf.Tensor[] => {
+    const x = tf.tensor4d(xv, [2, 8, 8, 4]);
+    const q = tf.tensor2d(wq, [16, 16]);
+    const e = tf.tensor2d(emb, [5, 16]);
+    const loss = (xi: tf.Tensor, qi: tf.Tensor, ei: tf.Tensor) => {
+      const p = xi.reshape([2, 4, 2, 4, 2, 4]).transpose([0, 1, 3, 2, 4, 5]).reshape([2, 16, 16]);
+      const { mean, variance } = tf.moments(p, -1, true);
+      let h = p.sub(mean).mul(tf.rsqrt(variance.add(1e-5)));
+      h = h.mul(tf.sigmoid(h)).add(tf.gather(ei, tf.tensor1d([0, 3], 'int32')).expandDims(1));
+      const k = h.matMul(qi.expandDims(0).tile([2, 1, 1]));
+      const att = tf.softmax(tf.matMul(k, h, false, true).div(4));
+      const o = tf.matMul(att, h);
+      const gelu = o.mul(0.5).mul(tf.tanh(o.add(o.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI))).add(1));
+      return gelu.square().mean() as tf.Scalar;
+    };
+    return tf.grads(loss)([x, q, e]);
+  };
+  const cpu = await on('cpu', f);
+  const wasm = await on('wasm', f);
+  ['input', 'projection', 'embedding'].forEach((name, i) => {
+    const err = maxRelErr(wasm[i], cpu[i]);
+    t.ok(err < 1e-4, `${name} gradient (rel err ${err.toExponential(1)})`);
+  });
 });

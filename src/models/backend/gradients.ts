@@ -49,10 +49,11 @@ const stridedSliceGrad: GradConfig = {
     }
     return {
       x: () => {
-        let g = (dy as tf.Tensor).reshape(info.finalShapeSparse);
+        const box = tf.slice_util.computeOutShape(info.begin, info.end, info.strides);
+        let g = (dy as tf.Tensor).reshape(box);
         for (let axis = 0; axis < x.rank; axis++) {
           const step = info.strides[axis];
-          const n = info.finalShapeSparse[axis];
+          const n = box[axis];
           if (n === 0) return tf.zerosLike(x);
           const shape = g.shape;
           if (step > 1) {

@@ -147,7 +147,8 @@ const stridedSliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   }
   const wasm = wasmBackend(backend);
   const out = wasm.makeOutput(info.finalShape, x.dtype);
-  const size = info.finalShapeSparse;
+  // The full-rank box (shrunk axes kept with size 1); finalShapeSparse drops shrunk axes.
+  const size = tf.slice_util.computeOutShape(info.begin, info.end, steps);
   if (size.some((n) => n <= 0)) return out;
   copyBox(wasm.typedArrayFromHeap(x), x.shape, info.begin, size, steps, wasm.typedArrayFromHeap(out));
   return out;

@@ -11,3 +11,4 @@ export * from './workers.js';
 export * from './well/index.js';
 export * from './simulate/index.js';
 export * from './latent-cache.js';
+export * from './augment.js';

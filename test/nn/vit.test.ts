@@ -207,3 +207,48 @@ t.test('training steps reduce a regression loss; tensor count flat across forwar
   optimizer.dispose();
   vit.dispose();
 });
+
+t.test('gradient checkpointing: same gradients (dropout masks replayed), tensor count flat', async (t) => {
+  const plain = createVit({ ...tiny, dropout: 0.3 });
+  const remat = createVit({ ...tiny, dropout: 0.3, checkpointing: true });
+  t.equal(remat.config.checkpointing, true);
+  const { x, mask, noise, label } = inputs(2, 3, 2, 2, 2, 70);
+  const r = randn([2, 3, 2, 2, 2], 71);
+  const seeded = () => {
+    let s = 9;
+    return () => ((s = (s * 48271) % 2147483647) / 2147483647);
+  };
+  const gradsOf = (vit: typeof plain) => {
+    const random = seeded();
+    return tf.variableGrads(() => vit.apply(x, { mask, noise, label }, { training: true, random }).mul(r).sum() as tf.Scalar, [...vit.params.values()]);
+  };
+  const a = gradsOf(plain);
+  const b = gradsOf(remat);
+  t.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-5, 'same loss');
+  const names = [...plain.params.keys()];
+  let worst = 0;
+  const pv = [...plain.params.values()];
+  const rv = [...remat.params.values()];
+  names.forEach((_, i) => (worst = Math.max(worst, maxAbsDiff(a.grads[pv[i].name], b.grads[rv[i].name]))));
+  t.ok(worst < 1e-5, `same gradients for all ${names.length} parameters (max diff ${worst.toExponential(2)})`);
+  tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
+  // the input gradient flows through the checkpointed blocks too
+  const gx = tf.grad((v: tf.Tensor) => remat.apply(v, { mask, noise, label }).mul(r).sum())(x);
+  const gxPlain = tf.grad((v: tf.Tensor) => plain.apply(v, { mask, noise, label }).mul(r).sum())(x);
+  t.ok(maxAbsDiff(gx, gxPlain) < 1e-5, 'same input gradient');
+  const optimizer = tf.train.adam(1e-2);
+  const counts: number[] = [];
+  const random = seeded();
+  for (let i = 0; i < 6; i++) {
+    optimizer.minimize(() => vit2loss(remat, x, mask, noise, label, random), false, [...remat.params.values()]);
+    counts.push(tf.memory().numTensors);
+  }
+  t.same(new Set(counts.slice(2)).size, 1, `tensor count flat (${counts.join(', ')})`);
+  optimizer.dispose();
+  plain.dispose();
+  remat.dispose();
+});
+
+function vit2loss(vit: ReturnType<typeof createVit>, x: tf.Tensor, mask: tf.Tensor, noise: tf.Tensor, label: tf.Tensor, random: () => number): tf.Scalar {
+  return tf.losses.meanSquaredError(x, vit.apply(x, { mask, noise, label }, { training: true, random })) as tf.Scalar;
+}

@@ -6,4 +6,5 @@ export * from './module.js';
 export * from './layers.js';
 export * from './dcae.js';
 export * from './vit.js';
+export * from './remat.js';
 export * from './presets.js';

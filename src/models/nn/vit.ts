@@ -24,6 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Linear, createLinear, dropout, layerNorm, rmsNorm, silu } from './layers.js';
+import { rematerialize } from './remat.js';
 import {
   type ApplyOptions,
   type Network,
@@ -62,6 +63,11 @@ export interface VitConfig {
   positionFeatures?: number;
   /** Dropout in the FFN, in training mode (default 0). */
   dropout?: number;
+  /**
+   * Recompute each block's intermediates during backprop instead of keeping them (gradient checkpointing):
+   * memory for one block instead of all, for about one more forward pass (default false).
+   */
+  checkpointing?: boolean;
   /** Exact token grid [L, H, W] to enforce, if any (presets set it). */
   tokens?: readonly [number, number, number];
   /** Seed of the initial weights (default 0). */
@@ -102,6 +108,7 @@ function resolveVit(config: VitConfig): ResolvedVitConfig {
     absolutePosition: config.absolutePosition ?? true,
     positionFeatures: config.positionFeatures ?? 32,
     dropout: config.dropout ?? 0,
+    checkpointing: config.checkpointing ?? false,
     tokens: config.tokens,
     seed: config.seed ?? 0,
   };
@@ -203,11 +210,9 @@ function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
   return layerNorm(x).mul(overTokens(scale).add(1)).add(overTokens(shift));
 }
 
-/** Rotary angles for a block's frequencies theta [3, width/2]: cos and sin of shape [heads, N, headDim/2]. */
-type RotaryAngles = (theta: tf.Tensor) => { cos: tf.Tensor; sin: tf.Tensor };
-
 interface Block {
-  apply(x: tf.Tensor, embedding: tf.Tensor | undefined, rotary: RotaryAngles, options: ApplyOptions): tf.Tensor;
+  /** Tokens [B, N, width], embedding [B, E] (if any), token coordinates [N, 3]. */
+  apply(x: tf.Tensor, embedding: tf.Tensor | undefined, coords: tf.Tensor, options: ApplyOptions): tf.Tensor;
 }
 
 function createBlock(scope: ParameterScope, c: ResolvedVitConfig, embeddingFeatures: number | undefined): Block {
@@ -221,33 +226,45 @@ function createBlock(scope: ParameterScope, c: ResolvedVitConfig, embeddingFeatu
   const theta = c.rope ? attnScope.create('theta', [3, width / 2], ropeInit) : undefined;
   const fc1 = createLinear(scope.child('ffn').child('fc1'), width, c.ffnFactor * width);
   const fc2 = createLinear(scope.child('ffn').child('fc2'), c.ffnFactor * width, width);
+  const params = [...scope.params].filter(([name]) => name.startsWith(`${scope.prefix}.`)).map(([, v]) => v);
 
-  const attention = (h: tf.Tensor, angles: RotaryAngles) => {
+  const attention = (h: tf.Tensor, coords: tf.Tensor) => {
     const [b, n] = h.shape;
     const toHeads = (t: tf.Tensor) => t.reshape([b, n, heads, headDim]).transpose([0, 2, 1, 3]);
     const [q0, k0, v0] = tf.split(qkv.apply(h), 3, -1);
-    let q = rmsNorm(toHeads(q0));
+    // the 1/sqrt(d) scale goes on the queries: scaling the [N, N] scores would keep another copy of them
+    let q = rmsNorm(toHeads(q0)).mul(1 / Math.sqrt(headDim));
     let k = rmsNorm(toHeads(k0));
     const v = toHeads(v0);
     if (theta) {
-      const { cos, sin } = angles(theta);
+      // [N, 3] x [3, width/2] -> per head [heads, N, headDim/2]
+      const angles = tf.matMul(coords, theta).reshape([n, heads, headDim / 2]).transpose([1, 0, 2]);
+      const cos = tf.cos(angles);
+      const sin = tf.sin(angles);
       q = applyRotary(q, cos, sin);
       k = applyRotary(k, cos, sin);
     }
-    const weights = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(headDim)));
+    const weights = tf.softmax(tf.matMul(q, k, false, true));
     const y = tf.matMul(weights, v).transpose([0, 2, 1, 3]).reshape([b, n, width]);
     return out.apply(y);
   };
 
+  const forward = (x: tf.Tensor, embedding: tf.Tensor | undefined, coords: tf.Tensor, options: ApplyOptions) =>
+    tf.tidy(() => {
+      const [shift1, scale1, gate1, shift2, scale2, gate2] = tf.split(modulation.apply(embedding), 6, -1);
+      let y = x.add(overTokens(gate1).mul(attention(modulate(x, shift1, scale1), coords)));
+      const hidden = dropout(silu(fc1.apply(modulate(y, shift2, scale2))), c.dropout, options);
+      y = y.add(overTokens(gate2).mul(fc2.apply(hidden)));
+      return y;
+    });
+
   return {
-    apply(x, embedding, rotary, options) {
-      return tf.tidy(() => {
-        const [shift1, scale1, gate1, shift2, scale2, gate2] = tf.split(modulation.apply(embedding), 6, -1);
-        let y = x.add(overTokens(gate1).mul(attention(modulate(x, shift1, scale1), rotary)));
-        const hidden = dropout(silu(fc1.apply(modulate(y, shift2, scale2))), c.dropout, options);
-        y = y.add(overTokens(gate2).mul(fc2.apply(hidden)));
-        return y;
-      });
+    apply(x, embedding, coords, options) {
+      if (!c.checkpointing) return forward(x, embedding, coords, options);
+      const inputs = embedding ? [x, embedding, coords] : [x, coords];
+      const body = (xs: tf.Tensor[], random: () => number) =>
+        embedding ? forward(xs[0], xs[1], xs[2], { ...options, random }) : forward(xs[0], undefined, xs[1], { ...options, random });
+      return rematerialize(body, inputs, params, options.random ?? Math.random);
     },
   };
 }
@@ -330,13 +347,7 @@ export function createVit(config: VitConfig): Vit {
           const e = labelEmbedding.apply(inputs.label);
           embedding = embedding ? embedding.add(e) : e;
         }
-        const headDim = c.width / c.heads;
-        const rotary = (theta: tf.Tensor) => {
-          // [N, 3] x [3, width/2] -> per head [heads, N, headDim/2]
-          const angles = tf.matMul(coords, theta).reshape([n, c.heads, headDim / 2]).transpose([1, 0, 2]);
-          return { cos: tf.cos(angles), sin: tf.sin(angles) };
-        };
-        for (const block of blocks) tokens = block.apply(tokens, embedding, rotary, options);
+        for (const block of blocks) tokens = block.apply(tokens, embedding, coords, options);
         const [shift, scale] = tf.split(finalModulation.apply(embedding), 2, -1);
         const y = outProj.apply(modulate(tokens, shift, scale));
         return y.reshape([b, l, h, w, c.channels]);

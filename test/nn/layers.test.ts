@@ -8,6 +8,7 @@ import {
   layerNorm,
   patchify,
   rmsNorm,
+  silu,
   softclip,
   unpatchify,
   vmseLoss,
@@ -156,6 +157,33 @@ t.test('layer and RMS norms standardise the channel axis', async (t) => {
   t.ok(variance.sub(1).abs().max().dataSync()[0] < 1e-3, 'unit variance per position');
   const rms = rmsNorm(x).square().mean(-1);
   t.ok(rms.sub(1).abs().max().dataSync()[0] < 1e-3, 'unit mean square per position');
+});
+
+t.test('hand-written gradients of layerNorm, rmsNorm and silu equal autodiff of their composite forms', async (t) => {
+  const composite = {
+    layerNorm: (x: tf.Tensor) => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return x.sub(mean).div(variance.add(1e-5).sqrt());
+    },
+    rmsNorm: (x: tf.Tensor) => x.div(x.square().mean(-1, true).add(1e-5).sqrt()),
+    silu: (x: tf.Tensor) => x.mul(tf.sigmoid(x)),
+  };
+  const fused = { layerNorm, rmsNorm, silu };
+  const x = randn([2, 3, 5, 6], 12, 2).add(0.7);
+  const r = randn([2, 3, 5, 6], 13);
+  for (const name of ['layerNorm', 'rmsNorm', 'silu'] as const) {
+    const f = fused[name];
+    const g = composite[name];
+    t.ok(maxAbsDiff(f(x), g(x)) < 1e-5, `${name} forward`);
+    const gf = tf.grad((v: tf.Tensor) => f(v).mul(r).sum())(x);
+    const gg = tf.grad((v: tf.Tensor) => g(v).mul(r).sum())(x);
+    const scale = gg.abs().max().dataSync()[0];
+    t.ok(maxAbsDiff(gf, gg) < 1e-5 * Math.max(scale, 1), `${name} gradient (max diff ${maxAbsDiff(gf, gg).toExponential(2)})`);
+    // second use in one graph: the gradient accumulates through both paths
+    const twice = tf.grad((v: tf.Tensor) => f(v).mul(r).sum().add(f(v.mul(2)).sum()))(x);
+    const twiceRef = tf.grad((v: tf.Tensor) => g(v).mul(r).sum().add(g(v.mul(2)).sum()))(x);
+    t.ok(maxAbsDiff(twice, twiceRef) < 1e-4, `${name} gradient through two uses`);
+  }
 });
 
 t.test('VMSE matches a direct computation', async (t) => {

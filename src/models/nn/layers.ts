@@ -189,23 +189,61 @@ export function createConv2d(scope: ParameterScope, inChannels: number, outChann
 // ---------------------------------------------------------------------------------------------------------
 // Normalisation and activations
 
+// These three have hand-written gradients (tf.customGrad): autodiff of their composite forms keeps four or five
+// full-size intermediates per call on the tape (tfjs saves the inputs of nearly every op), the custom forms keep
+// one, and their backward passes take fewer kernels. test/nn/layers.test.ts checks them against autodiff.
+
 /** Standardises over the last (channel) axis, no affine parameters: (x - mean) / sqrt(var + eps). */
 export function layerNorm(x: tf.Tensor, eps = 1e-5): tf.Tensor {
-  return tf.tidy(() => {
-    const axis = x.rank - 1;
-    const { mean, variance } = tf.moments(x, axis, true);
-    return x.sub(mean).mul(tf.rsqrt(variance.add(eps)));
+  const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = input as tf.Tensor;
+    const axis = v.rank - 1;
+    const { mean, variance } = tf.moments(v, axis, true);
+    const rstd = tf.rsqrt(variance.add(eps));
+    const y = v.sub(mean).mul(rstd);
+    (save as tf.GradSaveFunc)([y, rstd]);
+    return {
+      value: y,
+      // dx = rstd (dy - mean(dy) - y mean(dy y))
+      gradFunc: (dy: tf.Tensor, [ys, r]: tf.Tensor[]) =>
+        dy.sub(dy.mean(axis, true)).sub(ys.mul(dy.mul(ys).mean(axis, true))).mul(r),
+    };
   });
+  return op(x);
 }
 
 /** Divides by the root mean square over the last axis, no affine parameters: x / sqrt(mean(x^2) + eps). */
 export function rmsNorm(x: tf.Tensor, eps = 1e-5): tf.Tensor {
-  return tf.tidy(() => x.mul(tf.rsqrt(x.square().mean(x.rank - 1, true).add(eps))));
+  const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = input as tf.Tensor;
+    const axis = v.rank - 1;
+    const r = tf.rsqrt(v.square().mean(axis, true).add(eps));
+    const y = v.mul(r);
+    (save as tf.GradSaveFunc)([y, r]);
+    return {
+      value: y,
+      // dx = r (dy - y mean(dy y))
+      gradFunc: (dy: tf.Tensor, [ys, rs]: tf.Tensor[]) => dy.sub(ys.mul(dy.mul(ys).mean(axis, true))).mul(rs),
+    };
+  });
+  return op(x);
 }
 
 /** SiLU (swish): x * sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => x.mul(tf.sigmoid(x)));
+  const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = input as tf.Tensor;
+    (save as tf.GradSaveFunc)([v]);
+    return {
+      value: v.mul(tf.sigmoid(v)),
+      // d/dx x s(x) = s (1 + x (1 - s))
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => {
+        const s = tf.sigmoid(xs);
+        return dy.mul(s).mul(xs.mul(tf.sub(1, s)).add(1));
+      },
+    };
+  });
+  return op(x);
 }
 
 /** Inverted dropout, active only when `options.training`; masks are seeded from `options.random`. */

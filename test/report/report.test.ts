@@ -6,12 +6,12 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { readResults, reduceMetrics, summarize, syntheticRollouts, writeResults, type RolloutChunk } from '../../src/sinks/metrics/index.js';
+import { METRICS, readResults, reduceMetrics, summarize, syntheticRollouts, writeResults, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { frameGridPng, powerSpectra, renderReport, reportSink } from '../../src/sinks/report/index.js';
 import { command } from '../../pipelines/commands/report.js';
 
@@ -101,6 +101,29 @@ t.test('wellspring report re-renders from the results directory', async (t) => {
   const merged = await readResults(mergedDir);
   t.same(merged.result.models, ['diffusion', 'deterministic', 'flow'], 'merged models');
   t.match(await readFile(join(mergedDir, 'report.html'), 'utf8'), /<td>flow<\/td><td>all<\/td>/, 'merged report shows every model');
+});
+
+t.test('frame log: one CSV line per scored frame; nothing left behind when the stream fails', async (t) => {
+  const dir = join(work, 'logged');
+  const stream = () => syntheticRollouts({ trajectories: 3, leads: 4, members: 2, height: 8, width: 8, fields, seed: 6, model: 'm' });
+  const out = await reportSink(stream(), { dir, frameLog: true, snapshotLeads: [1] });
+  const lines = (await readFile(join(dir, 'frames.csv'), 'utf8')).trim().split('\n');
+  t.equal(lines[0], ['model', 'trajectory', 'field', 'lead', ...METRICS].join(','), 'header');
+  t.equal(lines.length - 1, 3 * 4 * fields.length, 'one line per trajectory x lead x field');
+  // The mean over the logged lines is the reducer's mean.
+  const col = 4 + METRICS.indexOf('vrmse');
+  const logged = lines.slice(1).filter((l) => l.startsWith('m,') && l.split(',')[2] === 'pressure' && l.split(',')[3] === '3');
+  const mean = logged.reduce((s, l) => s + Number(l.split(',')[col]), 0) / logged.length;
+  const row = out.saved.result.rows.find((r) => r.field === 'pressure' && r.lead === 3)!;
+  t.ok(Math.abs(mean - row.metrics.vrmse.mean) < 1e-12, 'logged values average to the reduction');
+
+  const failing = join(work, 'failing');
+  async function* broken(): AsyncGenerator<RolloutChunk> {
+    yield* syntheticRollouts({ trajectories: 1, leads: 2, members: 2, height: 8, width: 8, fields, seed: 6 });
+    throw new Error('simulated crash');
+  }
+  await t.rejects(reportSink(broken(), { dir: failing, frameLog: true }), /simulated crash/);
+  t.same(existsSync(failing) ? await readdir(failing) : [], [], 'no frames.csv, no temporary file');
 });
 
 t.test('nothing to plot, or a plot vega cannot draw, is an error rather than a broken page', async (t) => {

@@ -29,6 +29,7 @@ export {
   reduceMetrics,
   metricsSink,
   type RolloutChunk,
+  type FrameRecord,
   type MetricsOptions,
   type MetricSummary,
   type LeadRow,

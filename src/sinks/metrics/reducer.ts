@@ -42,6 +42,21 @@ export interface MetricsOptions extends FrameMetricsOptions {
   threads?: number;
   /** Called after each chunk with the running number of frames scored (for progress displays). */
   onProgress?: (framesScored: number) => void;
+  /**
+   * Called with every frame's scores as they are folded in (values parallel to METRICS, a view into the chunk's
+   * scores: copy it to keep it). For per-trajectory logs (see the report sink's `frameLog`) or statistics the reducer does not
+   * keep, such as medians; the reducer itself holds nothing per trajectory.
+   */
+  onFrame?: (frame: FrameRecord) => void;
+}
+
+/** One scored frame, as passed to MetricsOptions.onFrame. */
+export interface FrameRecord {
+  model: string;
+  trajectory: string;
+  field: string;
+  lead: number;
+  values: Float64Array;
 }
 
 /** Mean, population standard deviation and number of finite per-frame values of one metric. */
@@ -170,6 +185,10 @@ export class MetricsReducer {
         const frame = step * c + ch;
         const acc = this.accumulator(model, fields[ch]!, lead, spatialShape);
         acc.frames++;
+        if (this.options.onFrame) {
+          const values = scores.values.subarray(frame * nm, (frame + 1) * nm);
+          this.options.onFrame({ model, trajectory, field: fields[ch]!, lead, values });
+        }
         for (let i = 0; i < nm; i++) {
           const value = scores.values[frame * nm + i]!;
           if (!Number.isFinite(value)) continue;

@@ -2,7 +2,7 @@
  * Report sinks: a self-contained HTML report (inline SVG plots rendered with Vega-Lite, base64 PNG frames) and
  * labelled frame-grid PNGs, from a stream of rollouts or from a saved results directory.
  */
-export { reportSink, renderSavedReport, writeFrameGrids, slug, REPORT_FILE, type ReportSinkOptions, type ReportFiles } from './sink.js';
+export { reportSink, renderSavedReport, writeFrameGrids, slug, REPORT_FILE, FRAME_LOG_FILE, type ReportSinkOptions, type ReportFiles } from './sink.js';
 export { renderReport, reportPlots, type ReportOptions } from './html.js';
 export { renderSvg, errorVsLead, spreadSkillVsLead, powerSpectra, spectralErrorBands, metricLabel, type Plot } from './plots.js';
 export { colormaps, colorize, resample, encodePng, snapshotPanels, frameGridPng, displaySize, type Rgba, type Lut, type SnapshotPanels } from './images.js';

@@ -1,16 +1,19 @@
 /**
  * The report sink: scores a stream of rollout chunks (see `reduceMetrics`), then writes the results directory
- * (results.json, snapshots.json, metrics.csv, metrics.arrow), the self-contained report.html and one labelled
- * frame-grid PNG per model. `renderSavedReport` does the writing part alone, from results read back from disk.
+ * (results.json, snapshots.json, metrics.csv, metrics.arrow, optionally frames.csv), the self-contained
+ * report.html and one labelled frame-grid PNG per model. `renderSavedReport` does the writing part alone, from results read back from disk.
  */
-import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import type { Source } from '../../streams/core.js';
 import {
   reduceMetrics,
   summarize,
   writeFileAtomic,
   writeResults,
+  METRICS,
+  type FrameRecord,
   type LeadBand,
   type MetricsOptions,
   type RolloutChunk,
@@ -28,6 +31,46 @@ export interface ReportSinkOptions extends MetricsOptions, ReportOptions {
   bands?: readonly LeadBand[];
   /** Cell size (longer side, pixels) of the frame-grid PNGs. Default 96. */
   gridCell?: number;
+  /**
+   * Also write `frames.csv`: one line per scored frame (model, trajectory, field, lead, every metric), streamed
+   * to disk as frames are scored (the reducer still holds nothing per trajectory). Default false.
+   */
+  frameLog?: boolean;
+}
+
+export const FRAME_LOG_FILE = 'frames.csv';
+
+/** A CSV writer of frame records to a temporary file, renamed into place by `close()` (removed by `abort()`). */
+async function frameLogWriter(path: string): Promise<{ write: (r: FrameRecord) => void; close: () => Promise<void>; abort: () => Promise<void> }> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const out = createWriteStream(tmp);
+  let failure: Error | undefined;
+  out.on('error', (err) => (failure = err));
+  out.write(['model', 'trajectory', 'field', 'lead', ...METRICS].join(',') + '\n');
+  const cell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const finish = () => new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  return {
+    write(r) {
+      if (failure) throw failure;
+      const values = Array.from(r.values, (v) => (Number.isFinite(v) ? String(v) : ''));
+      out.write([cell(r.model), cell(r.trajectory), cell(r.field), String(r.lead), ...values].join(',') + '\n');
+    },
+    async close() {
+      await finish();
+      if (failure) throw failure;
+      await rename(tmp, path);
+    },
+    async abort() {
+      // Wait for the stream to close: it may still be opening the file, which would recreate it after rm.
+      await new Promise<void>((resolve) => {
+        if (out.closed) return resolve();
+        out.once('close', () => resolve());
+        out.destroy();
+      });
+      await rm(tmp, { force: true });
+    },
+  };
 }
 
 export interface ReportFiles {
@@ -70,7 +113,23 @@ export async function renderSavedReport(
  * `options.dir`. Holds what reduceMetrics holds (running sums and a bounded set of snapshot frames).
  */
 export async function reportSink(source: Source<RolloutChunk>, options: ReportSinkOptions): Promise<ReportFiles & { saved: SavedResults }> {
-  const result = await reduceMetrics(source, options);
+  let result;
+  if (options.frameLog) {
+    const log = await frameLogWriter(join(options.dir, FRAME_LOG_FILE));
+    const onFrame = (r: FrameRecord) => {
+      log.write(r);
+      options.onFrame?.(r);
+    };
+    try {
+      result = await reduceMetrics(source, { ...options, onFrame });
+    } catch (err) {
+      await log.abort();
+      throw err;
+    }
+    await log.close();
+  } else {
+    result = await reduceMetrics(source, options);
+  }
   const saved = summarize(result, { title: options.title, bands: options.bands });
   const results = await writeResults(options.dir, saved);
   const { report, frameGrids } = await renderSavedReport(saved, options.dir, options);

@@ -1,0 +1,34 @@
+/** `wellspring train-ae`: trains the autoencoder on a Well dataset. */
+import { stringify } from 'yaml';
+import type { Command } from '../command.js';
+import { trainAeDefaults, trainAutoencoder } from '../autoencoder.js';
+import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+
+const help = `Usage: wellspring train-ae --data ROOT --run DIR [--config FILE] [--set KEY=VALUE ...]
+
+Trains the DCAE autoencoder on the train split of a Well dataset root (ROOT/data/train), with statistics of the
+log1p-transformed fields computed on that split. Writes DIR/autoencoder.safetensors, DIR/normalization.json,
+DIR/metrics.json (validation reconstruction VRMSE against the mean-field baseline) and checkpoints. Ctrl-C saves
+a checkpoint; rerunning the same command resumes (train.steps may be raised to train longer).
+
+Options:
+  --data ROOT          dataset root (sets data.root)
+${COMMON_OPTIONS_HELP}
+
+Settings and defaults:
+${stringify(trainAeDefaults).trimEnd().replace(/^/gm, '  ')}`;
+
+export const command: Command = {
+  name: 'train-ae',
+  summary: 'Train the autoencoder (DCAE) on a Well dataset',
+  help,
+  async run(argv) {
+    const { config, runDir, values } = await parsePipelineArgs(argv, trainAeDefaults, { data: { type: 'string' } });
+    if (values.data) config.data.root = values.data as string;
+    const run = await openPipelineRun(runDir, 'train-ae', config, ['train.steps']);
+    const ae = await withInterrupt((signal) => trainAutoencoder(config, run, signal));
+    console.error(`autoencoder ${ae.id} written to ${run.path('autoencoder.safetensors')}`);
+    ae.dcae.dispose();
+    return 0;
+  },
+};

@@ -1,0 +1,76 @@
+/**
+ * What every pipeline subcommand shares: `--config FILE`, repeated `--set key=value`, `--run DIR`, and Ctrl-C
+ * handling (the first SIGINT asks the pipeline to stop at a safe point and save; a second one exits at once).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolveConfig, type ConfigObject } from './config.js';
+import { openRunDir, type RunDir } from './run-dir.js';
+import { UsageError } from './command.js';
+
+export const COMMON_OPTIONS_HELP = `  --run DIR            run directory (resolved config, log.jsonl, checkpoints, outputs); rerun to resume
+  --config FILE        YAML or JSON file of settings over the defaults
+  --set KEY=VALUE      override one setting (repeatable), e.g. --set train.steps=500
+  -h, --help           this help`;
+
+type ExtraOptions = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedPipelineArgs<T extends ConfigObject> {
+  config: T;
+  runDir: string;
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/** Parses the common options plus `extra`, and resolves the configuration over `defaults`. */
+export async function parsePipelineArgs<T extends ConfigObject>(
+  argv: string[],
+  defaults: T,
+  extra: ExtraOptions = {},
+  defaultRun?: string,
+): Promise<ParsedPipelineArgs<T>> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { run: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true }, ...extra },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = parsed.values as ParsedPipelineArgs<T>['values'];
+  const runDir = (values.run as string | undefined) ?? defaultRun;
+  if (!runDir) throw new UsageError('--run DIR is required');
+  const config = await resolveConfig(defaults, values.config as string | undefined, (values.set as string[] | undefined) ?? []);
+  return { config, runDir, values, positionals: parsed.positionals };
+}
+
+/**
+ * Runs `body` with an AbortSignal tied to SIGINT/SIGTERM: the first signal aborts (the pipeline saves and
+ * stops), a second exits immediately with code 130.
+ */
+export async function withInterrupt<R>(body: (signal: AbortSignal) => Promise<R>): Promise<R> {
+  const controller = new AbortController();
+  let count = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      console.error(`\n${name}: stopping at the next safe point and saving (again to exit at once)`);
+      controller.abort(new Error(`interrupted by ${name}`));
+    } else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Opens the run directory for a pipeline kind with its resolved config. */
+export function openPipelineRun(runDir: string, kind: string, config: ConfigObject, mutable: string[] = []): Promise<RunDir> {
+  return openRunDir(runDir, kind, config, { mutable });
+}

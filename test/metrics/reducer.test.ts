@@ -10,6 +10,7 @@ import {
   MetricsReducer,
   fairCrps,
   fftnReal,
+  fftnRealPair,
   pooledW1,
   reduceMetrics,
   scoreFrame,
@@ -29,7 +30,7 @@ function rng(seed: number): () => number {
   };
 }
 
-t.test('FFT: fft.js + Bluestein equal a direct DFT (2D 6x5, 3D 4x3x5) and satisfy Parseval', async (t) => {
+t.test('FFT: fft.js + Bluestein equal a direct DFT (2D 6x5, 3D 4x3x5), paired real transforms, Parseval', async (t) => {
   const next = rng(3);
   for (const shape of [[6, 5], [4, 3, 5], [16, 12]]) {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -54,6 +55,14 @@ t.test('FFT: fft.js + Bluestein equal a direct DFT (2D 6x5, 3D 4x3x5) and satisf
       scale = Math.max(scale, Math.hypot(re, im));
     }
     t.ok(maxErr / scale < 1e-12, `shape ${shape.join('x')}: max |FFT - DFT| / max |DFT| = ${maxErr / scale}`);
+    // Two real transforms packed in one complex transform give the same spectra.
+    const y = Float64Array.from({ length: n }, () => next() - 0.5);
+    const [pa, pb] = fftnRealPair(x, y, shape);
+    const fy = fftnReal(y, shape);
+    const pairErr = Math.max(
+      ...Array.from({ length: n }, (_, k) => Math.max(Math.hypot(pa.re[k]! - f.re[k]!, pa.im[k]! - f.im[k]!), Math.hypot(pb.re[k]! - fy.re[k]!, pb.im[k]! - fy.im[k]!))),
+    );
+    t.ok(pairErr / scale < 1e-12, `shape ${shape.join('x')}: paired real transforms match (${pairErr / scale})`);
     const energy = x.reduce((s, v) => s + v * v, 0);
     const spectral = f.re.reduce((s, v, i) => s + v * v + f.im[i]! ** 2, 0) / n;
     t.ok(Math.abs(spectral - energy) / energy < 1e-12, `Parseval on ${shape.join('x')}`);

@@ -147,3 +147,58 @@ export function fftnInPlace(re: Float64Array, im: Float64Array, shape: readonly 
     stride = block;
   }
 }
+
+const mirrors = new Map<string, Int32Array>();
+
+/** Flat index of -k (each coordinate (n_i - k_i) mod n_i) for every flat index k of a row-major grid. */
+function mirrorIndex(shape: readonly number[]): Int32Array {
+  const key = shape.join('x');
+  let mirror = mirrors.get(key);
+  if (mirror) return mirror;
+  const size = shape.reduce((a, b) => a * b, 1);
+  mirror = new Int32Array(size);
+  for (let k = 0; k < size; k++) {
+    let rest = k;
+    let flat = 0;
+    let stride = 1;
+    for (let axis = shape.length - 1; axis >= 0; axis--) {
+      const n = shape[axis]!;
+      const c = rest % n;
+      rest = (rest - c) / n;
+      flat += ((n - c) % n) * stride;
+      stride *= n;
+    }
+    mirror[k] = flat;
+  }
+  mirrors.set(key, mirror);
+  return mirror;
+}
+
+/**
+ * Forward N-d DFTs of two real arrays for the price of one complex transform: Z = F(a + i b), then
+ * F(a)[k] = (Z[k] + conj Z[-k]) / 2 and F(b)[k] = (Z[k] - conj Z[-k]) / 2i.
+ */
+export function fftnRealPair(a: ArrayLike<number>, b: ArrayLike<number>, shape: readonly number[]): [ComplexArray, ComplexArray] {
+  const size = shape.reduce((x, y) => x * y, 1);
+  if (a.length !== size || b.length !== size) {
+    throw new RangeError(`fftnRealPair: ${a.length} and ${b.length} values for shape [${shape.join(', ')}] (expected ${size})`);
+  }
+  const re = Float64Array.from(a);
+  const im = Float64Array.from(b);
+  fftnInPlace(re, im, shape);
+  const mirror = mirrorIndex(shape);
+  const fa = { re: new Float64Array(size), im: new Float64Array(size) };
+  const fb = { re: new Float64Array(size), im: new Float64Array(size) };
+  for (let k = 0; k < size; k++) {
+    const j = mirror[k]!;
+    const zr = re[k]!;
+    const zi = im[k]!;
+    const mr = re[j]!;
+    const mi = im[j]!;
+    fa.re[k] = (zr + mr) / 2;
+    fa.im[k] = (zi - mi) / 2;
+    fb.re[k] = (zi + mi) / 2;
+    fb.im[k] = (mr - zr) / 2;
+  }
+  return [fa, fb];
+}

@@ -147,6 +147,25 @@ t.test('Euler dataset: The Well layout, names, attributes, splits and stats', as
   );
 });
 
+t.test('an aborted generation leaves no file, temporary or record behind', async (t) => {
+  const out = join(dir, 'aborted');
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error('stop')), 1000);
+  await t.rejects(
+    generateDataset({ system: 'euler', out, resolution: 96, trajectories: 16, steps: 101, seed: 1, threads: 2, progress: false, signal: controller.signal }),
+  );
+  clearTimeout(timer);
+  const left: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else left.push(join(d, e.name));
+    }
+  };
+  await walk(out);
+  t.same(left, [], 'nothing but empty directories');
+});
+
 t.test('Rayleigh-Benard dataset: Chebyshev y grid, wall boundary group, scalars', async (t) => {
   const out = join(dir, 'rb');
   await generateDataset({

@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pipe, siblingModule } from '../core.js';
 import { map } from '../basic.js';
-import { progress, type ProgressOptions } from '../progress.js';
+import { abortable, progress, type ProgressOptions } from '../progress.js';
 import { workerMap } from '../workers.js';
 import { mergeMomentSets, type MomentSet } from '../well/moments.js';
 import { formatStatsYaml, statsFromMoments, type WellStats } from '../well/stats.js';
@@ -187,26 +187,39 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
     const tasks = simulationTasks(template, options.trajectories, seed);
     const spec = taskSpec(tasks[0]);
     const steps = template.snapshots;
-    const trajectories = pipe(
+    // cancellation: the pull in flight rejects at once, and running workers stop at their next snapshot
+    const cancel = new SharedArrayBuffer(4);
+    const onAbort = (): void => void Atomics.store(new Int32Array(cancel), 0, 1);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const simulated$ = pipe(
       tasks,
       workerMap<SimulationTask, TrajectoryFields>({
         filename: siblingModule(import.meta.url, 'worker'),
         threads: Math.min(threads, tasks.length),
         concurrency: Math.min(threads, tasks.length) + 1,
+        workerData: { cancel },
         name: `simulate ${stem}`,
       }),
+    );
+    const trajectories = pipe(
+      options.signal ? pipe(simulated$, abortable<TrajectoryFields>(options.signal)) : simulated$,
       progress<TrajectoryFields>({ label: `${stem}: trajectories`, total: tasks.length, report: options.progress }),
       map((fields: TrajectoryFields) => {
         simulated++;
         return toWellTrajectory(fields, steps);
       }),
     );
-    const result = await writeWellDataset(trajectories, options.out, spec, {
-      fileName,
-      fractions,
-      compression: options.compression,
-      signal: options.signal,
-    });
+    let result;
+    try {
+      result = await writeWellDataset(trajectories, options.out, spec, {
+        fileName,
+        fractions,
+        compression: options.compression,
+        signal: options.signal,
+      });
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
     const moments = result.files.train?.moments ?? { fields: {}, deltas: {} };
     const tmp = `${recordPath}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify({ settings, moments } satisfies SetRecord));

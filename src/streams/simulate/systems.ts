@@ -143,8 +143,11 @@ function interleave(a: Float32Array, b: Float32Array): Float32Array {
   return out;
 }
 
-/** Runs a whole task into one (T, X, Y[, 2]) array per field. Holds the whole trajectory. */
-export function runTask(task: SimulationTask): TrajectoryFields {
+/**
+ * Runs a whole task into one (T, X, Y[, 2]) array per field. Holds the whole trajectory. `shouldStop` is
+ * polled after every snapshot; when it returns true the run stops with an error (used to cancel workers).
+ */
+export function runTask(task: SimulationTask, shouldStop?: () => boolean): TrajectoryFields {
   const [nx, ny] = taskGrid(task);
   const frame = nx * ny;
   const out: TrajectoryFields = {};
@@ -153,6 +156,7 @@ export function runTask(task: SimulationTask): TrajectoryFields {
   for (const fields of taskFrames(task)) {
     for (const [name, data] of Object.entries(fields)) out[name].set(data, t * data.length);
     t++;
+    if (shouldStop?.()) throw new Error(`simulation of ${taskFileStem(task)} (seed ${task.seed}) cancelled at snapshot ${t}`);
   }
   return out;
 }

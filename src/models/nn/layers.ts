@@ -57,9 +57,8 @@ export function createLinear(scope: ParameterScope, inFeatures: number, outFeatu
         throw new Error(`${name}: expected last axis of size ${inFeatures}, received shape ${formatShape(shape)}`);
       }
       return tf.tidy(() => {
-        const flat = x.reshape([-1, inFeatures]);
-        let y = tf.matMul(flat, weight);
-        if (bias) y = y.add(bias);
+        // fused bias: one output tensor and one kernel instead of two
+        const y = tf.fused.matMul({ a: x.reshape([-1, inFeatures]) as tf.Tensor2D, b: weight as tf.Tensor2D, bias });
         return y.reshape([...shape.slice(0, -1), outFeatures]);
       });
     },
@@ -177,10 +176,10 @@ export function createConv2d(scope: ParameterScope, inChannels: number, outChann
       checkShape(name, x, ['B', 'H', 'W', inChannels]);
       return tf.tidy(() => {
         // Without periodic axes tfjs' own "same" padding is the zero padding we want (and fastest).
-        const y = anyPeriodic
-          ? tf.conv2d(circularPad(x, half, periodic), weight, 1, 'valid')
-          : tf.conv2d(x, weight, 1, 'same');
-        return (bias ? y.add(bias) : y) as tf.Tensor4D;
+        // fused bias: one output tensor and one kernel instead of two
+        return anyPeriodic
+          ? tf.fused.conv2d({ x: circularPad(x, half, periodic), filter: weight, strides: 1, pad: 'valid', bias })
+          : tf.fused.conv2d({ x, filter: weight, strides: 1, pad: 'same', bias });
       });
     },
   };

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { statSync } from 'node:fs';
 import { UsageError, type Command } from '../command.js';
-import { closeWellPool, openWell, type WellFieldInfo, type WellMeta } from '../../src/streams/well/index.js';
+import { openWell, type WellFieldInfo, type WellMeta } from '../../src/streams/well/index.js';
 
 const help = `Usage: wellspring inspect <file.hdf5> [--json]
 
@@ -102,12 +102,9 @@ export const command: Command = {
       throw new UsageError((err as Error).message);
     }
     if (parsed.positionals.length !== 1) throw new UsageError('expected exactly one file');
-    try {
-      const meta = await openWell(parsed.positionals[0]!);
-      console.log(parsed.values.json ? JSON.stringify(metaToJson(meta), null, 2) : formatMeta(meta));
-      return 0;
-    } finally {
-      await closeWellPool();
-    }
+    // idle HDF5 workers are unref'd: they never hold the process open, so they are not closed here
+    const meta = await openWell(parsed.positionals[0]!);
+    console.log(parsed.values.json ? JSON.stringify(metaToJson(meta), null, 2) : formatMeta(meta));
+    return 0;
   },
 };

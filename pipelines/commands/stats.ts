@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { rename, writeFile } from 'node:fs/promises';
 import { UsageError, type Command } from '../command.js';
-import { closeWellPool, computeWellStats, formatStatsYaml } from '../../src/streams/well/index.js';
+import { computeWellStats, formatStatsYaml } from '../../src/streams/well/index.js';
 import { formatProgress } from '../../src/streams/progress.js';
 
 const help = `Usage: wellspring stats <split dir | file.hdf5 ...> [--out stats.yaml] [options]
@@ -59,31 +59,28 @@ export const command: Command = {
     const start = performance.now();
     let last = 0;
     const tty = process.stderr.isTTY === true;
-    try {
-      const result = await computeWellStats(parsed.positionals, {
-        transforms,
-        nonFinite,
-        onProgress: (done, total, bytes) => {
-          const now = performance.now();
-          if (parsed.values.quiet || (now - last < 1000 && done < total)) return;
-          last = now;
-          const elapsed = (now - start) / 1000;
-          const rate = done / Math.max(elapsed, 1e-9);
-          const line = `${formatProgress({ label: 'trajectories', count: done, total, elapsed, rate, eta: (total - done) / Math.max(rate, 1e-9), done: done === total })} ${(bytes / 1e6 / Math.max(elapsed, 1e-9)).toFixed(1)} MB/s`;
-          process.stderr.write(tty ? `\r\x1b[K${line}${done === total ? '\n' : ''}` : `${line}\n`);
-        },
-      });
-      const yaml = formatStatsYaml(result.stats);
-      if (nonFinite === 'count') console.error(`non-finite values met: ${result.nonFinite}`);
-      if (parsed.values.out) {
-        const tmp = `${parsed.values.out}.tmp-${process.pid}`;
-        await writeFile(tmp, yaml);
-        await rename(tmp, parsed.values.out);
-        if (!parsed.values.quiet) console.error(`wrote ${parsed.values.out} (${result.files.length} file(s))`);
-      } else process.stdout.write(yaml);
-      return 0;
-    } finally {
-      await closeWellPool();
-    }
+    // idle HDF5 workers are unref'd: they never hold the process open, so they are not closed here
+    const result = await computeWellStats(parsed.positionals, {
+      transforms,
+      nonFinite,
+      onProgress: (done, total, bytes) => {
+        const now = performance.now();
+        if (parsed.values.quiet || (now - last < 1000 && done < total)) return;
+        last = now;
+        const elapsed = (now - start) / 1000;
+        const rate = done / Math.max(elapsed, 1e-9);
+        const line = `${formatProgress({ label: 'trajectories', count: done, total, elapsed, rate, eta: (total - done) / Math.max(rate, 1e-9), done: done === total })} ${(bytes / 1e6 / Math.max(elapsed, 1e-9)).toFixed(1)} MB/s`;
+        process.stderr.write(tty ? `\r\x1b[K${line}${done === total ? '\n' : ''}` : `${line}\n`);
+      },
+    });
+    const yaml = formatStatsYaml(result.stats);
+    if (nonFinite === 'count') console.error(`non-finite values met: ${result.nonFinite}`);
+    if (parsed.values.out) {
+      const tmp = `${parsed.values.out}.tmp-${process.pid}`;
+      await writeFile(tmp, yaml);
+      await rename(tmp, parsed.values.out);
+      if (!parsed.values.quiet) console.error(`wrote ${parsed.values.out} (${result.files.length} file(s))`);
+    } else process.stdout.write(yaml);
+    return 0;
   },
 };

@@ -11,7 +11,6 @@ import { writeWell, type WellTrajectory } from '../../src/sinks/well/index.js';
 import {
   closeWellPool,
   computeWellStats,
-  H5Pool,
   openWell,
   openWellDataset,
   parseWellMeta,
@@ -119,8 +118,7 @@ t.test('non-finite values: an error by default, counted when asked', async (t) =
 });
 
 t.test('a crashed worker rejects with an error naming the file, and the pool recovers', async (t) => {
-  const pool = new H5Pool(1);
-  t.teardown(() => pool.close());
+  const pool = wellPool(); // the shared pool: the crash takes one of its workers down
   const pending = pool.call('readWindow', { nonsense: true }, 'warming up');
   await t.rejects(pending, /./, 'a malformed request is an error, not a hang');
   const err = await pool.call('__crash', {}, `reading trajectory 3 of ${rb}`).then(

@@ -141,3 +141,41 @@ t.test('channel and field selection', async (t) => {
     t.equal(s0!.inputFields.data[s * 2 + 1], samples[1]!.inputFields.data[s * C + 4]);
   }
 });
+
+t.test('read-time normalisation in the workers equals the stage, bit for bit, and inverts', async (t) => {
+  const stats = await readStats(euler);
+  const indices = [0, 7, 20];
+  const raw = await collect(wellWindows(split, { nIn: 2, nOut: 3, indices }));
+  for (const options of [
+    { kind: 'zscore' as const },
+    { kind: 'rms' as const },
+    { kind: 'zscore' as const, delta: true },
+    { kind: 'rms' as const, delta: true, transforms: { density: 'log1p' as const } },
+  ]) {
+    const normalizer = new WellNormalizer(stats, options);
+    const atRead = await collect(wellWindows(split, { nIn: 2, nOut: 3, indices, normalize: normalizer }));
+    const staged = await collect(pipe(raw, normalizeWindows(stats, options)));
+    const label = JSON.stringify(options);
+    atRead.forEach((s, i) => {
+      t.same(s.normalization, staged[i]!.normalization, `${label}: recorded`);
+      t.ok(Buffer.from(s.inputFields.data.buffer, s.inputFields.data.byteOffset, s.inputFields.data.byteLength).equals(
+        Buffer.from(staged[i]!.inputFields.data.buffer, staged[i]!.inputFields.data.byteOffset, staged[i]!.inputFields.data.byteLength)), `${label}: inputs identical`);
+      t.same(Array.from(s.outputFields.data), Array.from(staged[i]!.outputFields.data), `${label}: outputs identical`);
+    });
+    const back = await collect(pipe(atRead, denormalizeWindows(stats, options)));
+    const r = worst(back[2]!.outputFields.data, raw[2]!.outputFields.data, 1e-5, 1e-6);
+    t.ok(r.ratio <= 1, `${label}: inverse`, r);
+  }
+  // trajectory frames get the plain normalisation
+  const normalizer = new WellNormalizer(stats, { kind: 'zscore', delta: true });
+  const ds = await openWellDataset(split, { normalize: normalizer });
+  for await (const tr of ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: 1 }], start: 3 })) {
+    t.same(tr.normalization, { kind: 'zscore', delta: false, transforms: {} });
+    for await (const f of tr.frames) {
+      if (f.t !== 3) continue;
+      const plain = await openWellDataset(split, { nIn: 1, nOut: 1 });
+      const [w] = await collect(plain.windows({ indices: [plain.windowsPerTrajectory[0]! + 3] }));
+      t.same(Array.from(f.channels), Array.from(normalizer.normalize(w!.inputFields.data, tr.layout)), 'frame 3 of trajectory 1');
+    }
+  }
+});

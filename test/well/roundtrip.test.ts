@@ -8,6 +8,7 @@ import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import h5wasm from 'h5wasm/node';
 import { writeWell, writeWellDataset, channelsToFields, splitFor, type WellFileSpec } from '../../src/sinks/well/index.js';
 import {
   closeWellPool,
@@ -268,3 +269,37 @@ t.test('written files pass h5dump structure checks', { skip: hasH5dump ? false :
   const fileBytes = readFileSync(path).subarray(0, 8);
   t.same([...fileBytes], [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a], 'HDF5 signature');
 });
+
+t.test('time-varying and per-trajectory scalars become input/output/constant scalars', async (t) => {
+  const dir = tempDir(t);
+  const spec = demoSpec(3, 2, 5);
+  const path = join(dir, 's.hdf5');
+  await writeWell(demoTrajectories(spec, 2), path, spec);
+  // add scalars the writer does not produce, the way h5py files carry them
+  await h5wasm.ready;
+  const f = new h5wasm.File(path, 'a');
+  const g = f.get('scalars') as InstanceType<typeof h5wasm.Group>;
+  const forcing = g.create_dataset({ name: 'forcing', data: Float32Array.from({ length: 10 }, (_, i) => i * 0.5), shape: [2, 5], dtype: '<f' });
+  forcing.create_attribute('sample_varying', new Int8Array([1]), [], '<b');
+  forcing.create_attribute('time_varying', new Int8Array([1]), [], '<b');
+  const seedDs = g.create_dataset({ name: 'seed', data: new Float64Array([11, 22]), shape: [2], dtype: '<d' });
+  seedDs.create_attribute('sample_varying', new Int8Array([1]), [], '<b');
+  seedDs.create_attribute('time_varying', new Int8Array([0]), [], '<b');
+  g.delete_attribute('field_names');
+  g.create_attribute('field_names', ['gamma', 'forcing', 'seed', 'Reynolds']);
+  f.close();
+  const ds = await openWellDataset(path, { nIn: 2, nOut: 1 });
+  t.same(ds.files[0]!.scalars.map((s) => s.name), ['forcing']);
+  t.same(ds.files[0]!.constantScalars.map((s) => s.name), ['gamma', 'seed', 'Reynolds']);
+  const [s] = await collectSamples(ds.windows({ indices: [4] })); // trajectory 1, t0 1
+  t.same(s!.origin.trajectory, 1);
+  t.same(s!.inputScalars, { data: Float32Array.from([3, 3.5]), shape: [2, 1] });
+  t.same(s!.outputScalars, { data: Float32Array.from([4]), shape: [1, 1] });
+  t.same(Array.from(s!.constantScalars!.data), [1.4, 22, 1000]);
+});
+
+async function collectSamples<A>(it: AsyncIterable<A>): Promise<A[]> {
+  const out: A[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}

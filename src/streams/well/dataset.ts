@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { openWell, type ChannelLayout, type WellFieldInfo, type WellMeta } from './meta.js';
 import { wellPool, type H5Pool } from './pool.js';
 import type { FieldReadPlan, WindowReadPlan, WindowReadResult } from './raw.js';
+import type { WellNormalizer } from './normalize.js';
 
 /** A dense array, row-major. */
 export interface WellArray<T extends Float32Array | Float64Array = Float32Array> {
@@ -86,6 +87,12 @@ export interface WellDatasetOptions {
   nonFinite?: 'error' | 'count';
   /** Worker pool (default: the shared one). */
   pool?: H5Pool;
+  /**
+   * Normalise at read time, inside the workers (keeps the main thread free): the same arithmetic as the
+   * `normalizeWindows` stage, and samples record it in `normalization` so `denormalizeWindows` inverts it.
+   * Trajectory streams get the plain (non-delta) normalisation.
+   */
+  normalize?: WellNormalizer;
 }
 
 interface FileEntry {
@@ -93,6 +100,8 @@ interface FileEntry {
   /** Fields read, and their read plans into the channel-last output. */
   read: FieldReadPlan[];
   readChannels: number;
+  /** Layout of the channels as read (before `keep`). */
+  readLayout: ChannelLayout;
   /** Output channel indices kept from the read channels (null: all). */
   keep: number[] | null;
   layout: ChannelLayout;
@@ -179,7 +188,7 @@ export class WellDataset {
 
   private constructor(
     private readonly entries: FileEntry[],
-    private readonly options: Required<Pick<WellDatasetOptions, 'nonFinite'>> & { pool: H5Pool },
+    private readonly options: Required<Pick<WellDatasetOptions, 'nonFinite'>> & { pool: H5Pool; normalize?: WellNormalizer },
     config: { nIn: number; nOut: number; dt: number; fullTrajectory: boolean },
   ) {
     this.nIn = config.nIn;
@@ -229,6 +238,11 @@ export class WellDataset {
         meta,
         read: plans,
         readChannels: channels,
+        readLayout: {
+          names: selection.fields.flatMap((f) => f.channelNames),
+          fields: selection.fields.flatMap((f) => f.channelNames.map(() => f.name)),
+          components: selection.fields.flatMap((f) => f.channelNames.map((_, c) => c)),
+        },
         keep: selection.keep,
         layout: selection.layout,
         constRead: c.plans,
@@ -239,7 +253,8 @@ export class WellDataset {
         boundaryConditions: { data: meta.boundaryTable, shape: [meta.nSpatialDims, 2] },
       };
     });
-    return new WellDataset(entries, { nonFinite: options.nonFinite ?? 'error', pool }, { nIn, nOut, dt, fullTrajectory });
+    const settings = { nonFinite: options.nonFinite ?? 'error', pool, ...(options.normalize ? { normalize: options.normalize } : {}) } as const;
+    return new WellDataset(entries, settings, { nIn, nOut, dt, fullTrajectory });
   }
 
   /** Metadata of each file, in reader order. */
@@ -281,7 +296,9 @@ export class WellDataset {
     count: number,
     stride: number,
     label: string,
+    firstOutput: number | null,
   ): Promise<WindowReadResult> {
+    const norm = this.options.normalize;
     const plan: WindowReadPlan = {
       path: e.meta.path,
       trajectory,
@@ -292,6 +309,7 @@ export class WellDataset {
       channels: e.readChannels,
       fields: e.read,
       nonFinite: this.options.nonFinite,
+      ...(norm ? { normalize: norm.windowPlan(e.readLayout, firstOutput ?? count, firstOutput !== null && norm.delta) } : {}),
     };
     const r = await this.options.pool.call<WindowReadResult>('readWindow', plan, label);
     if (e.keep) r.data = keepChannels(r.data, e.readChannels, e.keep);
@@ -310,6 +328,7 @@ export class WellDataset {
       channels: e.constChannels,
       fields: e.constRead,
       nonFinite: this.options.nonFinite,
+      ...(this.options.normalize ? { normalize: this.options.normalize.windowPlan(e.meta.constantLayout, 1, false) } : {}),
     };
     return this.options.pool.call<WindowReadResult>('readWindow', plan, `reading constant fields of ${e.meta.path}`);
   }
@@ -323,7 +342,7 @@ export class WellDataset {
     const n = nIn + nOut;
     const label = `reading trajectory ${trajectory}, frames ${t0}..${t0 + (n - 1) * dt} of ${meta.path}`;
     const [frames, constants] = await Promise.all([
-      this.readFrames(e, trajectory, t0, n, dt, label),
+      this.readFrames(e, trajectory, t0, n, dt, label, nIn),
       this.readConstants(e, trajectory),
     ]);
     const C = e.layout.names.length;
@@ -341,6 +360,7 @@ export class WellDataset {
       origin: { file: meta.path, fileIndex, trajectory, t0, dt, index },
       nonFinite: frames.nonFinite + (constants?.nonFinite ?? 0),
     };
+    if (this.options.normalize) sample.normalization = this.options.normalize.applied;
     if (constants) sample.constantFields = { data: constants.data, shape: [...meta.spatialShape, e.constChannels] };
     if (meta.scalars.length > 0) {
       const pick = (k0: number, k1: number) => {
@@ -440,7 +460,7 @@ export class WellDataset {
           const timeBase = e.meta.timeSampleVarying ? trajectory * T : 0;
           const times = e.meta.time.slice(timeBase + start, timeBase + T);
           const read = (t: number) =>
-            self.readFrames(e, trajectory, t, Math.min(per, T - t), 1, `reading trajectory ${trajectory}, frames from ${t} of ${e.meta.path}`);
+            self.readFrames(e, trajectory, t, Math.min(per, T - t), 1, `reading trajectory ${trajectory}, frames from ${t} of ${e.meta.path}`, null);
           const frames: AsyncIterable<WellTrajectoryFrame> = {
             async *[Symbol.asyncIterator]() {
               let pending: Promise<WindowReadResult> | null = read(start);
@@ -472,6 +492,7 @@ export class WellDataset {
             frames,
           };
           if (constants) stream.constantFields = { data: constants.data, shape: [...e.meta.spatialShape, e.constChannels] };
+          if (self.options.normalize) stream.normalization = { ...self.options.normalize.applied, delta: false };
           yield stream;
         }
       },
@@ -498,6 +519,8 @@ export interface WellTrajectoryStream {
   spaceGrid: WellArray;
   boundaryConditions: WellArray;
   frames: AsyncIterable<WellTrajectoryFrame>;
+  /** Set when the dataset normalises at read time (always the plain, non-delta variant for trajectories). */
+  normalization?: AppliedNormalization;
 }
 
 /** Opens files and computes the sample index (see WellDataset). */

@@ -11,6 +11,16 @@ import { named, type Stage } from '../core.js';
 import type { ChannelLayout } from './meta.js';
 import type { AppliedNormalization, WellArray, WellSample } from './dataset.js';
 import { flatStat, type StatKey, type WellStats } from './stats.js';
+import {
+  accumulateFrames,
+  expm1Channels,
+  log1pChannels,
+  normalizeWindowInPlace,
+  scaleChannels,
+  unscaleChannels,
+  type ChannelCoefficients,
+  type WindowNormalization,
+} from './normalize-core.js';
 
 export type NormalizationKind = 'zscore' | 'rms';
 
@@ -24,11 +34,7 @@ export interface NormalizeOptions {
   epsilon?: number;
 }
 
-interface Coefficients {
-  shift: Float32Array;
-  scale: Float32Array;
-  log1p: boolean[];
-}
+type Coefficients = ChannelCoefficients & { shift: Float32Array; scale: Float32Array; log1p: boolean[] };
 
 const f32 = Math.fround;
 
@@ -53,8 +59,14 @@ export class WellNormalizer {
     this.epsilon = f32(options.epsilon ?? 1e-4);
   }
 
-  private coefficients(layout: ChannelLayout, delta: boolean): Coefficients {
-    const key = `${delta ? 'd' : 'p'}:${layout.names.join(',')}`;
+  /** What was applied, as recorded on samples. */
+  get applied(): AppliedNormalization {
+    return { kind: this.kind, delta: this.delta, transforms: this.transforms };
+  }
+
+  /** Per-channel shift/scale (float32) for a layout; `delta` picks the `*_delta` statistics. */
+  coefficients(layout: ChannelLayout, delta = false): Coefficients {
+    const key = `${delta ? 'd' : 'p'}:${layout.names.join(',')}:${layout.fields.join(',')}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
     const get = (k: StatKey, field: string, c: number): number => {
@@ -84,49 +96,44 @@ export class WellNormalizer {
     return coeffs;
   }
 
+  /** The plan a worker follows to normalise windows of `layout` whose outputs start at frame `firstOutput`. */
+  windowPlan(layout: ChannelLayout, firstOutput: number, withDelta = this.delta): WindowNormalization {
+    const plain = this.coefficients(layout, false);
+    return {
+      plain: { shift: Array.from(plain.shift), scale: Array.from(plain.scale), log1p: plain.log1p },
+      ...(withDelta
+        ? (() => {
+            const d = this.coefficients(layout, true);
+            return { delta: { shift: Array.from(d.shift), scale: Array.from(d.scale), log1p: d.log1p } };
+          })()
+        : {}),
+      firstOutput,
+      names: layout.names,
+    };
+  }
+
   /** Applies the transforms (log1p), channel-last data, new array. */
   transform(data: Float32Array, layout: ChannelLayout): Float32Array {
-    const { log1p } = this.coefficients(layout, false);
-    const C = log1p.length;
     const out = data.slice();
-    if (!log1p.some(Boolean)) return out;
-    for (let i = 0; i < out.length; i++) {
-      const c = i % C;
-      if (!log1p[c]) continue;
-      if (out[i]! <= -1) throw new Error(`log1p transform of channel ${layout.names[c]}: value ${out[i]} <= -1`);
-      out[i] = Math.log1p(out[i]!);
-    }
+    log1pChannels(out, this.coefficients(layout).log1p, layout.names);
     return out;
   }
 
   /** Undoes `transform` (expm1), in place; returns `data`. */
   untransform(data: Float32Array, layout: ChannelLayout): Float32Array {
-    const { log1p } = this.coefficients(layout, false);
-    const C = log1p.length;
-    if (!log1p.some(Boolean)) return data;
-    for (let i = 0; i < data.length; i++) if (log1p[i % C]) data[i] = Math.expm1(data[i]!);
+    expm1Channels(data, this.coefficients(layout).log1p);
     return data;
   }
 
   /** `(x - shift) / scale` per channel (float32 arithmetic), in place; returns `data`. */
   scale(data: Float32Array, layout: ChannelLayout, delta = false): Float32Array {
-    const { shift, scale } = this.coefficients(layout, delta);
-    const C = shift.length;
-    if (data.length % C !== 0) throw new Error(`array of ${data.length} values is not a multiple of ${C} channels`);
-    for (let i = 0; i < data.length; i += C) {
-      for (let c = 0; c < C; c++) data[i + c] = f32(f32(data[i + c]! - shift[c]!) / scale[c]!);
-    }
+    scaleChannels(data, this.coefficients(layout, delta));
     return data;
   }
 
   /** `y * scale + shift` per channel, in place; returns `data`. */
   unscale(data: Float32Array, layout: ChannelLayout, delta = false): Float32Array {
-    const { shift, scale } = this.coefficients(layout, delta);
-    const C = shift.length;
-    if (data.length % C !== 0) throw new Error(`array of ${data.length} values is not a multiple of ${C} channels`);
-    for (let i = 0; i < data.length; i += C) {
-      for (let c = 0; c < C; c++) data[i + c] = f32(f32(data[i + c]! * scale[c]!) + shift[c]!);
-    }
+    unscaleChannels(data, this.coefficients(layout, delta));
     return data;
   }
 
@@ -144,23 +151,18 @@ export class WellNormalizer {
   normalizeSample(sample: WellSample): WellSample {
     if (sample.normalization) throw new Error(`sample ${sample.origin.index} is already normalised`);
     const layout = sample.layout;
-    const inT = this.transform(sample.inputFields.data, layout);
-    const outT = this.transform(sample.outputFields.data, layout);
-    let out: Float32Array;
-    if (this.delta) {
-      const frame = inT.length / sample.inputFields.shape[0]!;
-      out = new Float32Array(outT.length);
-      for (let i = 0; i < outT.length; i++) {
-        const prev = i < frame ? inT[inT.length - frame + i]! : outT[i - frame]!;
-        out[i] = f32(outT[i]! - prev);
-      }
-      this.scale(out, layout, true);
-    } else out = this.scale(outT, layout);
+    const nIn = sample.inputFields.shape[0]!;
+    const frame = sample.inputFields.data.length / nIn;
+    // one window array: inputs then outputs, normalised as the workers do it at read time
+    const window = new Float32Array(sample.inputFields.data.length + sample.outputFields.data.length);
+    window.set(sample.inputFields.data, 0);
+    window.set(sample.outputFields.data, sample.inputFields.data.length);
+    normalizeWindowInPlace(window, frame, this.windowPlan(layout, nIn));
     const result: WellSample = {
       ...sample,
-      inputFields: { data: this.scale(inT, layout), shape: sample.inputFields.shape },
-      outputFields: { data: out, shape: sample.outputFields.shape },
-      normalization: { kind: this.kind, delta: this.delta, transforms: this.transforms },
+      inputFields: { data: window.subarray(0, nIn * frame), shape: sample.inputFields.shape },
+      outputFields: { data: window.subarray(nIn * frame), shape: sample.outputFields.shape },
+      normalization: this.applied,
     };
     if (sample.constantFields && sample.constantLayout.names.length > 0) {
       result.constantFields = {
@@ -180,20 +182,20 @@ export class WellNormalizer {
     if (!applied) throw new Error(`sample ${sample.origin.index} is not normalised`);
     checkSame(applied, this);
     const layout = sample.layout;
-    const inScaled = this.unscale(sample.inputFields.data.slice(), layout);
-    let out: Float32Array;
-    if (applied.delta) {
-      const frame = inScaled.length / sample.inputFields.shape[0]!;
-      out = this.unscale(sample.outputFields.data.slice(), layout, true);
-      for (let i = 0; i < out.length; i++) {
-        const prev = i < frame ? inScaled[inScaled.length - frame + i]! : out[i - frame]!;
-        out[i] = f32(out[i]! + prev);
-      }
-    } else out = this.unscale(sample.outputFields.data.slice(), layout);
+    const nIn = sample.inputFields.shape[0]!;
+    const frame = sample.inputFields.data.length / nIn;
+    const window = new Float32Array(sample.inputFields.data.length + sample.outputFields.data.length);
+    window.set(sample.inputFields.data, 0);
+    window.set(sample.outputFields.data, nIn * frame);
+    const split = nIn * frame;
+    unscaleChannels(window, this.coefficients(layout), 0, split);
+    unscaleChannels(window, this.coefficients(layout, applied.delta), split, window.length);
+    if (applied.delta) accumulateFrames(window, frame, nIn);
+    expm1Channels(window, this.coefficients(layout).log1p);
     const result: WellSample = {
       ...sample,
-      inputFields: { data: this.untransform(inScaled, layout), shape: sample.inputFields.shape },
-      outputFields: { data: this.untransform(out, layout), shape: sample.outputFields.shape },
+      inputFields: { data: window.subarray(0, split), shape: sample.inputFields.shape },
+      outputFields: { data: window.subarray(split), shape: sample.outputFields.shape },
     };
     delete result.normalization;
     if (sample.constantFields && sample.constantLayout.names.length > 0) {
@@ -210,13 +212,15 @@ export class WellNormalizer {
    * normaliser's outputs; `lastInput` the last input frame in physical units (needed for delta only).
    */
   denormalizeOutputs(predictions: WellArray, layout: ChannelLayout, lastInput?: Float32Array): Float32Array {
-    const out = this.unscale(predictions.data.slice(), layout, this.delta);
-    if (this.delta) {
-      if (!lastInput) throw new Error('denormalizeOutputs: delta normalisation needs the last input frame');
-      const prevT = this.transform(lastInput, layout);
-      const frame = prevT.length;
-      for (let i = 0; i < out.length; i++) out[i] = f32(out[i]! + (i < frame ? prevT[i]! : out[i - frame]!));
-    }
+    if (!this.delta) return this.denormalize(predictions.data, layout);
+    if (!lastInput) throw new Error('denormalizeOutputs: delta normalisation needs the last input frame');
+    const frame = lastInput.length;
+    const window = new Float32Array(frame + predictions.data.length);
+    window.set(this.transform(lastInput, layout), 0);
+    window.set(predictions.data, frame);
+    unscaleChannels(window, this.coefficients(layout, true), frame, window.length);
+    accumulateFrames(window, frame, 1);
+    const out = window.slice(frame);
     return this.untransform(out, layout);
   }
 }

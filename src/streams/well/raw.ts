@@ -28,6 +28,8 @@ export interface RawGroup {
 
 export type RawNode = RawGroup | RawDataset | { kind: 'other' };
 
+import type { WindowNormalization } from './normalize-core.js';
+
 /** One field dataset's part in a window read. */
 export interface FieldReadPlan {
   /** HDF5 path, e.g. `t1_fields/momentum`. */
@@ -55,6 +57,8 @@ export interface WindowReadPlan {
   fields: FieldReadPlan[];
   /** 'error': throw on NaN/Inf naming the dataset and frame; 'count': return the count. */
   nonFinite: 'error' | 'count';
+  /** Normalise in the worker after assembling (see normalize-core.ts). */
+  normalize?: WindowNormalization;
 }
 
 export interface WindowReadResult {

@@ -18,6 +18,7 @@ import type {
   WindowReadResult,
 } from './raw.js';
 import { addBlock, emptyMoments, type MomentSet } from './moments.js';
+import { normalizeWindowInPlace } from './normalize-core.js';
 
 type H5 = typeof h5wasmDefault;
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -298,6 +299,7 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
       const data = new Float32Array(plan.count * S * plan.channels);
       let nonFinite = 0;
       for (const fp of plan.fields) nonFinite += readField(plan, fp, data);
+      if (plan.normalize) normalizeWindowInPlace(data, S * plan.channels, plan.normalize);
       return { data, nonFinite };
     },
 

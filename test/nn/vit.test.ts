@@ -69,7 +69,7 @@ t.test('shapes for several configurations, parameter counts', async (t) => {
 t.test('vit-small preset: 5 frames of 8x8 tokens, width 256, 6 blocks, 4 heads', async (t) => {
   const vit = createVit(presets['vit-small']({ labelFeatures: 2 }));
   const c = vit.config;
-  t.same([c.width, c.depth, c.heads, c.tokens], [256, 6, 4, [5, 8, 8]]);
+  t.same([c.width, c.depth, c.heads, c.tokens, c.checkpointing], [256, 6, 4, [5, 8, 8], true]);
   const x = randn([1, 5, 8, 8, c.channels], 1);
   const y = vit.apply(x, { mask: contextMask([1, 5, 8, 8, c.channels], 2), noise: tf.scalar(1.5), label: randn([1, 2], 2) });
   t.same(y.shape, x.shape);

@@ -12,7 +12,8 @@ const help = `Usage: wellspring generate euler|rayleigh-benard --out DIR [option
 Simulates trajectories with the built-in solvers (one trajectory per worker thread task) and writes them as a
 Well dataset: DIR/data/{train,valid,test}/<file>.hdf5 (one file per parameter set, named as in The Well,
 trajectories dealt 0.8/0.1/0.1) and DIR/stats.yaml. Deterministic for a seed; re-running the same command
-keeps completed files and finishes an interrupted run. Progress goes to stderr.
+keeps completed files and finishes an interrupted run, re-using the trajectories it had already simulated
+(cached in DIR/.wellspring/ until their files are complete). Progress goes to stderr; Ctrl-C stops cleanly.
 
 Options:
   --out DIR            dataset root (required)
@@ -130,6 +131,7 @@ export const command: Command = {
       const parts = [
         `${result.generated.length} file set(s) written`,
         result.kept.length ? `${result.kept.length} kept from an earlier run` : '',
+        result.fromCache ? `${result.fromCache} trajectories read from the cache of an interrupted run` : '',
         `${result.simulated} trajectories simulated in ${result.seconds.toFixed(1)} s`,
       ].filter(Boolean);
       console.error(`wellspring generate: ${parts.join(', ')} -> ${result.root}`);

@@ -8,7 +8,7 @@ import { collect } from '../../src/sinks/basic.js';
 import { pipe } from '../../src/streams/core.js';
 import { parseStatsYaml } from '../../src/streams/well/stats.js';
 import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/streams/well/index.js';
-import { runTask, simulationTasks } from '../../src/streams/simulate/index.js';
+import { runJob, runTask, simulationTasks, trajectoryCachePath } from '../../src/streams/simulate/index.js';
 import { writeWell } from '../../src/sinks/well/index.js';
 
 await h5wasm.ready;
@@ -147,7 +147,7 @@ t.test('Euler dataset: The Well layout, names, attributes, splits and stats', as
   );
 });
 
-t.test('an aborted generation leaves no file, temporary or record behind', async (t) => {
+t.test('an aborted generation leaves no dataset file, temporary or stats behind (only the trajectory cache)', async (t) => {
   const out = join(dir, 'aborted');
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error('stop')), 1000);
@@ -163,7 +163,34 @@ t.test('an aborted generation leaves no file, temporary or record behind', async
     }
   };
   await walk(out);
-  t.same(left, [], 'nothing but empty directories');
+  t.same(left.filter((f) => f.includes(`${join(out, 'data')}`)), [], 'no dataset file or temporary');
+  t.same(left.filter((f) => f.includes('.tmp-')), [], 'no temporary anywhere');
+  t.notOk(left.some((f) => f.endsWith('stats.yaml')), 'no stats.yaml');
+  // what may remain is the trajectory cache of the interrupted set: complete trajectories and their settings
+  for (const f of left) t.match(f, /\.wellspring\/euler_multi_quadrants_periodicBC_gamma_1\.4_Dry_air_20\/(settings\.json|\d+\.f32)$/);
+});
+
+t.test('an interrupted set resumes from its trajectory cache with identical results', async (t) => {
+  const out = join(dir, 'cached');
+  const stem = 'euler_multi_quadrants_periodicBC_gamma_1.4_Dry_air_20';
+  const template = parameterSets({ system: 'euler', out, resolution: 16, trajectories: 10, steps: 6, gammas: [1.4] })[0];
+  const tasks = simulationTasks(template, 10, 3);
+  // trajectories 0 and 3 were done before the interruption
+  for (const i of [0, 3]) t.equal(runJob({ task: tasks[i], cache: trajectoryCachePath(out, stem, i) }).cached, false);
+  t.equal(runJob({ task: tasks[3], cache: trajectoryCachePath(out, stem, 3) }).cached, true, 'a cached job is read back');
+  const result = await generateDataset({ system: 'euler', out, resolution: 16, trajectories: 10, steps: 6, seed: 3, gammas: [1.4], threads: 2, progress: false });
+  t.equal(result.fromCache, 2);
+  t.equal(result.simulated, 8);
+  const a = open(join(out, 'data', 'train', `${stem}.hdf5`));
+  const b = open(join(dir, 'euler', 'data', 'train', `${stem}.hdf5`));
+  t.same(
+    Float32Array.from(a.get('/t1_fields/momentum')!.value as Float32Array),
+    Float32Array.from(b.get('/t1_fields/momentum')!.value as Float32Array),
+    'same data as an uninterrupted run',
+  );
+  a.close();
+  b.close();
+  t.same(await readdir(join(out, '.wellspring')), [`${stem}.json`], 'the cache is removed once the set is complete');
 });
 
 t.test('Rayleigh-Benard dataset: Chebyshev y grid, wall boundary group, scalars', async (t) => {

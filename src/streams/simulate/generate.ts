@@ -6,8 +6,10 @@
  * Deterministic: each trajectory's seed derives from the global seed, its parameter set and its index, and
  * results are written in index order whatever the thread count. Resumable: a parameter set whose three split
  * files and record (`<out>/.wellspring/<file>.json`, holding the generation settings and the train moments) are
- * present is kept and skipped; files are written under a temporary name and renamed when complete, and stale
- * temporaries of an interrupted run are removed. Progress (count, rate, ETA) is reported per parameter set.
+ * present is kept and skipped; within an unfinished set, every trajectory already simulated is read back from
+ * the trajectory cache (`<out>/.wellspring/<file>/`, see cache.ts) instead of being simulated again. Files are
+ * written under a temporary name and renamed when complete, and stale temporaries of an interrupted run are
+ * removed. Progress (count, rate, ETA) is reported per parameter set.
  */
 import { mkdir, readFile, readdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -22,6 +24,7 @@ import { writeWellDataset, WELL_SPLITS, type WellSplit, type WellTrajectory } fr
 import type { EulerBoundary } from '../../physics/euler.js';
 import { EULER_GAMMA_PRESETS } from '../../physics/quadrants.js';
 import { simulationTasks } from './source.js';
+import { trajectoryCacheDir, trajectoryCachePath, type TrajectoryJob, type TrajectoryResult } from './cache.js';
 import {
   SYSTEM_FIELDS,
   taskFileStem,
@@ -68,8 +71,9 @@ export interface GenerateDatasetResult {
   /** File stems written by this call, and those kept from an earlier run. */
   generated: string[];
   kept: string[];
-  /** Trajectories simulated by this call. */
+  /** Trajectories simulated by this call, and those read from the cache of an interrupted run. */
   simulated: number;
+  fromCache: number;
   stats: WellStats;
   seconds: number;
 }
@@ -152,6 +156,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
   const generated: string[] = [];
   const kept: string[] = [];
   let simulated = 0;
+  let fromCache = 0;
   const pooled: MomentSet = { fields: {}, deltas: {} };
 
   for (const template of sets) {
@@ -186,14 +191,31 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
 
     const tasks = simulationTasks(template, options.trajectories, seed);
     const spec = taskSpec(tasks[0]);
+    // trajectory cache of an interrupted run: usable only if made with the same settings
+    const cacheDir = trajectoryCacheDir(options.out, stem);
+    const cacheSettings = join(cacheDir, 'settings.json');
+    if (await exists(cacheSettings)) {
+      const previous = await readFile(cacheSettings, 'utf8');
+      if (previous !== JSON.stringify(settings)) {
+        throw new Error(
+          `${options.out} holds an interrupted run of ${fileName} with other settings (${cacheSettings}: ${previous}; ` +
+            `now ${JSON.stringify(settings)}): use another --out or delete it`,
+        );
+      }
+    } else {
+      await mkdir(cacheDir, { recursive: true });
+      await writeFile(`${cacheSettings}.tmp-${process.pid}`, JSON.stringify(settings));
+      await rename(`${cacheSettings}.tmp-${process.pid}`, cacheSettings);
+    }
+    const jobs: TrajectoryJob[] = tasks.map((task, i) => ({ task, cache: trajectoryCachePath(options.out, stem, i) }));
     const steps = template.snapshots;
     // cancellation: the pull in flight rejects at once, and running workers stop at their next snapshot
     const cancel = new SharedArrayBuffer(4);
     const onAbort = (): void => void Atomics.store(new Int32Array(cancel), 0, 1);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const simulated$ = pipe(
-      tasks,
-      workerMap<SimulationTask, TrajectoryFields>({
+      jobs,
+      workerMap<TrajectoryJob, TrajectoryResult>({
         filename: siblingModule(import.meta.url, 'worker'),
         threads: Math.min(threads, tasks.length),
         concurrency: Math.min(threads, tasks.length) + 1,
@@ -202,11 +224,12 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
       }),
     );
     const trajectories = pipe(
-      options.signal ? pipe(simulated$, abortable<TrajectoryFields>(options.signal)) : simulated$,
-      progress<TrajectoryFields>({ label: `${stem}: trajectories`, total: tasks.length, report: options.progress }),
-      map((fields: TrajectoryFields) => {
-        simulated++;
-        return toWellTrajectory(fields, steps);
+      options.signal ? pipe(simulated$, abortable<TrajectoryResult>(options.signal)) : simulated$,
+      progress<TrajectoryResult>({ label: `${stem}: trajectories`, total: tasks.length, report: options.progress }),
+      map((result: TrajectoryResult) => {
+        if (result.cached) fromCache++;
+        else simulated++;
+        return toWellTrajectory(result.fields, steps);
       }),
     );
     let result;
@@ -224,6 +247,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
     const tmp = `${recordPath}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify({ settings, moments } satisfies SetRecord));
     await rename(tmp, recordPath);
+    await rm(cacheDir, { recursive: true, force: true });
     mergeMomentSets(pooled, moments);
     generated.push(stem);
   }
@@ -236,7 +260,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
   const tmp = `${statsPath}.tmp-${process.pid}`;
   await writeFile(tmp, formatStatsYaml(stats));
   await rename(tmp, statsPath);
-  return { root: options.out, generated, kept, simulated, stats, seconds: (performance.now() - start) / 1000 };
+  return { root: options.out, generated, kept, simulated, fromCache, stats, seconds: (performance.now() - start) / 1000 };
 }
 
 /** The Well's ten gamma values (the `--gamma all` preset). */

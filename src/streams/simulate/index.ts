@@ -5,3 +5,4 @@
 export * from './systems.js';
 export * from './source.js';
 export * from './generate.js';
+export * from './cache.js';

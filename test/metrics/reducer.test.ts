@@ -255,3 +255,13 @@ t.test('bad input is named: chunk, model, trajectory, what was expected', async 
   t.throws(() => reducer.add({ ...good, spatialShape: [2, 8] }), /spatial shape 2x8 differs from the 4x4/);
   await t.rejects(reduceMetrics([{ ...good, fields: [] }]), /"fields" must list the channel names/);
 });
+
+t.test('synthetic rollouts: the seed fixes the truth, whatever the ensemble', async (t) => {
+  const base = { trajectories: 2, leads: 3, height: 8, width: 8, seed: 5 };
+  const a = await collect(syntheticRollouts({ ...base, members: 1 }));
+  const b = await collect(syntheticRollouts({ ...base, members: 4, drift: 0.1 }));
+  t.same(a.map((c) => [...c.truth]), b.map((c) => [...c.truth]), 'same truth');
+  t.notSame([...a[0]!.ensemble[0]!], [...b[0]!.ensemble[0]!], 'different ensembles');
+  const c = await collect(syntheticRollouts({ ...base, members: 1, seed: 6 }));
+  t.notSame([...a[0]!.truth], [...c[0]!.truth], 'another seed, another truth');
+});

@@ -56,7 +56,9 @@ export async function* syntheticRollouts(options: SyntheticOptions): AsyncGenera
   const chunk = options.chunk ?? leads;
   const drift = options.drift ?? 0.02;
   const noise = options.noise ?? 0.02;
+  // Separate streams for the truth and the members: the same seed gives the same truth whatever the ensemble.
   const next = rng(options.seed ?? 1);
+  const memberNext = rng(((options.seed ?? 1) * 2654435761 + 12345) >>> 0);
   const c = fields.length;
   const Arr = options.float64 ? Float64Array : Float32Array;
   for (let traj = 0; traj < trajectories; traj++) {
@@ -79,7 +81,7 @@ export async function* syntheticRollouts(options: SyntheticOptions): AsyncGenera
         const lead = start + s;
         for (let m = 0; m < members; m++) {
           for (let f = 0; f < c; f++) {
-            phaseError[m]![f] = phaseError[m]![f]!.map((e) => e + drift * gaussian(next));
+            phaseError[m]![f] = phaseError[m]![f]!.map((e) => e + drift * gaussian(memberNext));
           }
         }
         for (let f = 0; f < c; f++) {
@@ -100,7 +102,7 @@ export async function* syntheticRollouts(options: SyntheticOptions): AsyncGenera
           for (let y = 0; y < h * w; y++) {
             const p = (s * h * w + y) * c + f;
             truth[p]! += offsets[f]! + noise * gaussian(next);
-            for (let m = 0; m < members; m++) ensemble[m]![p]! += offsets[f]! + noise * gaussian(next);
+            for (let m = 0; m < members; m++) ensemble[m]![p]! += offsets[f]! + noise * gaussian(memberNext);
           }
         }
       }

@@ -191,7 +191,7 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
           sort: series,
           scale: { domain: series, range: ['#111111', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'] },
         },
-        strokeDash: { field: 'series', type: 'nominal', sort: series, legend: null },
+        strokeDash: { field: 'series', type: 'nominal', sort: series, title: null },
       },
     },
     resolve: { scale: { y: 'independent' } },

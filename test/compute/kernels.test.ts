@@ -126,6 +126,23 @@ t.test('replaced kernels match the cpu backend', async (t) => {
     const [w] = await on('wasm', f);
     t.ok(maxRelErr(w, c) < 1e-5, `matMul transposeA=${ta} transposeB=${tb} [${as}] x [${bs}]`);
   }
+  // Batched products (per-entry XNNPACK products, or one tall product against a shared matrix), 4-D batches.
+  const batched: Array<[number[], number[], boolean, boolean]> = [
+    [[5, 7, 3], [5, 3, 4], false, false],
+    [[2, 3, 6, 5], [2, 3, 4, 5], false, true],
+    [[4, 6, 3], [1, 3, 5], false, false],
+    [[4, 6, 3], [3, 5], false, false],
+    [[1, 6, 3], [4, 3, 5], false, false],
+    [[3, 4, 6], [3, 4, 5], true, false],
+  ];
+  for (const [as, bs, ta, tb] of batched) {
+    const av = randn(as);
+    const bv = randn(bs);
+    const f = () => [tf.matMul(tf.tensor(av, as), tf.tensor(bv, bs), ta, tb)];
+    const [c] = await on('cpu', f);
+    const [w] = await on('wasm', f);
+    t.ok(maxRelErr(w, c) < 1e-5, `batched matMul [${as}] x [${bs}] transposeA=${ta} transposeB=${tb}`);
+  }
   // Slices and strided slices (odd sizes, offsets, strides, shrink axes).
   const shape = [3, 7, 6, 5];
   const xv = randn(shape);
@@ -135,6 +152,8 @@ t.test('replaced kernels match the cpu backend', async (t) => {
     ['slice rank 2', (x) => tf.slice(x.reshape([21, 30]), [3, 5], [11, 17])],
     ['stridedSlice [1,2,2,1]', (x) => tf.stridedSlice(x, [0, 1, 0, 0], [3, 7, 6, 5], [1, 2, 2, 1])],
     ['stridedSlice [2,3,1,2] with masks', (x) => tf.stridedSlice(x, [1, 0, 2, 0], [3, 7, 6, 5], [2, 3, 1, 2], 0, 0b1000)],
+    ['split into [2, 3, 1] along axis 2', (x) => tf.concat(tf.split(x, [2, 3, 1], 2).reverse(), 2)],
+    ['split into 3 along axis 0', (x) => tf.concat(tf.split(x, 3, 0).reverse(), 0)],
     ['stridedSlice negative stride (stock kernel)', (x) => tf.stridedSlice(x, [0, 6, 0, 0], [3, 0, 6, 5], [1, -2, 1, 1])],
   ];
   for (const [label, op] of cases) {

@@ -12,7 +12,7 @@
  *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter.
  * - `BatchMatMul` with `transposeA`/`transposeB` falls off XNNPACK (2 GFLOP/s): operands are transposed
  *   explicitly, then the stock kernel runs the plain product.
- * - `Slice` and `StridedSlice` copy element by element; they are replaced by copies of contiguous runs.
+ * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
  * The gradients tfjs-core lacks on every backend (gradients.ts) are registered too.
  */
@@ -27,6 +27,7 @@ import type {
   KernelFunc,
   NamedAttrMap,
   SliceAttrs,
+  SplitVAttrs,
   StridedSliceAttrs,
   TensorInfo,
   UnsortedSegmentSumAttrs,
@@ -154,6 +155,22 @@ const stridedSliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** SplitV: each part is a run-copy slice (the stock kernel uses its element-wise slice). */
+const splitVKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  const { numOrSizeSplits, axis } = attrs as unknown as SplitVAttrs;
+  const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, $axis);
+  const begin = x.shape.map(() => 0);
+  return sizes.map((n) => {
+    const size = x.shape.slice();
+    size[$axis] = n;
+    const part = sliceKernel({ inputs: { x }, backend, attrs: { begin: begin.slice(), size } as unknown as NamedAttrMap });
+    begin[$axis] += n;
+    return part as TensorInfo;
+  });
+};
+
 // ---------------------------------------------------------------------------------------------- convolutions
 
 function convInfo(xShape: number[], filterShape: number[], a: Conv2DBackpropFilterAttrs | Conv2DBackpropInputAttrs) {
@@ -195,6 +212,31 @@ function zeroDilate(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
     .reshape([n, h * sh, w * sw, c]);
 }
 
+/** Name of the project kernel that flips a filter spatially and swaps its in/out channels in one pass. */
+export const FLIP_FILTER = 'WellspringFlipFilter';
+
+/** [kh, kw, in, out] -> [kh, kw, out, in] with both spatial axes reversed (stock Reverse is an element loop). */
+const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
+  const w = input(inputs, 'x');
+  const [kh, kw, ci, co] = w.shape;
+  const wasm = wasmBackend(backend);
+  const out = wasm.makeOutput([kh, kw, co, ci], 'float32');
+  const src = wasm.typedArrayFromHeap(w);
+  const dst = wasm.typedArrayFromHeap(out);
+  const block = ci * co;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const s = (i * kw + j) * block;
+      const d = ((kh - 1 - i) * kw + (kw - 1 - j)) * block;
+      for (let a = 0; a < ci; a++) {
+        const row = s + a * co;
+        for (let b = 0; b < co; b++) dst[d + b * ci + a] = src[row + b];
+      }
+    }
+  }
+  return out;
+};
+
 const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
   const a = attrs as unknown as Conv2DBackpropInputAttrs;
   const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
@@ -209,7 +251,7 @@ const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
     const bottom = h + kh - 1 - dilated.shape[1] - top;
     const right = w + kw - 1 - dilated.shape[2] - left;
     const [src, pads] = cropNegative(dilated, [top, bottom, left, right]);
-    const flipped = tf.reverse(filter, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D;
+    const flipped = tf.engine().runKernel(FLIP_FILTER, { x: filter }, {}) as tf.Tensor4D;
     return tf.conv2d(src, flipped, 1, pads as tf.backend_util.ExplicitPadding);
   });
 };
@@ -242,27 +284,49 @@ const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
 
 // ---------------------------------------------------------------------------------------------- matmul
 
+/**
+ * BatchMatMul. The stock kernel runs XNNPACK only for a single matrix product without transposes; batched
+ * products (attention) and transposed ones (every linear layer's gradient) fall to naive loops at ~2 GFLOP/s.
+ * Here: transposed operands are transposed explicitly; a batch against one shared matrix becomes one tall product;
+ * other batches run one XNNPACK product per batch entry (slices and the concat are contiguous copies).
+ */
 const batchMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
-  if (!transposeA && !transposeB) return original(tf.BatchMatMul)({ inputs, backend, attrs });
-  const swapLast = (t: tf.Tensor): tf.Tensor => {
-    const perm = t.shape.map((_, i) => i);
-    const r = perm.length;
-    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-    return tf.transpose(t, perm);
-  };
-  const a = transposeA ? swapLast(asTensor(input(inputs, 'a'))) : asTensor(input(inputs, 'a'));
-  const b = transposeB ? swapLast(asTensor(input(inputs, 'b'))) : asTensor(input(inputs, 'b'));
-  try {
-    return original(tf.BatchMatMul)({
-      inputs: { a, b },
-      backend,
-      attrs: { ...attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap,
-    });
-  } finally {
-    if (transposeA) a.dispose();
-    if (transposeB) b.dispose();
+  const a0 = asTensor(input(inputs, 'a'));
+  const b0 = asTensor(input(inputs, 'b'));
+  const plain = { ...attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap;
+  const batchOf = (t: tf.Tensor) => t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+  const batchA = batchOf(a0);
+  const batchB = batchOf(b0);
+  if (!transposeA && !transposeB && batchA === 1 && batchB === 1) return original(tf.BatchMatMul)({ inputs, backend, attrs });
+  const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(a0.shape.slice(0, -2), b0.shape.slice(0, -2));
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
+    return original(tf.BatchMatMul)({ inputs, backend, attrs }); // partial broadcasting: rare, keep the stock path
   }
+  return tf.tidy(() => {
+    const swapLast = (t: tf.Tensor3D): tf.Tensor3D => tf.transpose(t, [0, 2, 1]);
+    const as3 = (t: tf.Tensor, batch: number): tf.Tensor3D => t.reshape([batch, t.shape[t.rank - 2], t.shape[t.rank - 1]]);
+    const a = transposeA ? swapLast(as3(a0, batchA)) : as3(a0, batchA); // [batchA, M, K]
+    const b = transposeB ? swapLast(as3(b0, batchB)) : as3(b0, batchB); // [batchB, K, N]
+    const [, m, k] = a.shape;
+    const n = b.shape[2];
+    const product = (x: tf.Tensor3D, y: tf.Tensor3D): tf.Tensor3D =>
+      tf.engine().makeTensorFromTensorInfo(
+        original(tf.BatchMatMul)({ inputs: { a: x, b: y }, backend, attrs: plain }) as TensorInfo,
+      ) as tf.Tensor3D;
+    let out: tf.Tensor;
+    if (batchB === 1) {
+      out = product(a.reshape([1, batchA * m, k]), b); // one tall product
+    } else {
+      const parts: tf.Tensor3D[] = [];
+      for (let i = 0; i < batchB; i++) {
+        const ai = batchA === 1 ? a : tf.slice(a, [i, 0, 0], [1, m, k]);
+        parts.push(product(ai, tf.slice(b, [i, 0, 0], [1, k, n])));
+      }
+      out = parts.length === 1 ? parts[0] : tf.concat(parts, 0);
+    }
+    return out.reshape([...outBatch, m, n]);
+  });
 };
 
 // ---------------------------------------------------------------------------------------------- segment sum
@@ -298,6 +362,7 @@ export const wasmKernelNames = [
   tf.BatchMatMul,
   tf.Slice,
   tf.StridedSlice,
+  tf.SplitV,
   tf.UnsortedSegmentSum,
 ] as const;
 
@@ -308,7 +373,9 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.BatchMatMul, batchMatMulKernel);
   replaceKernel(tf.Slice, sliceKernel);
   replaceKernel(tf.StridedSlice, stridedSliceKernel);
+  replaceKernel(tf.SplitV, splitVKernel);
   replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel);
+  replaceKernel(FLIP_FILTER, flipFilterKernel);
   registerMissingGradients();
 }
 

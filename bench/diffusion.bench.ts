@@ -76,8 +76,25 @@ if (!python) {
   if (run.status !== 0 || !line.startsWith('{')) {
     console.log(JSON.stringify({ bench: BENCH, figure: `${FIGURE} [pytorch cpu]`, skipped: `torch_sampling.py failed: ${run.stderr.trim().split('\n').pop()}` }));
   } else {
-    const py = JSON.parse(line) as { states_per_second: number; ms_per_denoiser_call: number; params: number; threads: number; torch: string; seconds: number };
-    emit(FIGURE, py.states_per_second, 'latent states/s', { impl: 'pytorch-cpu', threads: py.threads, torch: py.torch, params: py.params, seconds: Number(py.seconds.toFixed(2)) });
+    const py = JSON.parse(line) as {
+      states_per_second: number;
+      ms_per_denoiser_call: number;
+      params: number;
+      threads: number;
+      torch: string;
+      seconds: number;
+      blas: string;
+      path: string;
+    };
+    emit(FIGURE, py.states_per_second, 'latent states/s', {
+      impl: 'pytorch-cpu',
+      threads: py.threads,
+      torch: py.torch,
+      blas: py.blas,
+      matmuls: py.path,
+      params: py.params,
+      seconds: Number(py.seconds.toFixed(2)),
+    });
     emit('denoiser call (vit-small, batch 16)', py.ms_per_denoiser_call, 'ms', { impl: 'pytorch-cpu', threads: py.threads });
     emit('pytorch / wellspring throughput ratio', py.states_per_second / throughput, 'x', { wellspring: info.name, pytorch_threads: py.threads });
   }

@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.mkldnn
 
 
 def sinusoidal(values: torch.Tensor, features: int, max_period: float) -> torch.Tensor:
@@ -35,7 +36,23 @@ def layer_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:], eps=eps)
 
 
+def grouped_conv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v for [B, heads, N, d] as two grouped 1x1 convolutions (one group per batch and
+    head), which run on oneDNN; Debian's torch does batched matmuls with the reference BLAS."""
+    b, h, n, d = q.shape
+    g = b * h
+    q = q.reshape(g, n, d) / math.sqrt(d)
+    k = k.reshape(g, n, d)
+    v = v.reshape(g, n, d)
+    scores = F.conv1d(q.transpose(1, 2).reshape(1, g * d, n), k.reshape(g * n, d, 1), groups=g)  # [1, g*n(j), n(i)]
+    weights = torch.softmax(scores.reshape(g, n, n), dim=1)
+    out = F.conv1d(weights.reshape(1, g * n, n), v.transpose(1, 2).reshape(g * d, n, 1), groups=g)  # [1, g*d, n]
+    return out.reshape(b, h, d, n).transpose(2, 3)
+
+
 class Block(nn.Module):
+    grouped_conv_attention = False
+
     def __init__(self, width: int, heads: int, ffn: int, emb: int):
         super().__init__()
         self.heads = heads
@@ -60,9 +77,12 @@ class Block(nn.Module):
             return torch.cat([a * cos - c * sin, a * sin + c * cos], dim=-1)
 
         q, k = rotate(q), rotate(k)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd), dim=-1)
-        y = (weights @ v).transpose(1, 2).reshape(b, n, w)
-        return self.out(y)
+        if self.grouped_conv_attention:
+            y = grouped_conv_attention(q, k, v)
+        else:
+            weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd), dim=-1)
+            y = weights @ v
+        return self.out(y.transpose(1, 2).reshape(b, n, w))
 
     def forward(self, x, emb, coords):
         s1, c1, g1, s2, c2, g2 = self.modulation(F.silu(emb)).unsqueeze(1).chunk(6, dim=-1)
@@ -156,11 +176,21 @@ def main():
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--context", type=int, default=1)
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain nn.Linear and matmul (with Debian's reference BLAS this is 10-50x slower)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = SpaceTimeViT().eval()
     params = sum(p.numel() for p in net.parameters())
+    blas = "generic" if "BLAS_INFO=generic" in torch.__config__.show() else "optimised"
+    if not args.plain:
+        # oneDNN for every matrix product: Linear layers via torch.utils.mkldnn, attention via grouped convolutions.
+        Block.grouped_conv_attention = True
+        net = torch.utils.mkldnn.to_mkldnn(net)
     M, L, H, W, C = args.ensemble, args.window, 8, 8, 16
     gen = torch.Generator().manual_seed(0)
     context = torch.randn(M, args.context, H, W, C, generator=gen)
@@ -187,6 +217,8 @@ def main():
                 "params": params,
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
+                "blas": blas,
+                "path": "plain" if args.plain else "onednn",
             }
         )
     )

@@ -7,15 +7,20 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
 import { createVit } from '../../src/models/nn/index.js';
+import { Trainer, cosineSchedule } from '../../src/models/train/index.js';
+import { pipe } from '../../src/streams/core.js';
 import { Rng } from '../../src/models/train/rng.js';
 import {
   diffusionEmulator,
+  emulatorBatches,
+  emulatorLoss,
   drawContextCounts,
   frameMaskFromCounts,
   rollout,
   surrogateEmulator,
   vitBackbone,
   type Emulator,
+  type LatentTrajectory,
 } from '../../src/models/diffusion/index.js';
 import { collect } from '../../src/sinks/basic.js';
 
@@ -71,3 +76,40 @@ for (const kind of ['diffusion', 'surrogate'] as const) {
     vit.dispose();
   });
 }
+
+t.test('cached trajectories -> emulatorBatches -> Trainer stage with emulatorLoss', async (t) => {
+  const vit = createVit({ channels: C, width: 32, depth: 1, heads: 2, embeddingFeatures: 32, labelFeatures: P, seed: 5 });
+  const emulator = diffusionEmulator(vitBackbone(vit), { formulation: 'flow' });
+  const steps = 24;
+  const trainer = new Trainer({
+    params: vit.params,
+    loss: emulatorLoss(emulator),
+    optimizer: { lr: 2e-3, betas: [0.9, 0.99], weightDecay: 0 },
+    schedule: cosineSchedule({ lr: 2e-3, total: steps }),
+    clipNorm: 1,
+    seed: 3,
+  });
+  const rng = new Rng(8);
+  const trajectories: LatentTrajectory[] = Array.from({ length: 6 }, (_, k) => {
+    const decay = 0.5 + 0.4 * rng.uniform();
+    const latents = new Float32Array(12 * H * W * C);
+    const amp = rng.normal();
+    for (let s = 0; s < 12; s++) for (let i = 0; i < H * W * C; i++) latents[s * H * W * C + i] = amp * decay ** s * Math.cos(i);
+    return { latents, shape: [12, H, W, C], labels: Float32Array.from([decay, 1, -1]), origin: `synthetic-${k}` };
+  });
+  const before = tf.memory().numTensors;
+  const losses: number[] = [];
+  const epochs = async function* () {
+    for (let e = 0; e < 3; e++) yield* trajectories;
+  };
+  for await (const report of pipe(epochs(), emulatorBatches({ batchSize: 6, seed: 17, shuffleBuffer: 32 }), trainer.stage())) {
+    losses.push(report.loss);
+    if (losses.length === steps) break;
+  }
+  t.equal(losses.length, steps);
+  t.ok(losses.every(Number.isFinite), 'finite losses');
+  t.ok(mean(losses.slice(-6)) < mean(losses.slice(0, 6)), `loss goes down: ${mean(losses.slice(0, 6)).toFixed(3)} -> ${mean(losses.slice(-6)).toFixed(3)}`);
+  t.equal(tf.memory().numTensors, before, 'tensor count flat across training steps (batches disposed by the trainer)');
+  trainer.dispose();
+  vit.dispose();
+});

@@ -9,6 +9,7 @@ import { Rng } from '../../src/models/train/rng.js';
 import {
   contextBatches,
   drawContextCounts,
+  emulatorBatches,
   latentWindows,
   windowBatchTensors,
   type LatentTrajectory,
@@ -85,4 +86,21 @@ t.test('malformed trajectories and mixed batches are named', async (t) => {
   t.throws(() => latentWindows({ window: 0 }), /window must be a positive integer/);
   const cached: LatentTrajectory = { ...bad, origin: { file: 'euler_train_3.hdf5', trajectory: 12, augmentation: 2 } };
   await t.rejects(collect(pipe([cached], latentWindows())), /\(euler_train_3.hdf5, trajectory 12, augmentation 2\): latents has 7 values/);
+});
+
+t.test('emulatorBatches: windows, shuffle, context masks and tensors in one stage', async (t) => {
+  const trajectories = [trajectory(1, 9), trajectory(2, 9)];
+  const before = tf.memory().numTensors;
+  const batches = await collect(pipe(trajectories, emulatorBatches({ window: 5, batchSize: 5, seed: 4, shuffleBuffer: 16 })));
+  t.equal(batches.length, 2, '10 windows in 2 batches of 5');
+  const starts = batches.flatMap((b) => {
+    const x = b.x.dataSync();
+    return Array.from({ length: 5 }, (_, i) => x[i * 20]);
+  });
+  t.same([...starts].sort((a, b) => a - b), [1000, 1010, 1020, 1030, 1040, 2000, 2010, 2020, 2030, 2040], 'every window exactly once');
+  t.not(starts.join(), [...starts].sort((a, b) => a - b).join(), 'in shuffled order');
+  t.same(batches[0].mask!.shape, [5, 5]);
+  t.same(batches[0].labels!.shape, [5, 2]);
+  for (const b of batches) tf.dispose([b.x, b.mask!, b.labels!]);
+  t.equal(tf.memory().numTensors, before);
 });

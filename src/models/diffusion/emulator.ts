@@ -20,6 +20,7 @@ import {
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { sample, type SamplerOptions } from './samplers.js';
 import type { Rng } from '../train/rng.js';
+import type { LossFunction } from '../train/trainer.js';
 
 export interface Emulator {
   readonly kind: FormulationName | 'surrogate';
@@ -110,4 +111,12 @@ export function vitBackbone(vit: Vit, applyOptions: { training?: boolean; random
       ) as tf.Tensor5D;
     });
   return Object.assign(fn, { variables: [...vit.params.values()] });
+}
+
+/**
+ * An emulator's loss in the trainer's form, drawing its noise from the trainer's checkpointed RNG:
+ * `new Trainer({ params: vit.params, loss: emulatorLoss(emulator), ... })`, then `pipe(batches, trainer.stage())`.
+ */
+export function emulatorLoss(emulator: Emulator): LossFunction<WindowBatch> {
+  return (batch, context) => emulator.loss(batch, context.rng);
 }

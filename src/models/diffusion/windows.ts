@@ -5,7 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
-import { batch } from '../../streams/basic.js';
+import { batch, map } from '../../streams/basic.js';
+import { shuffle } from '../../streams/shuffle.js';
+import { compose } from '../../streams/core.js';
 import type { WindowBatch } from './denoiser.js';
 import { Rng } from '../train/rng.js';
 import { poissonDraw } from './random.js';
@@ -174,4 +176,25 @@ export function windowBatchTensors(b: ContextBatch): WindowBatch {
     mask: tf.tensor2d(b.mask, [B, L]),
     labels: b.labels ? tf.tensor2d(b.labels, [B, b.labels.length / B]) : null,
   };
+}
+
+export interface EmulatorBatchesOptions extends LatentWindowsOptions, ContextBatchesOptions {
+  /** Windows held by the shuffle buffer (default 1024; 1 keeps the stream order). */
+  shuffleBuffer?: number;
+}
+
+/**
+ * The whole path from cached latent trajectories to training batches: windows (`latentWindows`), a seeded
+ * shuffle buffer, batches with context masks (`contextBatches`), uploaded as tensors that the training step
+ * disposes. Holds the shuffle buffer (views into at most that many trajectories) and one batch.
+ */
+export function emulatorBatches(options: EmulatorBatchesOptions): Stage<LatentTrajectory, WindowBatch> {
+  const { shuffleBuffer = 1024, seed } = options;
+  const stages: Stage<LatentWindow, LatentWindow>[] = shuffleBuffer > 1 ? [shuffle<LatentWindow>(shuffleBuffer, seed ^ 0x5bd1e995)] : [];
+  return compose(
+    latentWindows(options),
+    (source: AsyncIterable<LatentWindow>) => stages.reduce((acc, stage) => stage(acc), source),
+    contextBatches(options),
+    map(windowBatchTensors, 'upload-batch'),
+  );
 }

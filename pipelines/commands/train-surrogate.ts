@@ -1,0 +1,4 @@
+/** `wellspring train-surrogate`: trains the deterministic latent surrogate on a latent cache. */
+import { emulatorCommand } from '../emulator-command.js';
+
+export const command = emulatorCommand('surrogate');

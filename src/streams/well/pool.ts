@@ -112,6 +112,16 @@ export class H5Pool {
     return worker.call<T>(op, args, label, transfer);
   }
 
+  /**
+   * One live worker of the pool, always the same while it lives (created if needed): for stateful work such
+   * as a writer, whose open file lives in one worker.
+   */
+  pinned(): H5Worker {
+    this.workers = this.workers.filter((w) => w.alive);
+    if (this.workers.length === 0) this.workers.push(new H5Worker());
+    return this.workers[0]!;
+  }
+
   /** Asks every worker to run `op` (e.g. close a file everywhere). */
   async broadcast(op: string, args: unknown, label: string): Promise<void> {
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.call(op, args, label)));
@@ -131,15 +141,13 @@ function defaultPoolSize(): number {
 }
 
 let shared: H5Pool | null = null;
-let writer: H5Worker | null = null;
 
 /**
- * The process-wide worker that Well writers share (a writer's state lives in one worker, so writers are not
- * spread over the pool). Recreated if it died; idle, it does not keep the process alive.
+ * The worker that Well writers use by default: the shared pool's pinned worker (a writer's state lives in one
+ * worker, so writes are not spread over the pool; reads may still go to it). Recreated if it died.
  */
 export function wellWriterWorker(): H5Worker {
-  if (!writer || !writer.alive) writer = new H5Worker();
-  return writer;
+  return wellPool().pinned();
 }
 
 /** The process-wide reader pool (created on first use; its idle workers do not keep the process alive). */
@@ -148,11 +156,9 @@ export function wellPool(): H5Pool {
   return shared;
 }
 
-/** Terminates the shared pool's workers and the shared writer worker (new ones are made on next use). */
+/** Terminates the shared pool's workers (new ones are made on next use). */
 export async function closeWellPool(): Promise<void> {
   const p = shared;
-  const w = writer;
   shared = null;
-  writer = null;
-  await Promise.all([p?.close(), w?.terminate()]);
+  await p?.close();
 }

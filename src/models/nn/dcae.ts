@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type Conv2d, type Periodic, createConv2d, dropout, layerNorm, patchify, silu, softclip, unpatchify } from './layers.js';
+import { rematerialize } from './remat.js';
 import { type ApplyOptions, type Network, type ParameterMap, ParameterScope, checkShape, disposeParameters, formatShape } from './module.js';
 
 export interface DcaeConfig {
@@ -38,6 +39,8 @@ export interface DcaeConfig {
   identityInit?: boolean;
   /** Exact input size [H, W] to enforce, if any (presets set it). */
   inputSize?: readonly [number, number];
+  /** Recompute residual blocks during backprop instead of keeping their intermediates (default false). */
+  checkpointing?: boolean;
   /** Seed of the initial weights (default 0). */
   seed?: number;
 }
@@ -70,6 +73,7 @@ function resolve(config: DcaeConfig): ResolvedDcaeConfig {
     softclipBound: config.softclipBound === undefined ? 5 : config.softclipBound,
     identityInit: config.identityInit ?? true,
     inputSize: config.inputSize,
+    checkpointing: config.checkpointing ?? false,
     seed: config.seed ?? 0,
   };
   const f = 2 ** (levels - 1);
@@ -92,7 +96,7 @@ export interface ResidualBlock {
 export function createResidualBlock(
   scope: ParameterScope,
   channels: number,
-  options: { periodic: Periodic; kernel: number; ffnFactor: number; dropout: number },
+  options: { periodic: Periodic; kernel: number; ffnFactor: number; dropout: number; checkpointing?: boolean },
 ): ResidualBlock {
   const ffn = scope.child('ffn');
   const hidden = channels * options.ffnFactor;
@@ -102,13 +106,18 @@ export function createResidualBlock(
     periodic: options.periodic,
     weightScale: 1e-2,
   });
+  const params = [...scope.params].filter(([name]) => name.startsWith(`${scope.prefix}.`)).map(([, v]) => v);
+  const forward = (x: tf.Tensor4D, applyOptions: ApplyOptions) =>
+    tf.tidy(() => {
+      let y = conv1.apply(layerNorm(x) as tf.Tensor4D);
+      y = dropout(silu(y) as tf.Tensor4D, options.dropout, applyOptions);
+      return x.add(conv2.apply(y)) as tf.Tensor4D;
+    });
   return {
     apply(x, applyOptions = {}) {
-      return tf.tidy(() => {
-        let y = conv1.apply(layerNorm(x) as tf.Tensor4D);
-        y = dropout(silu(y) as tf.Tensor4D, options.dropout, applyOptions);
-        return x.add(conv2.apply(y));
-      });
+      if (!options.checkpointing) return forward(x, applyOptions);
+      const body = ([input]: tf.Tensor[], random: () => number) => forward(input as tf.Tensor4D, { ...applyOptions, random });
+      return rematerialize(body, [x], params, applyOptions.random ?? Math.random) as tf.Tensor4D;
     },
   };
 }
@@ -138,7 +147,7 @@ export interface Dcae extends Network {
 
 function buildEncoder(scope: ParameterScope, c: ResolvedDcaeConfig, factor: number): DcaeHalf {
   const convOptions = { kernel: c.kernel, periodic: c.periodic };
-  const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout };
+  const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout, checkpointing: c.checkpointing };
   const last = c.channels.length - 1;
   const levels = c.channels.map((width, i) => {
     const level = scope.child('levels').child(i);
@@ -171,7 +180,7 @@ function buildEncoder(scope: ParameterScope, c: ResolvedDcaeConfig, factor: numb
 
 function buildDecoder(scope: ParameterScope, c: ResolvedDcaeConfig, factor: number): DcaeHalf {
   const convOptions = { kernel: c.kernel, periodic: c.periodic };
-  const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout };
+  const blockOptions = { ...convOptions, ffnFactor: c.ffnFactor, dropout: c.dropout, checkpointing: c.checkpointing };
   const last = c.channels.length - 1;
   // Created deepest level first (the order they run in), named by resolution level like the encoder.
   const levels = c.channels

@@ -90,6 +90,24 @@ t.test('preconditioning and loss weights equal the formulas at several noise lev
   }
   // EDM with the reference schedule is the 'diffusion' formulation
   t.equal(edmFormulation().schedule.name, 'log-logit');
+  // Karras et al.'s general form with sigma_data = 0.5 (alpha = 1)
+  const k = edmFormulation(logLogitSchedule(), { sigmaData: 0.5 });
+  const sigmas = [0.002, 0.1, 0.5, 2, 80];
+  const [a, s] = [tf.ones([5]) as tf.Tensor1D, tf.tensor1d(sigmas)];
+  const p = k.precondition(a, s);
+  const w = k.lossWeight(a, s);
+  const [cIn, cOut, cSkip, weight] = [p.cIn, p.cOut, p.cSkip, w].map((x) => x.dataSync());
+  sigmas.forEach((sigma, i) => {
+    const sd = 0.5;
+    const ok =
+      close(cSkip[i], sd ** 2 / (sigma ** 2 + sd ** 2), 1e-4) &&
+      close(cOut[i], (sigma * sd) / Math.sqrt(sigma ** 2 + sd ** 2), 1e-4) &&
+      close(cIn[i], 1 / Math.sqrt(sigma ** 2 + sd ** 2), 1e-4) &&
+      close(weight[i], (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2, 1e-3);
+    t.ok(ok, `EDM sigma_data 0.5 at sigma ${sigma}: Karras et al.'s coefficients`);
+  });
+  tf.dispose([a, s, p.cIn, p.cOut, p.cSkip, p.cNoise, w]);
+  t.throws(() => edmFormulation(logLogitSchedule(), { sigmaData: 0 }), /sigmaData must be positive/);
 });
 
 t.test('denoiser and weighted loss match an independent float64 computation', async (t) => {

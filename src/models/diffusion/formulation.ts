@@ -41,23 +41,37 @@ function noiseLevel(alpha: tf.Tensor1D, sigma: tf.Tensor1D): tf.Tensor1D {
   return tf.mul(10, tf.log(tf.div(sigma, alpha)));
 }
 
-/** EDM-style preconditioning with sigma_data = 1 over any schedule (the reference uses log-logit). */
-export function edmFormulation(schedule: NoiseSchedule = logLogitSchedule()): Formulation {
+export interface EdmOptions {
+  /** Standard deviation of the data, sigma_data (default 1, the reference; Karras et al. use 0.5). */
+  sigmaData?: number;
+}
+
+/**
+ * EDM preconditioning (Karras et al. 2022) over any schedule, written for x_t = alpha x + sigma eps by applying
+ * EDM to x_t / alpha (noise level sigma / alpha), with sd = sigma_data:
+ * c_in = 1 / sqrt(sigma^2 + alpha^2 sd^2), c_out = sigma sd / sqrt(sigma^2 + alpha^2 sd^2),
+ * c_skip = alpha sd^2 / (sigma^2 + alpha^2 sd^2), weight = (sigma^2 + alpha^2 sd^2) / (sigma sd)^2.
+ * With sd = 1 these are the reference's coefficients (weight 1 / v, v = sigma^2 / (alpha^2 + sigma^2)).
+ */
+export function edmFormulation(schedule: NoiseSchedule = logLogitSchedule(), options: EdmOptions = {}): Formulation {
+  const sd = options.sigmaData ?? 1;
+  if (!(sd > 0)) throw new Error(`edmFormulation: sigmaData must be positive, got ${sd}`);
+  const norm2 = (alpha: tf.Tensor1D, sigma: tf.Tensor1D) => tf.add(tf.mul(tf.square(alpha), sd * sd), tf.square(sigma));
   return {
     name: 'diffusion',
     schedule,
     precondition: (alpha, sigma) =>
       tf.tidy(() => {
-        const norm2 = tf.add(tf.square(alpha), tf.square(sigma));
-        const rsqrt = tf.rsqrt(norm2);
+        const n2 = norm2(alpha, sigma);
+        const rsqrt = tf.rsqrt(n2);
         return {
           cIn: rsqrt as tf.Tensor1D,
-          cOut: tf.mul(sigma, rsqrt) as tf.Tensor1D,
-          cSkip: tf.div(alpha, norm2) as tf.Tensor1D,
+          cOut: tf.mul(tf.mul(sigma, rsqrt), sd) as tf.Tensor1D,
+          cSkip: tf.div(tf.mul(alpha, sd * sd), n2) as tf.Tensor1D,
           cNoise: noiseLevel(alpha, sigma),
         };
       }),
-    lossWeight: (alpha, sigma) => tf.tidy(() => tf.div(tf.add(tf.square(alpha), tf.square(sigma)), tf.square(sigma))),
+    lossWeight: (alpha, sigma) => tf.tidy(() => tf.div(norm2(alpha, sigma), tf.mul(tf.square(sigma), sd * sd))),
   };
 }
 
@@ -82,11 +96,13 @@ export interface FormulationOptions {
   logLogit?: LogLogitOptions;
   /** Schedule range for 'flow'. */
   rectifiedFlow?: RectifiedFlowOptions;
+  /** sigma_data for 'diffusion' (default 1). */
+  edm?: EdmOptions;
 }
 
 /** The one switch between the two formulations, each with its default schedule. */
 export function formulation(name: FormulationName, options: FormulationOptions = {}): Formulation {
-  if (name === 'diffusion') return edmFormulation(logLogitSchedule(options.logLogit));
+  if (name === 'diffusion') return edmFormulation(logLogitSchedule(options.logLogit), options.edm);
   if (name === 'flow') return flowFormulation(rectifiedFlowSchedule(options.rectifiedFlow));
   throw new Error(`formulation: expected 'diffusion' or 'flow', got ${JSON.stringify(name)}`);
 }

@@ -101,13 +101,16 @@ async function main(): Promise<void> {
 
 
   const ours: Record<string, number> = {};
+  // tfjs holds a whole backward pass in memory (vit-small: ~0.45 GB per sample; the wasm heap stops at 4 GB):
+  // vit-small accumulates gradients over micro-batches of 4.
+  const microBatch: Record<string, number | undefined> = { 'dcae-small': undefined, 'vit-small': 4 };
   for (const model of which as Array<'dcae-small' | 'vit-small'>) {
     for (const workers of workerCounts) {
       const { params, loss } = build({ model });
       const rng = new Rng(1);
       const parallel =
         workers > 1
-          ? await ParallelGradients.start({ module: import.meta.url, options: { model }, params, workers })
+          ? await ParallelGradients.start({ module: import.meta.url, options: { model }, params, workers, microBatch: microBatch[model] })
           : undefined;
       const trainer = new Trainer<Batch>({
         params,

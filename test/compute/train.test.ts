@@ -18,6 +18,8 @@ import {
   globalNorm,
   loadWeights,
   saveWeights,
+  batchSize,
+  computeGradients,
   type NamedParameters,
   type StepReport,
 } from '../../src/models/train/index.js';
@@ -260,4 +262,36 @@ t.test('a checkpoint of another architecture fails with the mismatched tensors',
   for (const m of [small, wide, copy]) for (const v of m.values()) v.dispose();
   trainer.dispose();
   other.dispose();
+});
+
+t.test('micro-batches accumulate to the whole-batch gradient', async (t) => {
+  const params = tinyNet(8);
+  const variables = [...params.values()];
+  const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
+  const rng = new Rng(9);
+  const b = { x: tf.tensor4d(rng.normalArray(5 * 7 * 7 * 2), [5, 7, 7, 2]), y: tf.tensor2d(rng.normalArray(10), [5, 2]).pad([[0, 0], [0, 1]]) as tf.Tensor2D };
+  // Dropout masks are drawn sample-major, so the same seed gives the same masks whole or split.
+  const context = (seed: number) => {
+    const r = new Rng(seed);
+    return { params, step: 0, random: () => r.uniform(), rng: r };
+  };
+  const whole = await computeGradients(tinyLoss, b, context(5), variables, nameOf);
+  const split = await computeGradients(tinyLoss, b, context(5), variables, nameOf, 2);
+  t.ok(Math.abs(whole.loss - split.loss) < 1e-5 * Math.abs(whole.loss), `loss ${whole.loss} vs ${split.loss}`);
+  for (const [name, g] of whole.grads) {
+    const a = await g.data();
+    const c = await split.grads.get(name)!.data();
+    let err = 0;
+    let scale = 1e-6;
+    for (let i = 0; i < a.length; i++) {
+      err = Math.max(err, Math.abs(a[i] - c[i]));
+      scale = Math.max(scale, Math.abs(a[i]));
+    }
+    t.ok(err / scale < 1e-4, `${name}: relative difference ${(err / scale).toExponential(1)}`);
+  }
+  t.equal(batchSize(3), undefined);
+  t.equal(batchSize(b), 5);
+  await t.rejects(computeGradients(tinyLoss, [b] as unknown as Batch, context(5), variables, nameOf, 2), /micro-batching needs a batch/);
+  tf.dispose([...whole.grads.values(), ...split.grads.values(), b.x, b.y]);
+  for (const v of params.values()) v.dispose();
 });

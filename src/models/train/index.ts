@@ -5,3 +5,4 @@ export * from './trainer.js';
 export * from './checkpoint.js';
 export * from './safetensors.js';
 export * from './parallel.js';
+export { batchSize, sliceBatch, computeGradients } from './gradients.js';

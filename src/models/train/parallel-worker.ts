@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../backend/select.js';
 import { Rng } from './rng.js';
+import { computeGradients } from './gradients.js';
 import type { FromWorker, ParallelModel, ParameterLayout, ShardableBatch, ToWorker, WireShard } from './parallel.js';
 
 interface Init {
@@ -16,6 +17,7 @@ interface Init {
   layout: ParameterLayout;
   paramBuffer: SharedArrayBuffer;
   gradBuffer: SharedArrayBuffer;
+  microBatch?: number;
 }
 
 if (!parentPort) throw new Error('parallel-worker must run in a worker thread');
@@ -74,15 +76,19 @@ async function main(): Promise<void> {
       const batch = fromWire(msg.shard);
       const rng = new Rng(msg.seed);
       const context = { params, step: msg.step, random: () => rng.uniform(), rng };
-      const { value, grads } = tf.tidy(() => tf.variableGrads(() => model.loss(batch, context), variables));
-      const loss = (await value.data())[0];
+      let computed;
+      try {
+        computed = await computeGradients(model.loss, batch, context, variables, nameOf, init.microBatch);
+      } finally {
+        tf.dispose(batch as tf.TensorContainer);
+      }
+      const { loss, grads } = computed;
       gradients.fill(0);
-      for (const [varName, g] of Object.entries(grads)) {
-        const i = layout.names.indexOf(nameOf.get(varName) ?? '');
+      for (const [name, g] of grads) {
+        const i = layout.names.indexOf(name);
         if (i >= 0) gradients.set((await g.data()) as Float32Array, layout.offsets[i]);
       }
-      tf.dispose([value, ...Object.values(grads)]);
-      tf.dispose(batch as tf.TensorContainer);
+      tf.dispose([...grads.values()]);
       send({ type: 'done', loss });
     } catch (err) {
       send({ type: 'error', message: (err as Error).stack ?? String(err) });

@@ -62,6 +62,8 @@ export interface ParallelOptions {
   params: NamedParameters;
   /** Worker threads (default 2). */
   workers?: number;
+  /** Each worker runs its shard in chunks of at most this many samples (see `TrainerOptions.microBatch`). */
+  microBatch?: number;
 }
 
 export function layoutOf(params: NamedParameters): ParameterLayout {
@@ -189,6 +191,7 @@ export class ParallelGradients {
               layout,
               paramBuffer,
               gradBuffer,
+              microBatch: options.microBatch,
             },
           }),
         ),

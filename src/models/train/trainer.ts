@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters, type NamedTensors } from './optim.js';
 import { Rng } from './rng.js';
+import { computeGradients } from './gradients.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
 
 /** What the loss function gets besides the batch. */
@@ -58,6 +59,11 @@ export interface TrainerOptions<B> {
   seed?: number;
   /** Dispose the tensors found in each batch after its step (default true). */
   disposeBatch?: boolean;
+  /**
+   * Forward/backward at most this many samples at a time and accumulate the gradients (the batch must be a
+   * tensor or a record of tensors). Bounds memory: tfjs holds a whole backward pass in memory. Default: no split.
+   */
+  microBatch?: number;
   /**
    * Where loss and gradients come from (default: `loss` on this thread). `ParallelGradients` computes them on
    * worker threads, data-parallel; the update, clipping, EMA and checkpoints stay here.
@@ -146,16 +152,9 @@ export class Trainer<B> implements TrainingState {
     }
   }
 
-  /** Loss and gradients of the batch on this thread's backend. */
-  private async localGradients(batch: B, context: StepContext): Promise<ComputedGradients> {
-    const { value, grads } = tf.tidy(() => tf.variableGrads(() => this.options.loss(batch, context), this.variables));
-    const named = new Map<string, tf.Tensor>();
-    for (const [varName, g] of Object.entries(grads)) named.set(this.nameOf.get(varName) ?? varName, g);
-    try {
-      return { loss: (await value.data())[0], grads: named };
-    } finally {
-      value.dispose();
-    }
+  /** Loss and gradients of the batch on this thread's backend (in micro-batches when configured). */
+  private localGradients(batch: B, context: StepContext): Promise<ComputedGradients> {
+    return computeGradients(this.options.loss, batch, context, this.variables, this.nameOf, this.options.microBatch);
   }
 
   /**

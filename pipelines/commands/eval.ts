@@ -1,0 +1,62 @@
+/** `wellspring eval`: rolls out the emulators on the test split, scores them and writes the report. */
+import { stringify } from 'yaml';
+import type { Command } from '../command.js';
+import { evaluate, evaluateDefaults, mergeEvaluation } from '../evaluate.js';
+import { parseShard } from '../shard.js';
+import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+
+const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] --run DIR
+       wellspring eval --merge --run DIR
+
+For each test trajectory, rolls out every given emulator from the first "context" encoded states (diffusion:
+an ensemble), decodes the states, and scores them in physical units against the simulation, together with the
+autoencoder's own reconstruction. Writes DIR/results/ (results.json, metrics.csv, metrics.arrow, report.html,
+frame-grid PNGs).
+
+Scaling out: --shard i/n evaluates every n-th trajectory into DIR/results/shard-i-of-n (default:
+SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set); "wellspring eval --merge --run DIR" pools the shards.
+
+Options:
+  --ae DIR             train-ae run directory
+  --cache DIR          cache run directory
+  --data ROOT          dataset root (truth)
+  --surrogate DIR      train-surrogate run directory
+  --diffusion DIR      train-diffusion run directory
+  --shard i/n          this process's share of the trajectories
+  --merge              pool shard results and render the report
+${COMMON_OPTIONS_HELP}
+
+Settings and defaults:
+${stringify(evaluateDefaults).trimEnd().replace(/^/gm, '  ')}`;
+
+export const command: Command = {
+  name: 'eval',
+  summary: 'Roll out emulators on the test split, score them and write the report',
+  help,
+  async run(argv) {
+    const { config, runDir, values } = await parsePipelineArgs(argv, evaluateDefaults, {
+      ae: { type: 'string' },
+      cache: { type: 'string' },
+      data: { type: 'string' },
+      surrogate: { type: 'string' },
+      diffusion: { type: 'string' },
+      shard: { type: 'string' },
+      merge: { type: 'boolean' },
+    });
+    if (values.merge) {
+      const report = await mergeEvaluation(runDir, config.bands);
+      console.error(`merged shard results; report: ${report}`);
+      return 0;
+    }
+    if (values.ae) config.autoencoder = values.ae as string;
+    if (values.cache) config.cache = values.cache as string;
+    if (values.data) config.data.root = values.data as string;
+    if (values.surrogate) config.emulators.surrogate = values.surrogate as string;
+    if (values.diffusion) config.emulators.diffusion = values.diffusion as string;
+    const shard = parseShard(values.shard as string | undefined);
+    const run = await openPipelineRun(runDir, 'eval', config);
+    const { dir } = await withInterrupt((signal) => evaluate(config, run, shard, signal));
+    console.error(`results in ${dir}; report: ${dir}/report.html`);
+    return 0;
+  },
+};

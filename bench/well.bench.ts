@@ -179,7 +179,7 @@ try {
     return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
   };
   for (const f of files) {
-    for (const workers of f.label === 'large' ? [1, 2] : [2]) {
+    for (const workers of [1, 2]) {
       const r = runChild(f.path, workers);
       results[`${f.label}/${workers}`] = r;
       emit({ figure: `wellspring windows (${f.label} file, ${workers} worker${workers > 1 ? 's' : ''})`, value: r.windows_per_s, unit: 'windows/s', MB_per_s: r.MB_per_s, windows: r.windows, n_in: N_IN, n_out: N_OUT, normalization: 'zscore in the workers' });
@@ -190,12 +190,15 @@ try {
     const r = runChild(files[1]!.path, 2, 'stage');
     emit({ figure: 'wellspring windows (large file, 2 workers, z-score as a main-thread stage)', value: r.windows_per_s, unit: 'windows/s', MB_per_s: r.MB_per_s, windows: r.windows });
   }
-  emit({
-    figure: 'peak RSS large / small file',
-    value: results['large/2']!.peak_rss_mb / results['small/2']!.peak_rss_mb,
-    unit: 'ratio',
-    file_size_ratio: files[1]!.bytes / files[0]!.bytes,
-  });
+  for (const w of [1, 2]) {
+    emit({
+      figure: `peak RSS large / small file (${w} worker${w > 1 ? 's' : ''})`,
+      value: results[`large/${w}`]!.peak_rss_mb / results[`small/${w}`]!.peak_rss_mb,
+      unit: 'ratio',
+      file_size_ratio: files[1]!.bytes / files[0]!.bytes,
+      note: 'growth is bounded by HDF5 caches (metadata cache, at most 32 MB per open file and worker), not by data',
+    });
+  }
 
   // plain h5py on the same windows
   const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import h5py, numpy'], { stdio: 'ignore' }).status === 0);

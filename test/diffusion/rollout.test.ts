@@ -10,7 +10,7 @@ import {
   diffusionEmulator,
   rollout,
   rollouts,
-  type Context,
+  type ObservedContext,
   type Emulator,
   type RolloutStart,
 } from '../../src/models/diffusion/index.js';
@@ -31,7 +31,7 @@ function affineEmulator(noise = 0) {
     loss: () => {
       throw new Error('unused');
     },
-    predict(context: Context, seed: number) {
+    predict(context: ObservedContext, seed: number) {
       const [B, L, H, W, C] = context.observed.shape;
       const m = context.mask.dataSync();
       const observedFrames = Array.from(m.slice(0, L)).filter((v) => v === 1).length;

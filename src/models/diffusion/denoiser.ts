@@ -69,7 +69,7 @@ export function preconditionedDenoiser(backbone: Backbone, formulation: Formulat
     });
 }
 
-export interface Context {
+export interface ObservedContext {
   /** Window (B, L, H, W, C) holding the observed frames where `mask` is 1 (other values are ignored). */
   observed: tf.Tensor5D;
   /** Frame mask (B, L): 1 for observed frames. */
@@ -85,7 +85,7 @@ export function imposeContext(
   schedule: NoiseSchedule,
   xt: tf.Tensor5D,
   t: number | tf.Tensor1D,
-  context: Pick<Context, 'observed' | 'mask'>,
+  context: Pick<ObservedContext, 'observed' | 'mask'>,
 ): tf.Tensor5D {
   return tf.tidy(() => {
     const [alpha, sigma] = alphaSigmaAt(schedule, t, xt.shape[0]);
@@ -96,7 +96,7 @@ export function imposeContext(
 }
 
 /** Replaces the observed frames of a window by x_obs (the output clamp). */
-export function clampContext(x: tf.Tensor5D, context: Pick<Context, 'observed' | 'mask'>): tf.Tensor5D {
+export function clampContext(x: tf.Tensor5D, context: Pick<ObservedContext, 'observed' | 'mask'>): tf.Tensor5D {
   return tf.tidy(() => {
     const m = frameMask5D(context.mask);
     return tf.add(tf.mul(m, context.observed), tf.mul(tf.sub(1, m), x));
@@ -108,7 +108,7 @@ export function clampContext(x: tf.Tensor5D, context: Pick<Context, 'observed' |
  * written into x_t, the mask is given to the network, and the output is clamped to x_obs at observed frames.
  * The caller keeps ownership of the context tensors.
  */
-export function conditionedDenoiser(denoiser: Denoiser, schedule: NoiseSchedule, context: Context): SamplingDenoiser {
+export function conditionedDenoiser(denoiser: Denoiser, schedule: NoiseSchedule, context: ObservedContext): SamplingDenoiser {
   checkWindow('conditionedDenoiser', context.observed, context.mask);
   return (xt, t) =>
     tf.tidy(() => {

@@ -13,7 +13,7 @@ import {
   frameMask5D,
   preconditionedDenoiser,
   type Backbone,
-  type Context,
+  type ObservedContext,
   type Denoiser,
   type WindowBatch,
 } from './denoiser.js';
@@ -29,7 +29,7 @@ export interface Emulator {
    * Predicts whole windows (B, L, H, W, C) from the observed frames of `context` (mask 1); the observed frames
    * of the result equal the input. `seed` drives a stochastic emulator's noise (ignored by the surrogate).
    */
-  predict(context: Context, seed: number): tf.Tensor5D;
+  predict(context: ObservedContext, seed: number): tf.Tensor5D;
   /** The training loss of one batch (a scalar; call inside `tf.variableGrads`). */
   loss(batch: WindowBatch, rng: Rng): tf.Scalar;
 }

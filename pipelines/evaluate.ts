@@ -8,21 +8,11 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { pipe, progress, abortable } from '../src/streams/index.js';
+import { map, pipe, progress, abortable } from '../src/streams/index.js';
 import { openWellDataset, wellSplitDir } from '../src/streams/well/index.js';
 import { openLatentCache, readLatentCache, type CachedTrajectory } from '../src/streams/latent-cache.js';
 import { rollout } from '../src/models/diffusion/index.js';
-import {
-  parseBands,
-  poolSummaries,
-  summarize,
-  writeResults,
-  readResults,
-  type MetricsResult,
-  type RolloutChunk,
-  type LeadRow,
-  type SpectrumRow,
-} from '../src/sinks/metrics/index.js';
+import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../src/sinks/metrics/index.js';
 import { reportSink, renderSavedReport } from '../src/sinks/report/index.js';
 import { decodeLatents, loadAutoencoder, type LoadedAutoencoder } from './autoencoder.js';
 import { loadEmulator, type LoadedEmulator } from './emulator.js';
@@ -150,66 +140,48 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   const truthDir = wellSplitDir(config.data.root, config.split as 'train' | 'valid' | 'test');
   const limit = config.trajectories > 0 ? config.trajectories : Infinity;
 
-  async function* chunks(): AsyncGenerator<RolloutChunk> {
+  /** This shard's test trajectories (plain copies only), in cache order. */
+  async function* rows(): AsyncGenerator<CachedTrajectory> {
     let k = 0;
     for await (const row of readLatentCache(cacheFiles, { autoencoder: models.ae.id, copy: true })) {
       if (row.origin.augmentation !== 0) continue;
       if (k >= limit) break;
-      if (k++ % shard.count !== shard.index) continue;
-      yield* trajectoryChunks(models, row, join(truthDir, row.origin.file), config);
+      if (k++ % shard.count === shard.index) yield row;
     }
   }
+  const hasTrajectories = async (): Promise<boolean> => {
+    for await (const _ of rows()) return true;
+    return false;
+  };
+  async function* chunks(): AsyncGenerator<RolloutChunk> {
+    for await (const row of rows()) yield* trajectoryChunks(models, row, join(truthDir, row.origin.file), config);
+  }
   const dir = shard.count > 1 ? run.path('results', shardTag(shard)) : run.path('results');
-  const source = pipe(chunks(), progress<RolloutChunk>({ label: 'eval states', intervalMs: 5000 }));
+  let scored = 0;
+  const source = pipe(chunks(), progress<RolloutChunk>({ label: 'eval states', intervalMs: 5000}));
+  const counted = pipe(source, map((c: RolloutChunk) => (scored++, c)));
+  const title = `wellspring evaluation (${config.split} split, context ${config.context})`;
   try {
-    const out = await reportSink(signal ? pipe(source, abortable<RolloutChunk>(signal)) : source, {
+    if (!(await hasTrajectories())) {
+      // An empty shard (more shards than trajectories) still leaves a results file for the merge step.
+      const empty = summarize(await reduceMetrics([], { convention: config.convention as 'the_well' | 'lola' }), { title, bands });
+      await writeResults(dir, empty);
+      await run.log('results', { dir, models: [], note: 'no trajectories in this shard' });
+      return { dir, result: empty.result };
+    }
+    const out = await reportSink(signal ? pipe(counted, abortable<RolloutChunk>(signal)) : counted, {
       dir,
-      title: `wellspring evaluation (${config.split} split, context ${config.context})`,
+      title,
       bands,
       convention: config.convention as 'the_well' | 'lola',
       frameLog: config.frameLog,
     });
-    await run.log('results', { dir, models: out.saved.result.models });
+    await run.log('results', { dir, models: out.saved.result.models, states: scored });
     return { dir, result: out.saved.result };
   } finally {
     models.ae.dcae.dispose();
     for (const e of models.emulators) e.loaded.vit.dispose();
   }
-}
-
-/** Combines per-(model, field, lead) rows of several shards: summaries pooled, spectra averaged by frame count. */
-export function mergeMetricsResults(parts: MetricsResult[]): MetricsResult {
-  if (parts.length === 0) throw new Error('nothing to merge');
-  const first = parts[0]!;
-  const key = (r: { model: string; field: string; lead: number }) => `${r.model}\u0000${r.field}\u0000${r.lead}`;
-  const rows = new Map<string, LeadRow[]>();
-  const spectra = new Map<string, { row: SpectrumRow; weight: number }[]>();
-  for (const p of parts) {
-    if (p.convention !== first.convention || p.metrics.join() !== first.metrics.join()) throw new Error('shard results use different conventions or metrics');
-    const frames = new Map(p.rows.map((r) => [key(r), r.frames]));
-    for (const r of p.rows) rows.set(key(r), [...(rows.get(key(r)) ?? []), r]);
-    for (const s of p.spectra) spectra.set(key(s), [...(spectra.get(key(s)) ?? []), { row: s, weight: frames.get(key(s)) ?? 1 }]);
-  }
-  const mergedRows: LeadRow[] = [...rows.values()].map((group) => ({
-    ...group[0]!,
-    frames: group.reduce((a, r) => a + r.frames, 0),
-    metrics: Object.fromEntries(first.metrics.map((m) => [m, poolSummaries(group.map((r) => r.metrics[m]))])) as LeadRow['metrics'],
-  }));
-  const mergedSpectra: SpectrumRow[] = [...spectra.values()].map((group) => {
-    const total = group.reduce((a, g) => a + g.weight, 0);
-    const avg = (pick: (s: SpectrumRow) => number[]) => pick(group[0]!.row).map((_, i) => group.reduce((a, g) => a + (pick(g.row)[i]! * g.weight) / total, 0));
-    return { ...group[0]!.row, truth: avg((s) => s.truth), prediction: avg((s) => s.prediction) };
-  });
-  const union = <T>(pick: (p: MetricsResult) => T[]) => [...new Set(parts.flatMap(pick))];
-  return {
-    ...first,
-    models: union((p) => p.models),
-    fields: union((p) => p.fields),
-    leads: union((p) => p.leads).sort((a, b) => (a as number) - (b as number)),
-    rows: mergedRows,
-    spectra: mergedSpectra,
-    snapshots: parts.flatMap((p) => p.snapshots).filter((s, i, all) => all.findIndex((o) => key(o) === key(s)) === i),
-  };
 }
 
 /** Merges `<run>/results/shard-*` into `<run>/results` and renders the report. */
@@ -220,7 +192,7 @@ export async function mergeEvaluation(runDir: string, bandsText: string): Promis
   const count = Number(/of-(\d+)/.exec(shards[0]!)![1]);
   if (shards.length !== count) throw new Error(`${base}: ${shards.length} of ${count} shard results present; run the missing shards first`);
   const saved = await Promise.all(shards.map((s) => readResults(join(base, s))));
-  const merged = summarize(mergeMetricsResults(saved.map((s) => s.result)), { title: saved[0]!.title, bands: parseBands(bandsText) });
+  const merged = summarize(mergeResults(saved.map((s) => s.result)), { title: saved[0]!.title, bands: parseBands(bandsText) });
   await writeResults(base, merged);
   const { report } = await renderSavedReport(merged, base);
   return report;

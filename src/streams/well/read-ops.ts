@@ -26,6 +26,24 @@ const MAX_OPEN_FILES = 16;
 /** Metadata datasets are read whole; refuse absurd ones rather than fill the wasm heap. */
 const MAX_METADATA_VALUES = 1 << 24;
 
+/**
+ * Copies `points` points of `comps` interleaved components from `src` (at `srcBase`) into channel-last `out`
+ * (at `outBase`, `C` channels per point), one component at a time; returns the number of non-finite values.
+ */
+function copyStrided(src: Float32Array, srcBase: number, comps: number, out: Float32Array, outBase: number, C: number, points: number): number {
+  let bad = 0;
+  for (let c = 0; c < comps; c++) {
+    let i = srcBase + c;
+    let o = outBase + c;
+    for (let p = 0; p < points; p++, i += comps, o += C) {
+      const v = src[i]!;
+      out[o] = v;
+      if (v - v !== 0) bad++; // NaN or +-Infinity
+    }
+  }
+  return bad;
+}
+
 /** Summarises the HDF5 library's error stack (printed through console.error) into one line. */
 export function diagSummary(lines: string[]): string {
   const details = lines
@@ -240,6 +258,8 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     }
     const C = plan.channels;
     const comps = fp.components;
+    // one concrete array type keeps the copy loops monomorphic (fast)
+    const src32 = src instanceof Float32Array ? src : Float32Array.from(src);
     const allStored = fp.storedAxes.every(Boolean);
     let bad = 0;
     const outFrames = plan.count;
@@ -248,22 +268,14 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
       const srcBase = fp.timeVarying ? k * storedFrame : 0;
       const outBase = k * S * C + fp.channelOffset;
       if (allStored) {
-        for (let s = 0; s < S; s++) {
-          const o = outBase + s * C;
-          const i0 = srcBase + s * comps;
-          for (let c = 0; c < comps; c++) {
-            const v = src[i0 + c]!;
-            if (!Number.isFinite(v)) bad++;
-            out[o + c] = v;
-          }
-        }
+        bad += copyStrided(src32, srcBase, comps, out, outBase, C, S);
       } else {
         idx.fill(0);
         let off = 0;
         for (let s = 0; s < S; s++) {
           const o = outBase + s * C;
           for (let c = 0; c < comps; c++) {
-            const v = src[srcBase + off + c]!;
+            const v = src32[srcBase + off + c]!;
             if (!Number.isFinite(v)) bad++;
             out[o + c] = v;
           }

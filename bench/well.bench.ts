@@ -6,7 +6,8 @@
  * when python3 with h5py and numpy is present). Figures: write MB/s, stats MB/s, windows/s and MB/s of both
  * readers and their ratio, and the peak RSS for the two file sizes (it must not grow with the file).
  *
- * `node dist/bench/well.bench.js [--trajectories 64] [--steps 100] [--windows 1500] [--keep]`
+ * `node dist/bench/well.bench.js [--trajectories 64] [--steps 100] [--windows 1500] [--rounds 3] [--keep]`
+ * Reader runs are interleaved `rounds` times (h5py, 1 worker, 2 workers) and medians reported: the machine is shared.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2' },
     seed: { type: 'string', default: '7' },
     mode: { type: 'string', default: 'read-time' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -168,8 +170,8 @@ try {
   }
   await closeWellPool();
 
-  const results: Record<string, { windows_per_s: number; MB_per_s: number; peak_rss_mb: number }> = {};
-  const runChild = (file: string, workers: number, mode = 'read-time') => {
+  type ReadResult = { windows_per_s: number; MB_per_s: number; peak_rss_mb: number; windows: number; bytes_per_window?: number };
+  const runChild = (file: string, workers: number, mode = 'read-time'): ReadResult => {
     const run = spawnSync(
       process.execPath,
       [fileURLToPath(import.meta.url), '--child', '--file', file, '--stats', statsPath, '--windows', values.windows!, '--workers', String(workers), '--seed', values.seed!, '--mode', mode],
@@ -178,34 +180,14 @@ try {
     if (run.status !== 0) throw new Error(`reader child failed: ${run.stderr}`);
     return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
   };
-  for (const f of files) {
-    for (const workers of [1, 2]) {
-      const r = runChild(f.path, workers);
-      results[`${f.label}/${workers}`] = r;
-      emit({ figure: `wellspring windows (${f.label} file, ${workers} worker${workers > 1 ? 's' : ''})`, value: r.windows_per_s, unit: 'windows/s', MB_per_s: r.MB_per_s, windows: r.windows, n_in: N_IN, n_out: N_OUT, normalization: 'zscore in the workers' });
-      emit({ figure: `peak RSS reading ${f.label} file (${workers} worker${workers > 1 ? 's' : ''})`, value: r.peak_rss_mb, unit: 'MB', file_MB: f.bytes / 1e6 });
-    }
-  }
-  {
-    const r = runChild(files[1]!.path, 2, 'stage');
-    emit({ figure: 'wellspring windows (large file, 2 workers, z-score as a main-thread stage)', value: r.windows_per_s, unit: 'windows/s', MB_per_s: r.MB_per_s, windows: r.windows });
-  }
-  for (const w of [1, 2]) {
-    emit({
-      figure: `peak RSS large / small file (${w} worker${w > 1 ? 's' : ''})`,
-      value: results[`large/${w}`]!.peak_rss_mb / results[`small/${w}`]!.peak_rss_mb,
-      unit: 'ratio',
-      file_size_ratio: files[1]!.bytes / files[0]!.bytes,
-      note: 'growth is bounded by HDF5 caches (metadata cache, at most 32 MB per open file and worker), not by data',
-    });
-  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const plural = (w: number) => `${w} worker${w > 1 ? 's' : ''}`;
 
-  // plain h5py on the same windows
+  // the h5py plan: the same windows of the large file, the same statistics
   const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import h5py, numpy'], { stdio: 'ignore' }).status === 0);
-  const figure = 'h5py windows (large file)';
-  if (!python) emit({ figure, skipped: 'python3 with h5py and numpy not found (apt install python3-h5py)' });
-  else {
-    const large = files[1]!;
+  const large = files[1]!;
+  const planPath = join(dir, 'plan.json');
+  if (python) {
     const ds = await openWellDataset(large.path, { nIn: N_IN, nOut: N_OUT });
     const stats = await readStats(statsPath);
     const layout = ds.layout;
@@ -219,18 +201,76 @@ try {
       mean: layout.fields.map((f, i) => flatStat(stats.mean[f]!)[layout.components[i]!]!),
       std: layout.fields.map((f, i) => flatStat(stats.std[f]!)[layout.components[i]!]!),
     };
-    await closeWellPool();
-    const planPath = join(dir, 'plan.json');
     writeFileSync(planPath, JSON.stringify(plan));
-    const run = spawnSync(python, [join(here, '../../bench/well_h5py.py'), large.path, planPath], { encoding: 'utf8' });
-    if (run.status !== 0) emit({ figure, skipped: `well_h5py.py failed: ${run.stderr.slice(-500)}` });
-    else {
-      const r = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
-      emit({ figure, value: r.windows_per_s, unit: 'windows/s', MB_per_s: (r.windows_per_s * r.bytes_per_window) / 1e6, peak_rss_mb: r.peak_rss_mb, windows: r.windows, python });
-      for (const w of [1, 2]) {
-        emit({ figure: `wellspring / h5py windows/s (${w} worker${w > 1 ? 's' : ''})`, value: results[`large/${w}`]!.windows_per_s / r.windows_per_s, unit: 'ratio' });
-      }
+    await closeWellPool();
+  }
+  const runPython = (): ReadResult | string => {
+    const run = spawnSync(python!, [join(here, '../../bench/well_h5py.py'), large.path, planPath], { encoding: 'utf8' });
+    if (run.status !== 0) return `well_h5py.py failed: ${run.stderr.slice(-500)}`;
+    return JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  };
+
+  // The machine is shared: runs of the two readers are interleaved, `rounds` times, and medians compared.
+  const rounds = Number(values.rounds);
+  const ours: Record<number, ReadResult[]> = { 1: [], 2: [] };
+  const theirs: ReadResult[] = [];
+  let pythonError: string | null = python ? null : 'python3 with h5py and numpy not found (apt install python3-h5py)';
+  for (let r = 0; r < rounds; r++) {
+    if (python && !pythonError) {
+      const p = runPython();
+      if (typeof p === 'string') pythonError = p;
+      else theirs.push(p);
     }
+    for (const w of [1, 2]) ours[w]!.push(runChild(large.path, w));
+  }
+  for (const w of [1, 2]) {
+    const rs = ours[w]!;
+    emit({
+      figure: `wellspring windows (large file, ${plural(w)})`,
+      value: median(rs.map((x) => x.windows_per_s)),
+      unit: 'windows/s',
+      MB_per_s: median(rs.map((x) => x.MB_per_s)),
+      runs: rs.map((x) => Math.round(x.windows_per_s)),
+      windows: rs[0]!.windows,
+      n_in: N_IN,
+      n_out: N_OUT,
+      normalization: 'zscore in the workers',
+    });
+  }
+  {
+    const r = runChild(large.path, 2, 'stage');
+    emit({ figure: 'wellspring windows (large file, 2 workers, z-score as a main-thread stage)', value: r.windows_per_s, unit: 'windows/s', MB_per_s: r.MB_per_s, windows: r.windows });
+  }
+  if (pythonError) emit({ figure: 'h5py windows (large file)', skipped: pythonError });
+  else {
+    const h = median(theirs.map((x) => x.windows_per_s));
+    emit({
+      figure: 'h5py windows (large file)',
+      value: h,
+      unit: 'windows/s',
+      MB_per_s: (h * theirs[0]!.bytes_per_window!) / 1e6,
+      runs: theirs.map((x) => Math.round(x.windows_per_s)),
+      peak_rss_mb: median(theirs.map((x) => x.peak_rss_mb)),
+      python,
+    });
+    for (const w of [1, 2]) {
+      emit({ figure: `wellspring / h5py windows/s (${plural(w)}, medians)`, value: median(ours[w]!.map((x) => x.windows_per_s)) / h, unit: 'ratio' });
+    }
+  }
+
+  // peak RSS: small file vs large file, each reader in its own process
+  for (const w of [1, 2]) {
+    const small = runChild(files[0]!.path, w);
+    const big = median(ours[w]!.map((x) => x.peak_rss_mb));
+    emit({ figure: `peak RSS reading small file (${plural(w)})`, value: small.peak_rss_mb, unit: 'MB', file_MB: files[0]!.bytes / 1e6 });
+    emit({ figure: `peak RSS reading large file (${plural(w)})`, value: big, unit: 'MB', file_MB: large.bytes / 1e6 });
+    emit({
+      figure: `peak RSS large / small file (${plural(w)})`,
+      value: big / small.peak_rss_mb,
+      unit: 'ratio',
+      file_size_ratio: large.bytes / files[0]!.bytes,
+      note: "growth comes from HDF5's metadata cache (fixed maximum per open file and worker), not from the data",
+    });
   }
 } finally {
   await closeWellPool();

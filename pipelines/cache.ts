@@ -179,7 +179,7 @@ export async function cacheLatents(config: CacheConfig, run: RunDir, shard: Shar
             labelNames: labels.names,
             split,
             source: basename(file),
-            extra: { shard: `${shard.index}/${shard.count}`, repeat: String(repeat) },
+            extra: { shard: `${shard.index}/${shard.count}`, repeat: String(repeat), trajectories_in_source: String(meta.nTrajectories) },
           },
         });
         await run.log('cached', { split, path, trajectories: written.trajectories });
@@ -228,8 +228,12 @@ export async function mergeCache(cacheDir: string): Promise<string[]> {
     for (const [stem, parts] of groups) {
       parts.sort();
       const count = Number(/of-(\d+)/.exec(parts[0]!)![1]);
-      if (parts.length !== count) throw new Error(`${dir}: ${stem} has ${parts.length} of ${count} shard files; run the missing shards first`);
       const infos = await Promise.all(parts.map((p) => openLatentCache(join(dir, p))));
+      // Shard i takes trajectories i, i + n, ...: it is empty (and writes no file) exactly when i >= the total.
+      const total = Number(infos[0]!.extra?.trajectories_in_source ?? count);
+      const present = new Set(parts.map((p) => Number(/shard-(\d+)-of/.exec(p)![1])));
+      const missing = Array.from({ length: Math.min(count, total) }, (_, i) => i).filter((i) => !present.has(i));
+      if (missing.length > 0) throw new Error(`${dir}: ${stem} lacks shard(s) ${missing.join(', ')} of ${count}; run the missing shards first`);
       const ids = new Set(infos.map((i) => i.autoencoder));
       if (ids.size !== 1) throw new Error(`${dir}: the shards of ${stem} come from different autoencoders (${[...ids].join(', ')})`);
       const first = infos[0]!;

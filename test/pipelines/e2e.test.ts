@@ -1,0 +1,121 @@
+// End to end through the CLI on a tiny dataset: generate, train-ae (interrupted with SIGINT, then resumed),
+// cache (two shards and a merge), train-surrogate, train-diffusion, eval, report. Checks the outputs' structure,
+// that the autoencoder beats the mean-field baseline, and that bad input stops before any work with a clear
+// message. Uses the compiled CLI (`npm test` builds first); skipped with a reason without it.
+import t from 'tap';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(root, 'dist/pipelines/cli.js');
+const built = existsSync(cli);
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, WELLSPRING_BACKEND: 'wasm' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(t: Tap.Test, args: string[]) {
+  const r = run(args);
+  t.equal(r.status, 0, `wellspring ${args[0]} exits 0${r.status === 0 ? '' : `: ${r.stderr.slice(-800)}`}`);
+  return r;
+}
+
+function tmpFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.includes('.tmp-')) out.push(join(d, e.name));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run build` first', timeout: 600_000 }, async (t) => {
+  const dir = t.testdir();
+  const data = join(dir, 'data');
+  const ae = join(dir, 'ae');
+  const tinyAe = ['--set', 'train.warmup=10', '--set', 'train.batchSize=8', '--set', 'train.lr=0.003', '--set', 'model.channels=[16,32]', '--set', 'model.latentChannels=4', '--set', 'valid.frames=12', '--set', 'train.checkpointEvery=20'];
+
+  ok(t, ['generate', 'euler', '--out', data, '--resolution', '16', '--trajectories', '10', '--steps', '12', '--seed', '1']);
+  t.ok(existsSync(join(data, 'stats.yaml')));
+
+  // train-ae, interrupted by SIGINT once it has logged steps: a checkpoint is kept, no final weights appear.
+  const child = spawn(process.execPath, [cli, 'train-ae', '--data', data, '--run', ae, '--set', 'train.steps=150', ...tinyAe], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 600 && !/steps [3-9]\d\/150/.test(stderr); i++) await sleep(100);
+  child.kill('SIGINT');
+  const code = await exited;
+  t.not(code, 0, 'an interrupted run exits non-zero');
+  t.match(stderr, /stopping at the next safe point/);
+  t.ok(existsSync(join(ae, 'checkpoints', 'last.safetensors')), 'checkpoint kept');
+  t.notOk(existsSync(join(ae, 'autoencoder.safetensors')), 'no final weights from an interrupted run');
+  t.same(tmpFiles(dir), [], 'no temporary files left');
+
+  ok(t, ['train-ae', '--data', data, '--run', ae, '--set', 'train.steps=150', ...tinyAe]);
+  const log = readFileSync(join(ae, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
+  const restored = log.find((l) => l.event === 'restored');
+  t.ok(restored && restored.step! > 0, `the rerun resumed from step ${restored?.step}`);
+  const aeMetrics = JSON.parse(readFileSync(join(ae, 'metrics.json'), 'utf8')) as { vrmseMean: number; baselineVrmseMean: number };
+  t.ok(aeMetrics.vrmseMean < 0.8 * aeMetrics.baselineVrmseMean, `autoencoder VRMSE ${aeMetrics.vrmseMean.toFixed(3)} beats the mean-field baseline ${aeMetrics.baselineVrmseMean.toFixed(3)}`);
+
+  // cache in two shards, then merge
+  const cache = join(dir, 'cache');
+  for (const shard of ['0/2', '1/2']) ok(t, ['cache', '--ae', ae, '--data', data, '--run', cache, '--shard', shard, '--set', 'splits.train=2']);
+  ok(t, ['cache', '--merge', '--run', cache]);
+  for (const split of ['train', 'valid', 'test']) {
+    const files = readdirSync(join(cache, 'cache', split));
+    t.same(files.filter((f) => f.endsWith('.arrow')).length, 1, `one merged ${split} file`);
+    t.notOk(files.some((f) => f.includes('.shard-')), 'shard files removed');
+  }
+
+  const tinyVit = ['--set', 'train.steps=12', '--set', 'train.warmup=2', '--set', 'train.batchSize=4', '--set', 'model.width=32', '--set', 'model.depth=1', '--set', 'model.heads=2', '--set', 'train.shuffleBuffer=16'];
+  ok(t, ['train-surrogate', '--cache', cache, '--run', join(dir, 'sur'), ...tinyVit]);
+  ok(t, ['train-diffusion', '--cache', cache, '--run', join(dir, 'dif'), ...tinyVit, '--set', 'sampling.steps=4']);
+  for (const d of ['sur', 'dif']) {
+    const m = JSON.parse(readFileSync(join(dir, d, 'metrics.json'), 'utf8')) as { validLoss: number; steps: number };
+    t.ok(Number.isFinite(m.validLoss) && m.steps === 12, `${d}: 12 steps, finite validation loss`);
+  }
+
+  const evalRun = join(dir, 'eval');
+  ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--diffusion', join(dir, 'dif'), '--run', evalRun, '--set', 'ensemble=2', '--set', 'bands=1-5,6-11']);
+  const results = join(evalRun, 'results');
+  for (const f of ['results.json', 'metrics.csv', 'metrics.arrow', 'report.html']) t.ok(existsSync(join(results, f)), `eval wrote ${f}`);
+  const saved = JSON.parse(readFileSync(join(results, 'results.json'), 'utf8')) as { result: { models: string[]; leads: number[] } };
+  t.same([...saved.result.models].sort(), ['autoencoder', 'diffusion', 'surrogate']);
+  t.same(saved.result.leads, Array.from({ length: 11 }, (_, i) => i + 1), 'every lead of the 12-state trajectories after one context state');
+  ok(t, ['report', results, '--out', join(dir, 'again.html')]);
+  t.ok(existsSync(join(dir, 'again.html')));
+  t.same(tmpFiles(dir), [], 'no temporary files left anywhere');
+
+  // Bad input stops before any work, naming what is wrong.
+  const missingConfig = run(['train-ae', '--data', data, '--run', join(dir, 'x1'), '--config', join(dir, 'nope.yaml')]);
+  t.equal(missingConfig.status, 2);
+  t.match(missingConfig.stderr, /nope\.yaml: cannot read it \(ENOENT\)/);
+  t.notOk(existsSync(join(dir, 'x1')), 'nothing created');
+  writeFileSync(join(dir, 'bad.yaml'), 'train:\n  stpes: 3\n');
+  t.match(run(['train-ae', '--data', data, '--run', join(dir, 'x2'), '--config', join(dir, 'bad.yaml')]).stderr, /unknown key "train.stpes"/);
+  t.match(run(['train-ae', '--data', join(dir, 'no-such-root'), '--run', join(dir, 'x3')]).stderr, /missing split directory/);
+
+  // A cache made by another autoencoder is refused.
+  const otherAe = join(dir, 'ae2');
+  ok(t, ['train-ae', '--data', data, '--run', otherAe, ...tinyAe, '--set', 'train.steps=12', '--set', 'train.seed=9']);
+  const mismatch = run(['eval', '--ae', otherAe, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--run', join(dir, 'x4')]);
+  t.equal(mismatch.status, 1);
+  t.match(mismatch.stderr, /trained on latents of autoencoder [0-9a-f]+, not [0-9a-f]+/);
+
+  // A checkpoint of another architecture is refused with the mismatched tensors listed.
+  const other = join(dir, 'sur-wide');
+  mkdirSync(join(other, 'checkpoints'), { recursive: true });
+  copyFileSync(join(dir, 'sur', 'checkpoints', 'last.safetensors'), join(other, 'checkpoints', 'last.safetensors'));
+  const wide = run(['train-surrogate', '--cache', cache, '--run', other, ...tinyVit, '--set', 'model.width=64']);
+  t.equal(wide.status, 1);
+  t.match(wide.stderr, /in_proj/, 'names the mismatched tensors');
+});

@@ -269,7 +269,7 @@ try {
       value: big / small.peak_rss_mb,
       unit: 'ratio',
       file_size_ratio: large.bytes / files[0]!.bytes,
-      note: "growth comes from HDF5's metadata cache (fixed maximum per open file and worker), not from the data",
+      note: 'the small growth is attributed to HDF5 caches (metadata cache with a fixed maximum per open file and worker), not to data',
     });
   }
 } finally {

@@ -10,3 +10,5 @@ export * from './moments.js';
 export * from './stats.js';
 export * from './compute-stats.js';
 export { H5Pool, H5Worker, WorkerCrashError, wellPool, wellWriterWorker, closeWellPool } from './pool.js';
+export type { ChannelCoefficients, WindowNormalization } from './normalize-core.js';
+export type { RawGroup, RawDataset, RawNode, RawValue } from './raw.js';

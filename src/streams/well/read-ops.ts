@@ -18,7 +18,7 @@ import type {
   WindowReadResult,
 } from './raw.js';
 import { addBlock, emptyMoments, type MomentSet } from './moments.js';
-import { normalizeWindowInPlace } from './normalize-core.js';
+import { normalizeWindowInPlace, type ChannelCoefficients } from './normalize-core.js';
 
 type H5 = typeof h5wasmDefault;
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -30,15 +30,35 @@ const MAX_METADATA_VALUES = 1 << 24;
  * Copies `points` points of `comps` interleaved components from `src` (at `srcBase`) into channel-last `out`
  * (at `outBase`, `C` channels per point), one component at a time; returns the number of non-finite values.
  */
-function copyStrided(src: Float32Array, srcBase: number, comps: number, out: Float32Array, outBase: number, C: number, points: number): number {
+function copyStrided(
+  src: Float32Array,
+  srcBase: number,
+  comps: number,
+  out: Float32Array,
+  outBase: number,
+  C: number,
+  points: number,
+  scaling?: { shift: ArrayLike<number>; scale: ArrayLike<number>; channel: number },
+): number {
   let bad = 0;
   for (let c = 0; c < comps; c++) {
     let i = srcBase + c;
     let o = outBase + c;
-    for (let p = 0; p < points; p++, i += comps, o += C) {
-      const v = src[i]!;
-      out[o] = v;
-      if (v - v !== 0) bad++; // NaN or +-Infinity
+    if (scaling) {
+      // the same float32 arithmetic as scaleChannels (normalize-core.ts), fused into the copy
+      const shift = Math.fround(scaling.shift[scaling.channel + c]!);
+      const scale = Math.fround(scaling.scale[scaling.channel + c]!);
+      for (let p = 0; p < points; p++, i += comps, o += C) {
+        const v = src[i]!;
+        out[o] = Math.fround(Math.fround(v - shift) / scale);
+        if (v - v !== 0) bad++; // NaN or +-Infinity
+      }
+    } else {
+      for (let p = 0; p < points; p++, i += comps, o += C) {
+        const v = src[i]!;
+        out[o] = v;
+        if (v - v !== 0) bad++;
+      }
     }
   }
   return bad;
@@ -229,7 +249,8 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
   }
 
   /** Reads `count` frames of one field into the channel-last output. Returns the number of non-finite values. */
-  function readField(plan: WindowReadPlan, fp: FieldReadPlan, out: Float32Array): number {
+  /** Reads one field's frames into the channel-last output; `fused` scales while copying (plain normalisation). */
+  function readField(plan: WindowReadPlan, fp: FieldReadPlan, out: Float32Array, fused?: ChannelCoefficients): number {
     const ranges: [number, number, number?][] = [];
     if (fp.sampleVarying) ranges.push([plan.trajectory, plan.trajectory + 1]);
     if (fp.timeVarying) {
@@ -268,7 +289,7 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
       const srcBase = fp.timeVarying ? k * storedFrame : 0;
       const outBase = k * S * C + fp.channelOffset;
       if (allStored) {
-        bad += copyStrided(src32, srcBase, comps, out, outBase, C, S);
+        bad += copyStrided(src32, srcBase, comps, out, outBase, C, S, fused && { ...fused, channel: fp.channelOffset });
       } else {
         idx.fill(0);
         let off = 0;
@@ -310,8 +331,11 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
       const S = plan.spatial.reduce((a, b) => a * b, 1);
       const data = new Float32Array(plan.count * S * plan.channels);
       let nonFinite = 0;
-      for (const fp of plan.fields) nonFinite += readField(plan, fp, data);
-      if (plan.normalize) normalizeWindowInPlace(data, S * plan.channels, plan.normalize);
+      const n = plan.normalize;
+      // plain normalisation without transforms is fused into the copy; anything else is a pass afterwards
+      const fusable = n && !n.delta && !Array.from(n.plain.log1p).some(Boolean) && plan.fields.every((f) => f.storedAxes.every(Boolean));
+      for (const fp of plan.fields) nonFinite += readField(plan, fp, data, fusable ? n.plain : undefined);
+      if (n && !fusable) normalizeWindowInPlace(data, S * plan.channels, n);
       return { data, nonFinite };
     },
 

@@ -3,7 +3,8 @@
  * `dcae-small` autoencoder (batch 16, 64x64x5 inputs) and the `vit-small` denoiser (batch 32, 5 frames of 8x8x16
  * latent tokens) on the wasm backend, and in the same run the same architectures in PyTorch on the CPU
  * (bench/torch_train.py, 2 threads) when python3 with torch is present. Prints the ratio PyTorch-time /
- * wellspring-time (higher is better for wellspring; 1.0 = parity).
+ * wellspring-time (higher is better for wellspring; 1.0 = parity), in wall time and in CPU time per step. Which
+ * BLAS PyTorch loaded matters a lot for the ViT (see bench/torch_train.py); the ratio lines name it.
  *
  * `node dist/bench/compute.bench.js [--steps N] [--which dcae-small,vit-small] [--workers 1,2] [--no-profile]`
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
       return emit({ figure: `torch-train-step ${model}`, skipped: `torch_train.py failed: ${run.stderr.trim().split('\n').pop()}` });
     }
     for (const line of run.stdout.trim().split('\n')) {
-      const fig = JSON.parse(line) as { figure: string; value: number; processCpuMsPerStep: number };
+      const fig = JSON.parse(line) as { figure: string; value: number; processCpuMsPerStep: number; blas: string };
       console.log(line);
       emit({
         figure: `ratio torch/wellspring ${model}`,
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
         target: model === 'dcae-small' ? 0.25 : undefined,
         torchMs: fig.value,
         wellspringMs: Math.round(ours[model]),
+        torchBlas: fig.blas,
         note: 'wall time; wellspring = best over the worker counts run',
       });
       emit({

@@ -1,6 +1,10 @@
 """PyTorch CPU reference for bench/compute.bench.ts: train-step time of the same architectures.
 
-Prints one JSON line per figure, like the TypeScript benchmarks. Usage:
+Prints one JSON line per figure, like the TypeScript benchmarks. Debian's python3-torch links the reference
+BLAS (libblas3) unless an optimised one is installed, which makes its linear layers (the ViT) very slow; the
+"blas" field says which library was loaded. To compare against OpenBLAS without changing the system, extract
+libopenblas0-pthread (`apt-get download` + `dpkg -x`) and run with LD_LIBRARY_PATH=<dir>/usr/lib/x86_64-linux-gnu/openblas-pthread
+(the TypeScript benchmark passes its environment on). Usage:
     python3 bench/torch_train.py [--threads 2] [--steps 5] [--which dcae-small,vit-small]
 
 The networks mirror the ones the TypeScript benchmark trains (see bench/compute.bench.ts): same layer shapes,
@@ -136,6 +140,16 @@ def time_steps(model, batch, loss_fn, steps):
     return times[len(times) // 2], cpu_ms
 
 
+def blas_library():
+    """The BLAS shared library this process loaded (Debian's default is the slow reference BLAS)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
+        return sorted(paths)[0] if paths else "unknown"
+    except OSError:
+        return "unknown"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
@@ -145,7 +159,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     which = args.which.split(",")
-    context = {"threads": args.threads, "torch": torch.__version__}
+    context = {"threads": args.threads, "torch": torch.__version__, "blas": blas_library()}
     if "dcae-small" in which:
         model = ConvAutoencoder(5, [32, 64, 128, 256], 16)
         x = torch.randn(16, 5, 64, 64)

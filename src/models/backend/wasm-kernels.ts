@@ -3,15 +3,17 @@
  * replacements for slow ones. Importing this module registers them once (idempotent); `selectBackend` imports it
  * before it initialises wasm.
  *
- * Why each one (measured on one core of the project's machine; XNNPACK forward conv and plain matmul run near
- * 20 GFLOP/s, everything else in the stock backend is naive loops):
+ * Why each one (measured on one core of the project's machine; XNNPACK forward conv and plain matmul run at
+ * 20-30 GFLOP/s, the stock fallbacks below at about 2):
  * - `Conv2DBackpropFilter` is missing. It is computed as ONE forward convolution (XNNPACK): the input with
  *   channels and batch swapped, `[Cin, H, W, B]`, convolved with the output gradient as filter, `[Ho, Wo, B, Cout]`,
  *   dilated by the stride; the result `[Cin, kh, kw, Cout]` is transposed to the filter layout.
  * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
  *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter.
- * - `BatchMatMul` with `transposeA`/`transposeB` falls off XNNPACK (2 GFLOP/s): operands are transposed
- *   explicitly, then the stock kernel runs the plain product.
+ * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1: operands are
+ *   transposed explicitly, a batch against a shared matrix becomes one tall product, other batches one stock
+ *   (XNNPACK) product per entry. The filter flip of the input gradient is a one-pass JS kernel
+ *   (`WellspringFlipFilter`; the stock `Reverse` is an element loop).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
  * The gradients tfjs-core lacks on every backend (gradients.ts) are registered too.

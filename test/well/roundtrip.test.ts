@@ -303,3 +303,28 @@ async function collectSamples<A>(it: AsyncIterable<A>): Promise<A[]> {
   for await (const x of it) out.push(x);
   return out;
 }
+
+t.test('leaving window and trajectory streams early neither hangs nor leaks requests', async (t) => {
+  const dir = tempDir(t);
+  const spec = demoSpec(4, 3, 8);
+  const path = join(dir, 'e.hdf5');
+  await writeWell(demoTrajectories(spec, 3), path, spec);
+  let n = 0;
+  for await (const s of wellWindows(path, { nIn: 2, nOut: 1, prefetch: 6 })) {
+    t.ok(s.inputFields.data.length > 0);
+    if (++n === 2) break;
+  }
+  t.equal(n, 2, 'broke out after two samples with six reads in flight');
+  let frames = 0;
+  for await (const tr of wellTrajectories(path, { framesPerRead: 2 })) {
+    for await (const f of tr.frames) {
+      frames++;
+      if (f.t === 2) break; // abandon the trajectory mid-stream, one read ahead in flight
+    }
+    if (tr.origin.trajectory === 1) break;
+  }
+  t.equal(frames, 6, 'three frames of each of two trajectories');
+  // the pool still answers promptly afterwards
+  const meta = await openWell(path);
+  t.equal(meta.nTrajectories, 3);
+});

@@ -175,6 +175,9 @@ async function main(): Promise<void> {
         processCpuMsPerStep: Math.round(cpuMs),
         machine,
         ...(workers === 1 ? { kernelsMs: kernels } : {}),
+      ...(parallel
+        ? { lastStepMainThreadMs: Object.fromEntries(Object.entries(parallel.lastTimings).map(([k, v]) => [k, Math.round(v)])) }
+        : {}),
       });
       await parallel?.close();
       trainer.dispose();

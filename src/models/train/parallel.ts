@@ -206,6 +206,9 @@ export class ParallelGradients {
     return self;
   }
 
+  /** Where the last step's time went on the main thread (milliseconds). */
+  lastTimings = { shard: 0, publish: 0, workers: 0, average: 0 };
+
   /** Number of workers. */
   get workers(): number {
     return this.handles.length;
@@ -213,7 +216,9 @@ export class ParallelGradients {
 
   /** For `TrainerOptions.gradients`: shards the batch, runs the workers, returns the averaged gradients. */
   readonly compute = async (batch: ShardableBatch, context: StepContext): Promise<ComputedGradients> => {
+    const t0 = performance.now();
     const { shards, sizes } = await toWire(batch, this.handles.length);
+    const t1 = performance.now();
     const total = sizes.reduce((a, b) => a + b, 0);
     // Publish the current weights.
     for (let i = 0; i < this.layout.names.length; i++) {
@@ -221,11 +226,13 @@ export class ParallelGradients {
       if (!p) throw new Error(`parallel gradients: parameter ${this.layout.names[i]} disappeared`);
       this.paramView.set((await p.data()) as Float32Array, this.layout.offsets[i]);
     }
+    const t2 = performance.now();
     const seeds = this.handles.map(() => context.rng.nextUint32());
     const active = this.handles.filter((_, i) => sizes[i] > 0);
     const replies = await Promise.all(
       active.map((h) => h.request({ type: 'step', shard: shards[h.index], step: context.step, seed: seeds[h.index] })),
     );
+    const t3 = performance.now();
     let loss = 0;
     replies.forEach((r, j) => {
       if (r.type === 'done') loss += (r.loss * sizes[active[j].index]) / total;
@@ -242,6 +249,7 @@ export class ParallelGradients {
       }
       grads.set(this.layout.names[i], tf.tensor(sum, this.layout.shapes[i], 'float32'));
     }
+    this.lastTimings = { shard: t1 - t0, publish: t2 - t1, workers: t3 - t2, average: performance.now() - t3 };
     return { loss, grads };
   };
 

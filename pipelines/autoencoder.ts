@@ -34,11 +34,12 @@ import {
   type ChannelLayout,
   type WellStats,
 } from '../src/streams/well/index.js';
-import { createDcae, presets, vmseLoss, type Dcae, type DcaeConfig } from '../src/models/nn/index.js';
+import { createDcae, presets, type Dcae, type DcaeConfig } from '../src/models/nn/index.js';
 import { Trainer, cosineSchedule, loadWeights, saveWeights, type StepReport } from '../src/models/train/index.js';
 import { selectBackend, describeBackend } from '../src/models/backend/index.js';
 import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError, type ConfigObject } from './config.js';
+import { dcaeLoss, startParallel, trainingWorkers } from './worker-models.js';
 import type { RunDir } from './run-dir.js';
 
 export const trainAeDefaults = {
@@ -66,6 +67,8 @@ export const trainAeDefaults = {
     seed: 0,
     augment: true,
     checkpointEvery: 250,
+    /** Worker threads computing gradients in parallel (0: one per core on wasm, 1 on TensorFlow). */
+    workers: 0,
   },
   valid: {
     /** Validation frames scored at the end (evenly spaced over the valid split). */
@@ -198,13 +201,17 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const dcaeConfig = dcaeConfigFor(config, data);
   const dcae = createDcae(dcaeConfig);
   const { batchSize, seed, steps } = config.train;
+  const workers = trainingWorkers(config.train.workers, backend);
+  const parallel = await startParallel(workers, dcae.params, { kind: 'dcae', config: dcaeConfig });
+  await run.log('workers', { workers });
   const trainer = new Trainer<tf.Tensor4D>({
     params: dcae.params,
+    gradients: parallel?.compute,
     optimizer: { lr: config.train.lr, weightDecay: config.train.weightDecay },
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: steps }),
     clipNorm: config.train.clipNorm,
     seed,
-    loss: (x, ctx) => vmseLoss(x, dcae.apply(x, { training: true, random: ctx.random }).y),
+    loss: dcaeLoss(dcae),
   });
   const checkpoint = run.path('checkpoints', 'last.safetensors');
   await mkdir(run.path('checkpoints'), { recursive: true });
@@ -251,6 +258,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     // An interrupted run keeps its progress (steps are atomic; the checkpoint is written atomically).
     if (trainer.step > 0) await trainer.save(checkpoint);
     trainer.dispose();
+    await parallel?.close();
   }
 
   const weights = run.path('autoencoder.safetensors');

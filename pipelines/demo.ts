@@ -17,10 +17,11 @@ import { openRunDir } from './run-dir.js';
 export const demoDefaults = {
   out: 'runs/demo',
   data: { resolution: 32, trajectories: 40, steps: 41, seed: 0, gamma: 1.4 },
-  autoencoder: { steps: 600, batchSize: 16, lr: 2e-3, channels: [32, 64, 128], latentChannels: 8 },
+  // 32x32x5 states -> 4x4x16 latents (20x compression)
+  autoencoder: { steps: 500, batchSize: 16, lr: 2e-3, channels: [16, 32, 64, 128], latentChannels: 16 },
   cache: { trainCopies: 2 },
-  surrogate: { steps: 600, batchSize: 32, lr: 1e-3, width: 128, depth: 4, heads: 4 },
-  diffusion: { steps: 800, batchSize: 32, lr: 1e-3, width: 128, depth: 4, heads: 4, samplerSteps: 16 },
+  surrogate: { steps: 600, batchSize: 32, lr: 1e-3, width: 96, depth: 4, heads: 4 },
+  diffusion: { steps: 600, batchSize: 32, lr: 1e-3, width: 96, depth: 4, heads: 4, samplerSteps: 16 },
   eval: { ensemble: 8, context: 1, bands: '1-10,11-20,21-40' },
 };
 export type DemoConfig = typeof demoDefaults;

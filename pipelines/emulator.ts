@@ -19,7 +19,6 @@ import { Trainer, cosineSchedule, loadWeights, saveWeights, type StepReport } fr
 import {
   contextBatches,
   diffusionEmulator,
-  emulatorLoss,
   latentWindows,
   surrogateEmulator,
   vitBackbone,
@@ -27,7 +26,7 @@ import {
   type Emulator,
   type FormulationName,
   type SamplerName,
-  type WindowBatch,
+  type ContextBatch,
   type LatentTrajectory,
 } from '../src/models/diffusion/index.js';
 import { selectBackend, describeBackend } from '../src/models/backend/index.js';
@@ -36,6 +35,7 @@ import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError } from './config.js';
 import { checkTrainConfig } from './autoencoder.js';
 import type { RunDir } from './run-dir.js';
+import { emulatorTrainingLoss, startParallel, toShardable, trainingWorkers, type ShardedWindowBatch } from './worker-models.js';
 
 export type EmulatorKind = 'surrogate' | 'diffusion';
 
@@ -55,6 +55,8 @@ export const trainEmulatorDefaults = {
     seed: 0,
     shuffleBuffer: 512,
     checkpointEvery: 250,
+    /** Worker threads computing gradients in parallel (0: one per core on wasm, 1 on TensorFlow). */
+    workers: 0,
   },
   /** Sampler used by the diffusion emulator at prediction time. */
   sampling: { sampler: 'ab', steps: 16, order: 3 },
@@ -144,11 +146,14 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   const vit = createVit(vitConfig);
   await run.log('model', { kind, parameters: [...vit.params.values()].reduce((a, v) => a + v.size, 0), autoencoder: info.autoencoder });
 
+  const workers = trainingWorkers(config.train.workers, backend);
+  const parallel = await startParallel(workers, vit.params, { kind, vit: vitConfig, formulation: config.formulation, sampling: config.sampling });
+  await run.log('workers', { workers });
   let trainerRandom: () => number = Math.random;
-  const emulator = buildEmulator(kind, vit, config.formulation, config.sampling, { random: () => trainerRandom() });
-  const loss = emulatorLoss(emulator);
-  const trainer = new Trainer<WindowBatch>({
+  const loss = emulatorTrainingLoss(kind, vit, config.formulation, config.sampling, () => trainerRandom);
+  const trainer = new Trainer<ShardedWindowBatch>({
     params: vit.params,
+    gradients: parallel?.compute,
     optimizer: { lr: config.train.lr, betas: [0.9, 0.99], weightDecay: config.train.weightDecay },
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: config.train.steps }),
     clipNorm: config.train.clipNorm,
@@ -168,7 +173,7 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   const reports = pipe(
     epochBatches(trainFiles, info.autoencoder, config),
     skip(trainer.step), // the batches an earlier run already trained on
-    map(windowBatchTensors, 'upload-batch'),
+    map((b: ContextBatch) => toShardable(windowBatchTensors(b)), 'upload-batch'),
     trainer.stage(),
     progress<StepReport>({ label: `train-${kind} steps`, total: remaining }),
   );
@@ -184,6 +189,7 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   } finally {
     if (trainer.step > 0) await trainer.save(checkpoint);
     trainer.dispose();
+    await parallel?.close();
   }
 
   const weights = run.path('emulator.safetensors');

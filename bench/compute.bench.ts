@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
 import { createDcae, createVit, presets } from '../src/models/nn/index.js';
-import { ParallelGradients, Rng, Trainer, type ParallelModel } from '../src/models/train/index.js';
+import { ParallelGradients, Trainer, type ParallelModel } from '../src/models/train/index.js';
+import { Rng } from '../src/streams/random.js';
 import { isMainThread } from 'node:worker_threads';
 
 type Batch = tf.Tensor | Record<string, tf.Tensor>;

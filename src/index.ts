@@ -6,5 +6,3 @@ export * from './streams/index.js';
 export * from './sinks/index.js';
 export * from './models/index.js';
 export * from './physics/index.js';
-// Both the solvers and the trainer have an `Rng`; the root entry exports the trainer's (physics: `createRng`).
-export { Rng } from './models/index.js';

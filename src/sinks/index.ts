@@ -1,5 +1,6 @@
 /** Sinks: the ends of pipelines (drain, collect, reduce), Well writers, metric reducers and reports. */
 export * from './basic.js';
+export * from './files.js';
 export * from './latent-cache.js';
 export * from './well/index.js';
 export * from './metrics/index.js';

@@ -4,7 +4,7 @@
  * vector field's components follow the geometry: a flip along x negates the x component, a transposition swaps
  * the x and y components.
  */
-import type { RandomSource } from './random.js';
+import type { Rng } from './random.js';
 
 /** One spatial transform of an (H, W, C) grid; axis 0 is H (the first spatial dim, "x"), axis 1 is W ("y"). */
 export interface GridTransform {
@@ -62,13 +62,13 @@ export interface RandomTransformOptions {
 }
 
 /** Draws a transform uniformly over the allowed symmetries. */
-export function randomTransform(random: RandomSource, options: RandomTransformOptions): GridTransform {
+export function randomTransform(random: Rng, options: RandomTransformOptions): GridTransform {
   const flips = options.flips ?? true;
   const canTranspose = (options.transpose ?? true) && options.size[0] === options.size[1];
   const rolls = options.rolls ?? true;
   return {
-    flip: [flips && random.next() < 0.5, flips && random.next() < 0.5],
-    transpose: canTranspose && random.next() < 0.5,
+    flip: [flips && random.uniform() < 0.5, flips && random.uniform() < 0.5],
+    transpose: canTranspose && random.uniform() < 0.5,
     roll: [0, 1].map((a) => (rolls && options.periodic[a] ? random.int(options.size[a]!) : 0)) as [number, number],
   };
 }

@@ -2,7 +2,7 @@
  * Seeded shuffle buffer: an approximate global shuffle of a stream that may not fit in memory.
  */
 import { named, type Stage } from './core.js';
-import { seededRandom } from './random.js';
+import { Rng } from './random.js';
 
 /**
  * Shuffles with a buffer of `bufferSize` items: it fills the buffer, then for every new item yields a random
@@ -15,7 +15,7 @@ export function shuffle<A>(bufferSize: number, seed: number): Stage<A, A> {
     throw new RangeError(`shuffle: bufferSize must be an integer >= 1, got ${bufferSize}`);
   }
   return named('shuffle', async function* (source) {
-    const random = seededRandom(seed);
+    const random = new Rng(seed);
     const buffer: A[] = [];
     for await (const item of source) {
       if (buffer.length < bufferSize) {

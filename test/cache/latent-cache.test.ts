@@ -3,7 +3,7 @@ import { readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
-  writeLatentCache, readLatentCache, openLatentCache, LatentCacheError, collect, seededRandom,
+  writeLatentCache, readLatentCache, openLatentCache, LatentCacheError, collect, Rng,
   type CachedTrajectory, type LatentCacheMeta,
 } from '../../src/index.js';
 
@@ -17,10 +17,10 @@ const meta: LatentCacheMeta = {
 };
 
 function trajectories(n: number, shape: [number, number, number, number], seed = 1): CachedTrajectory[] {
-  const rng = seededRandom(seed);
+  const rng = new Rng(seed);
   const size = shape.reduce((a, b) => a * b, 1);
   return Array.from({ length: n }, (_, i) => ({
-    latents: Float32Array.from({ length: size }, () => rng.next() * 2 - 1),
+    latents: Float32Array.from({ length: size }, () => rng.uniform() * 2 - 1),
     shape,
     labels: new Float32Array([1.4 + i, i % 2]),
     origin: { file: 'euler_mini.hdf5', trajectory: i >> 1, augmentation: i & 1, transform: i & 1 ? 'flip:x' : '' },

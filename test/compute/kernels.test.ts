@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
-import { Rng } from '../../src/models/train/rng.js';
+import { Rng } from '../../src/streams/random.js';
 
 registerWasmKernels();
 const rng = new Rng(20261123);

@@ -1,6 +1,6 @@
 /** A tiny conv model module for the data-parallel test: workers import it and call `build`. */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../src/models/train/rng.js';
+import { Rng } from '../../src/streams/random.js';
 import type { ParallelModel } from '../../src/models/train/parallel.js';
 
 export function build(options: { seed: number; channels?: number }): ParallelModel<Record<string, tf.Tensor>> {

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone, Emulator, WindowBatch } from '../../src/models/diffusion/index.js';
-import { Rng } from '../../src/models/train/rng.js';
+import { Rng } from '../../src/streams/random.js';
 
 export interface MlpOptions {
   /** Window shape (L, H, W, C). */

@@ -9,7 +9,7 @@ import { selectBackend } from '../../src/models/backend/index.js';
 import { createVit } from '../../src/models/nn/index.js';
 import { Trainer, cosineSchedule } from '../../src/models/train/index.js';
 import { pipe } from '../../src/streams/core.js';
-import { Rng } from '../../src/models/train/rng.js';
+import { Rng } from '../../src/streams/random.js';
 import {
   diffusionEmulator,
   emulatorBatches,

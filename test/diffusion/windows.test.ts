@@ -5,7 +5,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
-import { Rng } from '../../src/models/train/rng.js';
+import { Rng } from '../../src/streams/random.js';
 import {
   contextBatches,
   drawContextCounts,

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pipe, shuffle, merge, interleave, zip, broadcast, collect, seededRandom, take } from '../../src/index.js';
+import { pipe, shuffle, merge, interleave, zip, broadcast, collect, take } from '../../src/index.js';
 import { counting, endless, jitter } from './helpers.js';
 
 t.test('seeded shuffle: a permutation, reproducible for a seed, different across seeds', async (t) => {
@@ -28,16 +28,6 @@ t.test('a buffer as large as the stream shuffles uniformly (position of item 0 o
   const expected = trials / n;
   const chi2 = counts.reduce((acc, c) => acc + (c - expected) ** 2 / expected, 0);
   t.ok(chi2 < 24.3, `chi2 ${chi2.toFixed(2)} < 24.3`);
-});
-
-t.test('seededRandom resumes from its state', async (t) => {
-  const r = seededRandom(9);
-  r.next();
-  const saved = r.state();
-  const next = [r.next(), r.next()];
-  const resumed = seededRandom(saved);
-  t.same([resumed.next(), resumed.next()], next);
-  t.throws(() => seededRandom(NaN));
 });
 
 t.test('merge yields every item of every source, each source in its own order', async (t) => {

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Formulation } from './formulation.js';
 import type { NoiseSchedule } from './schedule.js';
-import type { Rng } from '../train/rng.js';
+import type { Rng } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
 
 /**

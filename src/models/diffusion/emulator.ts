@@ -19,7 +19,7 @@ import {
 } from './denoiser.js';
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { sample, type SamplerOptions } from './samplers.js';
-import type { Rng } from '../train/rng.js';
+import type { Rng } from '../../streams/random.js';
 import type { LossFunction } from '../train/trainer.js';
 
 export interface Emulator {

@@ -3,7 +3,7 @@
  * state is checkpointed with the trainer): Poisson counts for context frames and integer seeds for
  * `tf.randomNormal`, whose own generator is deterministic per seed on every backend.
  */
-import type { Rng } from '../train/rng.js';
+import type { Rng } from '../../streams/random.js';
 
 /** Poisson draw with mean `lambda` (Knuth's product method: fine for the small rates used here). */
 export function poissonDraw(rng: Rng, lambda: number): number {

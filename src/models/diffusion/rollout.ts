@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import type { Emulator } from './emulator.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
 
 /** Where a rollout starts. */

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule } from './schedule.js';
 import type { SamplingDenoiser } from './denoiser.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
 
 export type SamplerName = 'euler' | 'heun' | 'ab' | 'ddpm';

@@ -9,7 +9,7 @@ import { batch, map } from '../../streams/basic.js';
 import { shuffle } from '../../streams/shuffle.js';
 import { compose } from '../../streams/core.js';
 import type { WindowBatch } from './denoiser.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../../streams/random.js';
 import { poissonDraw } from './random.js';
 
 /** Where a trajectory came from: a free string, or the latent cache's origin record. */

@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { readSafetensors, writeSafetensors, type StoredTensor } from './safetensors.js';
 import type { AdamW, Ema, NamedParameters } from './optim.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../streams/random.js';
 
 export const CHECKPOINT_FORMAT = 'wellspring-checkpoint';
 

@@ -1,5 +1,6 @@
-/** Training utilities: seeded RNG, AdamW, schedules, clipping, EMA, the training-step stage, checkpoints. */
-export * from './rng.js';
+/** Training utilities: AdamW, schedules, clipping, EMA, the training-step stage, checkpoints. */
+// The trainer's RNG (StepContext.rng) is the project's shared generator.
+export { Rng, type RngState } from '../../streams/random.js';
 export * from './optim.js';
 export * from './trainer.js';
 export * from './checkpoint.js';

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../backend/select.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
 import type { FromWorker, ParallelModel, ParameterLayout, ShardableBatch, ToWorker, WireShard } from './parallel.js';
 

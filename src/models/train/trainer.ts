@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters, type NamedTensors } from './optim.js';
-import { Rng } from './rng.js';
+import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
 

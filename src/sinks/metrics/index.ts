@@ -53,7 +53,6 @@ export {
   summarize,
   writeResults,
   readResults,
-  writeFileAtomic,
   longTable,
   toCsv,
   toArrow,

@@ -25,12 +25,13 @@
  * | count     | Int32   | number of finite per-frame values pooled                                  |
  * NaN (CSV: empty) where no finite value exists, e.g. an empty spectral band.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { RecordBatch, Schema, Table, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
 import { aggregate, DEFAULT_BANDS, type Aggregates, type BandRow, type LeadBand } from './aggregate.js';
 import { METRICS, type MetricName } from './frame.js';
 import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
+import { writeFileAtomic } from '../files.js';
 
 export const RESULTS_FILE = 'results.json';
 export const SNAPSHOTS_FILE = 'snapshots.json';
@@ -52,19 +53,6 @@ export function summarize(result: MetricsResult, options: { title?: string; band
     result,
     aggregates: aggregate(result, options.bands ?? DEFAULT_BANDS),
   };
-}
-
-/** Writes `data` to `path` (creating its directory) through a temporary file beside it, then renames it into place. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await mkdir(dirname(path), { recursive: true });
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 /** One row of the long table. */

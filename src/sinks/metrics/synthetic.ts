@@ -5,6 +5,7 @@
  * emulator), so errors grow, the spread tracks them, and predicted spectra fall below the truth at high k.
  */
 import type { RolloutChunk } from './reducer.js';
+import { Rng } from '../../streams/random.js';
 
 export interface SyntheticOptions {
   model?: string;
@@ -25,16 +26,10 @@ export interface SyntheticOptions {
   float64?: boolean;
 }
 
-/** mulberry32: small, fast, seedable. */
+/** A uniform [0, 1) source from the project's shared generator. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.uniform();
 }
 
 function gaussian(next: () => number): number {

@@ -10,7 +10,6 @@ import type { Source } from '../../streams/core.js';
 import {
   reduceMetrics,
   summarize,
-  writeFileAtomic,
   writeResults,
   METRICS,
   type FrameRecord,
@@ -21,6 +20,7 @@ import {
 } from '../metrics/index.js';
 import { renderReport, type ReportOptions } from './html.js';
 import { frameGridPng } from './images.js';
+import { writeFileAtomic } from '../files.js';
 
 export const REPORT_FILE = 'report.html';
 

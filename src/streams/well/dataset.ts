@@ -10,6 +10,7 @@ import { openWell, type ChannelLayout, type WellFieldInfo, type WellMeta } from 
 import { wellPool, type H5Pool } from './pool.js';
 import type { FieldReadPlan, WindowReadPlan, WindowReadResult } from './raw.js';
 import type { WellNormalizer } from './normalize.js';
+import { Rng } from '../random.js';
 
 /** A dense array, row-major. */
 export interface WellArray<T extends Float32Array | Float64Array = Float32Array> {
@@ -561,16 +562,10 @@ function* rangeIter(n: number): Iterable<number> {
   for (let i = 0; i < n; i++) yield i;
 }
 
-/** mulberry32: small, fast, seedable. */
+/** A uniform [0, 1) source from the project's shared generator. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.uniform();
 }
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */

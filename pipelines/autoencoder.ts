@@ -10,19 +10,17 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import {
-  abortable,
   applyTransform,
   batch,
   channelGeometry,
   map,
   pipe,
   prefetch,
-  progress,
   randomTransform,
-  seededRandom,
+  Rng,
   type GridTransform,
 } from '../src/streams/index.js';
 import {
@@ -35,11 +33,12 @@ import {
   type WellStats,
 } from '../src/streams/well/index.js';
 import { createDcae, presets, type Dcae, type DcaeConfig } from '../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights, type StepReport } from '../src/models/train/index.js';
+import { Trainer, cosineSchedule, loadWeights, saveWeights } from '../src/models/train/index.js';
 import { selectBackend, describeBackend } from '../src/models/backend/index.js';
 import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError, type ConfigObject } from './config.js';
 import { dcaeLoss, startParallel, trainingWorkers } from './worker-models.js';
+import { resumeTrainer, runTraining } from './training.js';
 import type { RunDir } from './run-dir.js';
 
 export const trainAeDefaults = {
@@ -213,12 +212,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     seed,
     loss: dcaeLoss(dcae),
   });
-  const checkpoint = run.path('checkpoints', 'last.safetensors');
-  await mkdir(run.path('checkpoints'), { recursive: true });
-  if (existsSync(checkpoint)) {
-    await trainer.restore(checkpoint);
-    await run.log('restored', { step: trainer.step });
-  }
+  const checkpoint = await resumeTrainer(trainer, run);
 
   const ds = await openWellDataset(trainDir, { nIn: 1, nOut: 1 });
   const [H, W] = data.spatialShape;
@@ -230,7 +224,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     map((sample, k) => {
       let frame = normalizer.normalize(sample.inputFields.data, sample.layout);
       if (config.train.augment) {
-        const t: GridTransform = randomTransform(seededRandom(mixSeed(seed, start + k, 0xa5)), { periodic: data.periodic, size: [H, W] });
+        const t: GridTransform = randomTransform(new Rng(mixSeed(seed, start + k, 0xa5)), { periodic: data.periodic, size: [H, W] });
         frame = applyTransform(frame, [1, H, W, C], t, geometry);
       }
       return frame;
@@ -243,23 +237,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     }, 'to-tensor'),
     prefetch(2),
   );
-  const remaining = Math.max(0, steps - trainer.step);
-  const reports = pipe(frames, trainer.stage(), progress<StepReport>({ label: 'train-ae steps', total: remaining }));
-  const stream = signal ? pipe(reports, abortable<StepReport>(signal)) : reports;
-  try {
-    if (remaining > 0) {
-      for await (const report of stream) {
-        if (report.step % 10 === 0 || report.skipped) await run.log('step', { ...report });
-        if (trainer.step % config.train.checkpointEvery === 0) await trainer.save(checkpoint);
-        if (trainer.step >= steps) break;
-      }
-    }
-  } finally {
-    // An interrupted run keeps its progress (steps are atomic; the checkpoint is written atomically).
-    if (trainer.step > 0) await trainer.save(checkpoint);
-    trainer.dispose();
-    await parallel?.close();
-  }
+  await runTraining({ trainer, batches: frames, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: 'train-ae steps', signal, parallel });
 
   const weights = run.path('autoencoder.safetensors');
   await saveWeights(weights, dcae.params, {

@@ -13,7 +13,7 @@ import {
   channelGeometry,
   IDENTITY_TRANSFORM,
   randomTransform,
-  seededRandom,
+  Rng,
   describeTransform,
   pipe,
   progress,
@@ -63,7 +63,7 @@ export function labelsFor(meta: WellMeta, logLabels: string[]): { names: string[
 
 /** The transforms of the `repeat` copies of one trajectory: identity first, then seeded random symmetries. */
 function copiesOf(ae: LoadedAutoencoder, repeat: number, seed: number): GridTransform[] {
-  const random = seededRandom(seed);
+  const random = new Rng(seed);
   return Array.from({ length: repeat }, (_, r) =>
     r === 0 ? IDENTITY_TRANSFORM : randomTransform(random, { periodic: ae.data.periodic, size: ae.data.spatialShape }),
   );

@@ -9,13 +9,13 @@
  * `metrics.json` (validation loss).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { abortable, map, pipe, progress, shuffle, skip } from '../src/streams/index.js';
+import { map, pipe, shuffle, skip } from '../src/streams/index.js';
 import { openLatentCache, readLatentCache } from '../src/streams/latent-cache.js';
 import { createVit, presets, type Vit, type VitConfig } from '../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights, type StepReport } from '../src/models/train/index.js';
+import { Trainer, cosineSchedule, loadWeights, saveWeights } from '../src/models/train/index.js';
 import {
   contextBatches,
   diffusionEmulator,
@@ -35,6 +35,7 @@ import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError } from './config.js';
 import { checkTrainConfig } from './autoencoder.js';
 import type { RunDir } from './run-dir.js';
+import { resumeTrainer, runTraining } from './training.js';
 import { emulatorTrainingLoss, startParallel, toShardable, trainingWorkers, type ShardedWindowBatch } from './worker-models.js';
 
 export type EmulatorKind = 'surrogate' | 'diffusion';
@@ -163,34 +164,13 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
       return loss(batch, ctx);
     },
   });
-  await mkdir(run.path('checkpoints'), { recursive: true });
-  const checkpoint = run.path('checkpoints', 'last.safetensors');
-  if (existsSync(checkpoint)) {
-    await trainer.restore(checkpoint);
-    await run.log('restored', { step: trainer.step });
-  }
-  const remaining = Math.max(0, config.train.steps - trainer.step);
-  const reports = pipe(
+  const checkpoint = await resumeTrainer(trainer, run);
+  const batches = pipe(
     epochBatches(trainFiles, info.autoencoder, config),
     skip(trainer.step), // the batches an earlier run already trained on
     map((b: ContextBatch) => toShardable(windowBatchTensors(b)), 'upload-batch'),
-    trainer.stage(),
-    progress<StepReport>({ label: `train-${kind} steps`, total: remaining }),
   );
-  const stream = signal ? pipe(reports, abortable<StepReport>(signal)) : reports;
-  try {
-    if (remaining > 0) {
-      for await (const report of stream) {
-        if (report.step % 10 === 0 || report.skipped) await run.log('step', { ...report });
-        if (trainer.step % config.train.checkpointEvery === 0) await trainer.save(checkpoint);
-        if (trainer.step >= config.train.steps) break;
-      }
-    }
-  } finally {
-    if (trainer.step > 0) await trainer.save(checkpoint);
-    trainer.dispose();
-    await parallel?.close();
-  }
+  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: `train-${kind} steps`, signal, parallel });
 
   const weights = run.path('emulator.safetensors');
   await saveWeights(weights, vit.params, {
@@ -218,7 +198,7 @@ async function validationLoss(loaded: LoadedEmulator, files: string[], config: T
     latentWindows({ window: loaded.window }),
     contextBatches({ batchSize: Math.min(config.train.batchSize, 16), seed: 12345, dropLast: false }),
   );
-  const { Rng } = await import('../src/models/train/rng.js');
+  const { Rng } = await import('../src/streams/random.js');
   const rng = new Rng(777);
   let total = 0;
   let n = 0;

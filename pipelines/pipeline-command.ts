@@ -2,10 +2,10 @@
  * What every pipeline subcommand shares: `--config FILE`, repeated `--set key=value`, `--run DIR`, and Ctrl-C
  * handling (the first SIGINT asks the pipeline to stop at a safe point and save; a second one exits at once).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { resolveConfig, type ConfigObject } from './config.js';
 import { openRunDir, type RunDir } from './run-dir.js';
-import { UsageError } from './command.js';
+import { UsageError, parseCommandArgs } from './command.js';
 
 export const COMMON_OPTIONS_HELP = `  --run DIR            run directory (resolved config, log.jsonl, checkpoints, outputs); rerun to resume
   --config FILE        YAML or JSON file of settings over the defaults
@@ -28,17 +28,7 @@ export async function parsePipelineArgs<T extends ConfigObject>(
   extra: ExtraOptions = {},
   defaultRun?: string,
 ): Promise<ParsedPipelineArgs<T>> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { run: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true }, ...extra },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const parsed = parseCommandArgs(argv, { run: { type: 'string' }, config: { type: 'string' }, set: { type: 'string', multiple: true }, ...extra });
   const values = parsed.values as ParsedPipelineArgs<T>['values'];
   const runDir = (values.run as string | undefined) ?? defaultRun;
   if (!runDir) throw new UsageError('--run DIR is required');

@@ -2,8 +2,7 @@
  * `wellspring generate euler|rayleigh-benard`: simulates a dataset with the built-in solvers and writes it in
  * The Well's layout (`<out>/data/{train,valid,test}/*.hdf5`, `<out>/stats.yaml`).
  */
-import { parseArgs } from 'node:util';
-import { UsageError, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, type Command } from '../command.js';
 import { ALL_GAMMAS, generateDataset, parameterSets, type GenerateDatasetOptions } from '../../src/streams/simulate/index.js';
 import { EULER_GAMMA_PRESETS } from '../../src/physics/quadrants.js';
 
@@ -60,30 +59,20 @@ export const command: Command = {
   summary: 'Simulate an Euler multi-quadrants or Rayleigh-Benard dataset in The Well format',
   help,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        strict: true,
-        options: {
-          out: { type: 'string' },
-          resolution: { type: 'string' },
-          trajectories: { type: 'string' },
-          steps: { type: 'string' },
-          dt: { type: 'string' },
-          seed: { type: 'string' },
-          threads: { type: 'string' },
-          compression: { type: 'string' },
-          gamma: { type: 'string' },
-          bc: { type: 'string' },
-          rayleigh: { type: 'string' },
-          prandtl: { type: 'string' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err));
-    }
+    const parsed = parseCommandArgs(argv, {
+      out: { type: 'string' },
+      resolution: { type: 'string' },
+      trajectories: { type: 'string' },
+      steps: { type: 'string' },
+      dt: { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      compression: { type: 'string' },
+      gamma: { type: 'string' },
+      bc: { type: 'string' },
+      rayleigh: { type: 'string' },
+      prandtl: { type: 'string' },
+    });
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError('expected one system: euler or rayleigh-benard');
     const system = positionals[0];

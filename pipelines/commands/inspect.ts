@@ -2,9 +2,8 @@
  * `wellspring inspect <file>`: a readable summary of a Well HDF5 file (grid, time, fields and channels,
  * scalars, boundary conditions), or its validated metadata as JSON with `--json`.
  */
-import { parseArgs } from 'node:util';
 import { statSync } from 'node:fs';
-import { UsageError, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, type Command } from '../command.js';
 import { openWell, type WellFieldInfo, type WellMeta } from '../../src/streams/well/index.js';
 
 const help = `Usage: wellspring inspect <file.hdf5> [--json]
@@ -95,12 +94,7 @@ export const command: Command = {
   summary: 'Summarise and validate a Well HDF5 file (--json for machines)',
   help,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { json: { type: 'boolean' } } });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const parsed = parseCommandArgs(argv, { json: { type: 'boolean' } });
     if (parsed.positionals.length !== 1) throw new UsageError('expected exactly one file');
     // idle HDF5 workers are unref'd: they never hold the process open, so they are not closed here
     const meta = await openWell(parsed.positionals[0]!);

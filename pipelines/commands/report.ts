@@ -2,21 +2,20 @@
  * `wellspring report <results>`: re-renders the HTML report and the frame-grid PNGs from a saved results
  * directory (written by the report sink or `writeResults`), optionally with other lead-time bands or metrics.
  */
-import { parseArgs } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { UsageError, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, type Command } from '../command.js';
 import {
   aggregate,
   mergeResults,
   METRICS,
   parseBands,
   readResults,
-  writeFileAtomic,
   writeResults,
   type MetricName,
 } from '../../src/sinks/metrics/index.js';
 import { frameGridPng, renderSavedReport, REPORT_FILE } from '../../src/sinks/report/index.js';
+import { writeFileAtomic } from '../../src/sinks/files.js';
 
 const help = `Usage: wellspring report <results-dir> [<results-dir> ...] [options]
 
@@ -55,26 +54,16 @@ export const command: Command = {
   summary: 'Re-render the HTML report and frame grids from saved results (merging shards or runs)',
   help,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        strict: true,
-        options: {
-          out: { type: 'string' },
-          save: { type: 'string' },
-          png: { type: 'string' },
-          bands: { type: 'string' },
-          metrics: { type: 'string' },
-          table: { type: 'string' },
-          title: { type: 'string' },
-          'frame-size': { type: 'string' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const parsed = parseCommandArgs(argv, {
+      out: { type: 'string' },
+      save: { type: 'string' },
+      png: { type: 'string' },
+      bands: { type: 'string' },
+      metrics: { type: 'string' },
+      table: { type: 'string' },
+      title: { type: 'string' },
+      'frame-size': { type: 'string' },
+    });
     const { values, positionals } = parsed;
     if (positionals.length === 0) throw new UsageError('expected at least one results directory');
     const dirs = positionals.map((p) => resolve(p));

@@ -2,9 +2,8 @@
  * `wellspring stats <split dir>`: computes a dataset's stats.yaml (mean, std, rms and their one-step-delta
  * versions per field) in one streaming pass over a split, with progress on stderr.
  */
-import { parseArgs } from 'node:util';
 import { rename, writeFile } from 'node:fs/promises';
-import { UsageError, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, type Command } from '../command.js';
 import { computeWellStats, formatStatsYaml } from '../../src/streams/well/index.js';
 import { formatProgress } from '../../src/streams/progress.js';
 
@@ -30,22 +29,12 @@ export const command: Command = {
   summary: 'Compute stats.yaml of a Well split in one streaming pass',
   help,
   async run(argv) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        strict: true,
-        options: {
-          out: { type: 'string' },
-          log1p: { type: 'string' },
-          'non-finite': { type: 'string' },
-          quiet: { type: 'boolean' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const parsed = parseCommandArgs(argv, {
+      out: { type: 'string' },
+      log1p: { type: 'string' },
+      'non-finite': { type: 'string' },
+      quiet: { type: 'boolean' },
+    });
     if (parsed.positionals.length === 0) throw new UsageError('expected a split directory or HDF5 files');
     const nonFinite = parsed.values['non-finite'] ?? 'error';
     if (nonFinite !== 'error' && nonFinite !== 'count') throw new UsageError(`--non-finite must be error or count, got "${nonFinite}"`);

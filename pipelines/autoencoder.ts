@@ -33,7 +33,7 @@ import {
   type WellStats,
 } from '../src/streams/well/index.js';
 import { createDcae, presets, type Dcae, type DcaeConfig } from '../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights } from '../src/models/train/index.js';
+import { Trainer, cosineSchedule, loadWeights, saveWeights, type ParallelGradients } from '../src/models/train/index.js';
 import { selectBackend, describeBackend } from '../src/models/backend/index.js';
 import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError, type ConfigObject } from './config.js';
@@ -201,11 +201,10 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const dcae = createDcae(dcaeConfig);
   const { batchSize, seed, steps } = config.train;
   const workers = trainingWorkers(config.train.workers, backend);
-  const parallel = await startParallel(workers, dcae.params, { kind: 'dcae', config: dcaeConfig });
-  await run.log('workers', { workers });
+  let parallel: ParallelGradients | undefined; // started once the checkpoint is restored (a bad one leaves no threads)
   const trainer = new Trainer<tf.Tensor4D>({
     params: dcae.params,
-    gradients: parallel?.compute,
+    gradients: workers > 1 ? (x, ctx) => parallel!.compute(x, ctx) : undefined,
     optimizer: { lr: config.train.lr, weightDecay: config.train.weightDecay },
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: steps }),
     clipNorm: config.train.clipNorm,
@@ -213,6 +212,8 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     loss: dcaeLoss(dcae),
   });
   const checkpoint = await resumeTrainer(trainer, run);
+  parallel = await startParallel(workers, dcae.params, { kind: 'dcae', config: dcaeConfig });
+  await run.log('workers', { workers });
 
   const ds = await openWellDataset(trainDir, { nIn: 1, nOut: 1 });
   const [H, W] = data.spatialShape;

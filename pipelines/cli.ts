@@ -68,4 +68,6 @@ export async function main(argv: string[]): Promise<number> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1])) {
   process.exitCode = await main(process.argv.slice(2));
+  // A failed command may leave worker threads or file handles behind; do not let them keep the process alive.
+  setTimeout(() => process.exit(), 2000).unref();
 }

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { map, pipe, shuffle, skip } from '../src/streams/index.js';
 import { openLatentCache, readLatentCache } from '../src/streams/latent-cache.js';
 import { createVit, presets, type Vit, type VitConfig } from '../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights } from '../src/models/train/index.js';
+import { Trainer, cosineSchedule, loadWeights, saveWeights, type ParallelGradients } from '../src/models/train/index.js';
 import {
   contextBatches,
   diffusionEmulator,
@@ -148,13 +148,12 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   await run.log('model', { kind, parameters: [...vit.params.values()].reduce((a, v) => a + v.size, 0), autoencoder: info.autoencoder });
 
   const workers = trainingWorkers(config.train.workers, backend);
-  const parallel = await startParallel(workers, vit.params, { kind, vit: vitConfig, formulation: config.formulation, sampling: config.sampling });
-  await run.log('workers', { workers });
+  let parallel: ParallelGradients | undefined; // started once the checkpoint is restored (a bad one leaves no threads)
   let trainerRandom: () => number = Math.random;
   const loss = emulatorTrainingLoss(kind, vit, config.formulation, config.sampling, () => trainerRandom);
   const trainer = new Trainer<ShardedWindowBatch>({
     params: vit.params,
-    gradients: parallel?.compute,
+    gradients: workers > 1 ? (batch, ctx) => parallel!.compute(batch, ctx) : undefined,
     optimizer: { lr: config.train.lr, betas: [0.9, 0.99], weightDecay: config.train.weightDecay },
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: config.train.steps }),
     clipNorm: config.train.clipNorm,
@@ -165,6 +164,8 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
     },
   });
   const checkpoint = await resumeTrainer(trainer, run);
+  parallel = await startParallel(workers, vit.params, { kind, vit: vitConfig, formulation: config.formulation, sampling: config.sampling });
+  await run.log('workers', { workers });
   const batches = pipe(
     epochBatches(trainFiles, info.autoencoder, config),
     skip(trainer.step), // the batches an earlier run already trained on

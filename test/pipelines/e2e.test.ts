@@ -76,7 +76,7 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
     t.notOk(files.some((f) => f.includes('.shard-')), 'shard files removed');
   }
 
-  const tinyVit = ['--set', 'train.steps=12', '--set', 'train.warmup=2', '--set', 'train.batchSize=4', '--set', 'model.width=32', '--set', 'model.depth=1', '--set', 'model.heads=2', '--set', 'train.shuffleBuffer=16'];
+  const tinyVit = ['--set', 'train.workers=1', '--set', 'train.steps=12', '--set', 'train.warmup=2', '--set', 'train.batchSize=4', '--set', 'model.width=32', '--set', 'model.depth=1', '--set', 'model.heads=2', '--set', 'train.shuffleBuffer=16'];
   ok(t, ['train-surrogate', '--cache', cache, '--run', join(dir, 'sur'), ...tinyVit]);
   ok(t, ['train-diffusion', '--cache', cache, '--run', join(dir, 'dif'), ...tinyVit, '--set', 'sampling.steps=4']);
   for (const d of ['sur', 'dif']) {
@@ -106,7 +106,7 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
 
   // A cache made by another autoencoder is refused.
   const otherAe = join(dir, 'ae2');
-  ok(t, ['train-ae', '--data', data, '--run', otherAe, ...tinyAe, '--set', 'train.steps=12', '--set', 'train.seed=9']);
+  ok(t, ['train-ae', '--data', data, '--run', otherAe, ...tinyAe, '--set', 'train.steps=12', '--set', 'train.seed=9', '--set', 'train.workers=1']);
   const mismatch = run(['eval', '--ae', otherAe, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--run', join(dir, 'x4')]);
   t.equal(mismatch.status, 1);
   t.match(mismatch.stderr, /trained on latents of autoencoder [0-9a-f]+, not [0-9a-f]+/);

@@ -4,39 +4,24 @@
  * per-field float32 arrays in stored layout.
  */
 import type { WellFileSpec } from '../../sinks/well/spec.js';
-import { eulerFileStem, eulerTrajectory } from '../../physics/quadrants.js';
+import { eulerFileStem, eulerTrajectory, type EulerTrajectoryOptions } from '../../physics/quadrants.js';
 import {
   chebyshevGaussNodes,
   rayleighBenardFileStem,
   rayleighBenardTrajectory,
+  type RayleighBenardTrajectoryOptions,
 } from '../../physics/rayleigh-benard.js';
-import type { EulerBoundary } from '../../physics/euler.js';
 
 export type SystemName = 'euler' | 'rayleigh-benard';
 
-/** One Euler multi-quadrants trajectory. */
-export interface EulerTask {
-  system: 'euler';
-  resolution: number;
-  gamma: number;
-  boundary: EulerBoundary;
-  snapshots: number;
-  dt: number;
-  seed: number;
-}
+/** One Euler multi-quadrants trajectory: the solver's trajectory options that a task fixes. */
+export type EulerTask = { system: 'euler' } & Pick<EulerTrajectoryOptions, 'resolution' | 'gamma' | 'boundary' | 'snapshots' | 'dt' | 'seed'>;
 
 /** One Rayleigh-Benard trajectory (`resolution` cells across the layer, 4x along it). */
-export interface RayleighBenardTask {
-  system: 'rayleigh-benard';
-  resolution: number;
-  rayleigh: number;
-  prandtl: number;
-  snapshots: number;
-  dt: number;
-  seed: number;
-  /** delta b0 of the initial linear profile (default 1). */
-  amplitude?: number;
-}
+export type RayleighBenardTask = { system: 'rayleigh-benard' } & Pick<
+  RayleighBenardTrajectoryOptions,
+  'resolution' | 'rayleigh' | 'prandtl' | 'snapshots' | 'dt' | 'seed' | 'amplitude'
+>;
 
 export type SimulationTask = EulerTask | RayleighBenardTask;
 

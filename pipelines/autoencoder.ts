@@ -155,7 +155,7 @@ export function checkTrainConfig(train: { steps: number; batchSize: number; warm
 }
 
 /** A stable 32-bit mix of integers, for per-sample seeds that do not depend on iteration history. */
-function mixSeed(...parts: number[]): number {
+export function mixSeed(...parts: number[]): number {
   let h = 0x811c9dc5;
   for (const p of parts) {
     h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
@@ -277,34 +277,42 @@ export async function loadAutoencoder(dir: string): Promise<LoadedAutoencoder> {
   return finishLoad(dcae, normalizer, normalization, JSON.parse(meta.data) as AutoencoderData, weights);
 }
 
-/** Encodes normalised frames (N, H, W, C) in batches; returns latents (N, h, w, c). */
-export function encodeFrames(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
-  const [H, W] = ae.data.spatialShape;
-  const C = ae.data.layout.names.length;
-  const [h, w, c] = ae.latentShape;
-  const out = new Float32Array(n * h * w * c);
+/**
+ * Runs `fn` over `n` states stored back to back in `input` (each of shape `from`), `batchSize` at a time, and
+ * gathers its outputs (each of shape `to`) into one array. Holds one batch of tensors at a time.
+ */
+function inBatches(
+  fn: (x: tf.Tensor4D) => tf.Tensor4D,
+  input: Float32Array,
+  n: number,
+  from: readonly [number, number, number],
+  to: readonly [number, number, number],
+  batchSize: number,
+): Float32Array {
+  const inSize = from[0] * from[1] * from[2];
+  const outSize = to[0] * to[1] * to[2];
+  const out = new Float32Array(n * outSize);
   for (let i = 0; i < n; i += batchSize) {
     const m = Math.min(batchSize, n - i);
-    const z = tf.tidy(() => ae.dcae.encode(tf.tensor4d(frames.subarray(i * H * W * C, (i + m) * H * W * C), [m, H, W, C])));
-    out.set(z.dataSync(), i * h * w * c);
-    z.dispose();
+    const y = tf.tidy(() => fn(tf.tensor4d(input.subarray(i * inSize, (i + m) * inSize), [m, ...from])));
+    out.set(y.dataSync(), i * outSize);
+    y.dispose();
   }
   return out;
 }
 
+function frameShape(ae: LoadedAutoencoder): [number, number, number] {
+  return [...ae.data.spatialShape, ae.data.layout.names.length];
+}
+
+/** Encodes normalised frames (N, H, W, C) in batches; returns latents (N, h, w, c). */
+export function encodeFrames(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
+  return inBatches((x) => ae.dcae.encode(x), frames, n, frameShape(ae), ae.latentShape, batchSize);
+}
+
 /** Decodes latents (N, h, w, c) in batches; returns normalised frames (N, H, W, C). */
 export function decodeLatents(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
-  const [H, W] = ae.data.spatialShape;
-  const C = ae.data.layout.names.length;
-  const [h, w, c] = ae.latentShape;
-  const out = new Float32Array(n * H * W * C);
-  for (let i = 0; i < n; i += batchSize) {
-    const m = Math.min(batchSize, n - i);
-    const y = tf.tidy(() => ae.dcae.decode(tf.tensor4d(latents.subarray(i * h * w * c, (i + m) * h * w * c), [m, h, w, c])));
-    out.set(y.dataSync(), i * H * W * C);
-    y.dispose();
-  }
-  return out;
+  return inBatches((z) => ae.dcae.decode(z), latents, n, ae.latentShape, frameShape(ae), batchSize);
 }
 
 export interface ReconstructionMetrics extends ConfigObject {

@@ -18,14 +18,9 @@ import { createVit, presets, type Vit, type VitConfig } from '../src/models/nn/i
 import { Trainer, cosineSchedule, loadWeights, saveWeights, type ParallelGradients } from '../src/models/train/index.js';
 import {
   contextBatches,
-  diffusionEmulator,
   latentWindows,
-  surrogateEmulator,
-  vitBackbone,
   windowBatchTensors,
   type Emulator,
-  type FormulationName,
-  type SamplerName,
   type ContextBatch,
   type LatentTrajectory,
 } from '../src/models/diffusion/index.js';
@@ -33,10 +28,10 @@ import { selectBackend, describeBackend } from '../src/models/backend/index.js';
 import { readSafetensors } from '../src/models/train/safetensors.js';
 import { writeFileAtomic } from '../src/sinks/files.js';
 import { ConfigError } from './config.js';
-import { checkTrainConfig } from './autoencoder.js';
+import { checkTrainConfig, mixSeed } from './autoencoder.js';
 import type { RunDir } from './run-dir.js';
 import { resumeTrainer, runTraining } from './training.js';
-import { emulatorTrainingLoss, startParallel, toShardable, trainingWorkers, type ShardedWindowBatch } from './worker-models.js';
+import { buildEmulator, emulatorTrainingLoss, startParallel, toShardable, trainingWorkers, type ShardedWindowBatch } from './worker-models.js';
 
 export type EmulatorKind = 'surrogate' | 'diffusion';
 
@@ -98,21 +93,6 @@ function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [
   });
 }
 
-function buildEmulator(kind: EmulatorKind, vit: Vit, formulationName: string, sampling: TrainEmulatorConfig['sampling'], training: { random?: () => number } | null): Emulator {
-  const backbone = vitBackbone(vit, training ? { training: true, random: training.random } : {});
-  if (kind === 'surrogate') return surrogateEmulator(backbone);
-  if (formulationName !== 'diffusion' && formulationName !== 'flow') throw new ConfigError(`formulation must be "diffusion" or "flow", got "${formulationName}"`);
-  return diffusionEmulator(backbone, {
-    formulation: formulationName as FormulationName,
-    sampling: { sampler: sampling.sampler as SamplerName, steps: sampling.steps, order: sampling.order },
-  });
-}
-
-/** A 32-bit mix for per-epoch seeds. */
-function mix(a: number, b: number): number {
-  return (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 1, 0xc2b2ae35)) >>> 0;
-}
-
 /** Window batches as typed arrays, epoch after epoch, each epoch's shuffle and context draws seeded by (seed, epoch). */
 async function* epochBatches(files: string[], autoencoder: string, config: TrainEmulatorConfig) {
   const { batchSize, seed, shuffleBuffer } = config.train;
@@ -122,8 +102,8 @@ async function* epochBatches(files: string[], autoencoder: string, config: Train
     const batches = pipe(
       rows as AsyncIterable<LatentTrajectory>,
       latentWindows({ window: config.model.window }),
-      shuffle(Math.max(1, shuffleBuffer), mix(seed, epoch)),
-      contextBatches({ batchSize, seed: mix(seed ^ 0x51ed, epoch) }),
+      shuffle(Math.max(1, shuffleBuffer), mixSeed(seed, epoch)),
+      contextBatches({ batchSize, seed: mixSeed(seed ^ 0x51ed, epoch) }),
     );
     for await (const b of batches) {
       produced++;

@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { createDcae, createVit, vmseLoss, type DcaeConfig, type VitConfig } from '../src/models/nn/index.js';
-import { diffusionEmulator, surrogateEmulator, vitBackbone, type FormulationName, type SamplerName, type WindowBatch } from '../src/models/diffusion/index.js';
+import { diffusionEmulator, surrogateEmulator, vitBackbone, type Emulator, type FormulationName, type SamplerName, type WindowBatch } from '../src/models/diffusion/index.js';
+import { ConfigError } from './config.js';
 import { ParallelGradients, type NamedParameters, type ParallelModel, type LossFunction, type StepContext } from '../src/models/train/index.js';
 import type { BackendInfo } from '../src/models/backend/index.js';
 
@@ -26,6 +27,26 @@ export function toShardable(b: WindowBatch): ShardedWindowBatch {
   return b.labels ? { x: b.x, mask: b.mask!, labels: b.labels } : { x: b.x, mask: b.mask! };
 }
 
+/**
+ * An emulator on a ViT: the surrogate, or the diffusion / flow emulator with its sampler. `training` turns on
+ * dropout drawn from `training.random` (null: inference).
+ */
+export function buildEmulator(
+  kind: 'surrogate' | 'diffusion',
+  vit: ReturnType<typeof createVit>,
+  formulation: string,
+  sampling: { sampler: string; steps: number; order: number },
+  training: { random: () => number } | null,
+): Emulator {
+  const backbone = vitBackbone(vit, training ? { training: true, random: training.random } : {});
+  if (kind === 'surrogate') return surrogateEmulator(backbone);
+  if (formulation !== 'diffusion' && formulation !== 'flow') throw new ConfigError(`formulation must be "diffusion" or "flow", got "${formulation}"`);
+  return diffusionEmulator(backbone, {
+    formulation: formulation as FormulationName,
+    sampling: { sampler: sampling.sampler as SamplerName, steps: sampling.steps, order: sampling.order },
+  });
+}
+
 /** An emulator's training loss over a shardable batch, noise and dropout from the step's RNG. */
 export function emulatorTrainingLoss(
   kind: 'surrogate' | 'diffusion',
@@ -34,11 +55,7 @@ export function emulatorTrainingLoss(
   sampling: { sampler: string; steps: number; order: number },
   random: () => () => number,
 ): LossFunction<ShardedWindowBatch> {
-  const backbone = vitBackbone(vit, { training: true, random: () => random()() });
-  const emulator =
-    kind === 'surrogate'
-      ? surrogateEmulator(backbone)
-      : diffusionEmulator(backbone, { formulation: formulation as FormulationName, sampling: { sampler: sampling.sampler as SamplerName, steps: sampling.steps, order: sampling.order } });
+  const emulator = buildEmulator(kind, vit, formulation, sampling, { random: () => random()() });
   return (batch, ctx) => emulator.loss({ x: batch.x, mask: batch.mask, labels: batch.labels ?? null }, ctx.rng);
 }
 

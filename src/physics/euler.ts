@@ -321,8 +321,8 @@ export class EulerSolver {
         hp[k] = p - hx * (u * dpx + gamma * p * dux) - hy * (v * dpy + gamma * p * dvy);
       }
     }
-    this.sweepX(dt);
-    this.sweepY(dt);
+    this.sweep(0, dt);
+    this.sweep(1, dt);
     this.time += dt;
     this.steps++;
   }
@@ -340,119 +340,70 @@ export class EulerSolver {
     }
   }
 
-  /** Fluxes through the x faces (between cells i and i+1, i = -1..nx-1) and their conservative update. */
-  private sweepX(dt: number): void {
+  /**
+   * Fluxes through the faces normal to `axis` (0: x faces between cells i and i+1, i = -1..nx-1; 1: y faces) and
+   * their conservative update. The Riemann problem is solved in the face's frame: normal velocity first, then
+   * tangential, and the momentum fluxes are mapped back to (x, y).
+   */
+  private sweep(axis: 0 | 1, dt: number): void {
     const { nx, ny, stride, gamma } = this;
-    const { rho, mx, my, en, pr, pu, pv, pp, hr, hu, hv, hp } = this;
-    const [sxr, sxu, sxv, sxp] = this.sx;
+    const { rho, en, pr, pp, hr, hp } = this;
+    const alongX = axis === 0;
+    const [sr, sx, sy, sp] = alongX ? this.sx : this.sy;
+    // normal (n) and tangential (t) components of velocity, slopes and momentum
+    const [hn, ht, pn, pt, sn, st] = alongX ? [this.hu, this.hv, this.pu, this.pv, sx, sy] : [this.hv, this.hu, this.pv, this.pu, sy, sx];
+    const [mn, mt] = alongX ? [this.mx, this.my] : [this.my, this.mx];
+    const offset = alongX ? stride : 1;
+    const cells = alongX ? nx : ny;
     const f = this.flux;
     const face = this.face;
-    const cx = dt / this.dx;
-    // x faces: between cell i and i+1 for i = -1..nx-1
-    for (let i = G - 1; i < nx + G; i++) {
-      for (let j = G; j < ny + G; j++) {
+    const c = dt / (alongX ? this.dx : this.dy);
+    for (let i = alongX ? G - 1 : G; i < nx + G; i++) {
+      for (let j = alongX ? G : G - 1; j < ny + G; j++) {
         const kl = i * stride + j;
-        const kr = kl + stride;
-        let rl = hr[kl] + 0.5 * sxr[kl];
-        let ul = hu[kl] + 0.5 * sxu[kl];
-        let vl = hv[kl] + 0.5 * sxv[kl];
-        let pl = hp[kl] + 0.5 * sxp[kl];
+        const kr = kl + offset;
+        const own = alongX ? i : j; // index of the left cell along the axis
+        let rl = hr[kl] + 0.5 * sr[kl];
+        let nl = hn[kl] + 0.5 * sn[kl];
+        let tl = ht[kl] + 0.5 * st[kl];
+        let pl = hp[kl] + 0.5 * sp[kl];
         if (!(rl > 0 && pl > 0)) {
           rl = pr[kl];
-          ul = pu[kl];
-          vl = pv[kl];
+          nl = pn[kl];
+          tl = pt[kl];
           pl = pp[kl];
         }
-        let rr = hr[kr] - 0.5 * sxr[kr];
-        let ur = hu[kr] - 0.5 * sxu[kr];
-        let vr = hv[kr] - 0.5 * sxv[kr];
-        let prr = hp[kr] - 0.5 * sxp[kr];
+        let rr = hr[kr] - 0.5 * sr[kr];
+        let nr = hn[kr] - 0.5 * sn[kr];
+        let tr = ht[kr] - 0.5 * st[kr];
+        let prr = hp[kr] - 0.5 * sp[kr];
         if (!(rr > 0 && prr > 0)) {
           rr = pr[kr];
-          ur = pu[kr];
-          vr = pv[kr];
+          nr = pn[kr];
+          tr = pt[kr];
           prr = pp[kr];
         }
         face[0] = rl;
-        face[1] = ul;
-        face[2] = vl;
+        face[1] = nl;
+        face[2] = tl;
         face[3] = pl;
         face[4] = rr;
-        face[5] = ur;
-        face[6] = vr;
+        face[5] = nr;
+        face[6] = tr;
         face[7] = prr;
         hllc(gamma, face, f);
         // f = [mass, normal momentum, tangential momentum, energy]
-        if (i >= G) {
-          rho[kl] -= cx * f[0];
-          mx[kl] -= cx * f[1];
-          my[kl] -= cx * f[2];
-          en[kl] -= cx * f[3];
+        if (own >= G) {
+          rho[kl] -= c * f[0];
+          mn[kl] -= c * f[1];
+          mt[kl] -= c * f[2];
+          en[kl] -= c * f[3];
         }
-        if (i + 1 < nx + G) {
-          rho[kr] += cx * f[0];
-          mx[kr] += cx * f[1];
-          my[kr] += cx * f[2];
-          en[kr] += cx * f[3];
-        }
-      }
-    }
-  }
-
-  /** Fluxes through the y faces (between cells j and j+1, j = -1..ny-1) and their conservative update. */
-  private sweepY(dt: number): void {
-    const { nx, ny, stride, gamma } = this;
-    const { rho, mx, my, en, pr, pu, pv, pp, hr, hu, hv, hp } = this;
-    const [syr, syu, syv, syp] = this.sy;
-    const f = this.flux;
-    const face = this.face;
-    const cy = dt / this.dy;
-    // y faces: between cell j and j+1 for j = -1..ny-1
-    for (let i = G; i < nx + G; i++) {
-      for (let j = G - 1; j < ny + G; j++) {
-        const kl = i * stride + j;
-        const kr = kl + 1;
-        let rl = hr[kl] + 0.5 * syr[kl];
-        let ul = hu[kl] + 0.5 * syu[kl];
-        let vl = hv[kl] + 0.5 * syv[kl];
-        let pl = hp[kl] + 0.5 * syp[kl];
-        if (!(rl > 0 && pl > 0)) {
-          rl = pr[kl];
-          ul = pu[kl];
-          vl = pv[kl];
-          pl = pp[kl];
-        }
-        let rr = hr[kr] - 0.5 * syr[kr];
-        let ur = hu[kr] - 0.5 * syu[kr];
-        let vr = hv[kr] - 0.5 * syv[kr];
-        let prr = hp[kr] - 0.5 * syp[kr];
-        if (!(rr > 0 && prr > 0)) {
-          rr = pr[kr];
-          ur = pu[kr];
-          vr = pv[kr];
-          prr = pp[kr];
-        }
-        // normal direction is y: pass (v, u) and swap momentum components back
-        face[0] = rl;
-        face[1] = vl;
-        face[2] = ul;
-        face[3] = pl;
-        face[4] = rr;
-        face[5] = vr;
-        face[6] = ur;
-        face[7] = prr;
-        hllc(gamma, face, f);
-        if (j >= G) {
-          rho[kl] -= cy * f[0];
-          my[kl] -= cy * f[1];
-          mx[kl] -= cy * f[2];
-          en[kl] -= cy * f[3];
-        }
-        if (j + 1 < ny + G) {
-          rho[kr] += cy * f[0];
-          my[kr] += cy * f[1];
-          mx[kr] += cy * f[2];
-          en[kr] += cy * f[3];
+        if (own + 1 < cells + G) {
+          rho[kr] += c * f[0];
+          mn[kr] += c * f[1];
+          mt[kr] += c * f[2];
+          en[kr] += c * f[3];
         }
       }
     }

@@ -27,23 +27,18 @@ const depthToSpaceGrad: GradConfig = {
 };
 
 /** Gradient of stridedSlice for positive strides without new/shrink axes: zeros with dy scattered back. */
+/** The resolved begin/size/strides of a StridedSlice of `shape` (shared by its gradient and the wasm kernel). */
+export function stridedSliceInfo(shape: number[], a: StridedSliceAttrs) {
+  return tf.slice_util.sliceInfo(shape, a.begin, a.end, a.strides, a.beginMask, a.endMask, a.ellipsisMask, a.newAxisMask, a.shrinkAxisMask);
+}
+
 const stridedSliceGrad: GradConfig = {
   kernelName: tf.StridedSlice,
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const [x] = saved;
     const a = attrs as unknown as StridedSliceAttrs;
-    const info = tf.slice_util.sliceInfo(
-      x.shape,
-      a.begin,
-      a.end,
-      a.strides,
-      a.beginMask,
-      a.endMask,
-      a.ellipsisMask,
-      a.newAxisMask,
-      a.shrinkAxisMask,
-    );
+    const info = stridedSliceInfo(x.shape, a);
     if (info.strides.some((s) => s <= 0) || a.newAxisMask !== 0) {
       throw new Error('stridedSlice gradient: only positive strides without newAxisMask are supported');
     }

@@ -20,7 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerMissingGradients } from './gradients.js';
+import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
 import type {
   BatchMatMulAttrs,
   Conv2DBackpropFilterAttrs,
@@ -133,17 +133,7 @@ const sliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 const stridedSliceKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const x = input(inputs, 'x');
   const a = attrs as unknown as StridedSliceAttrs;
-  const info = tf.slice_util.sliceInfo(
-    x.shape,
-    a.begin,
-    a.end,
-    a.strides,
-    a.beginMask,
-    a.endMask,
-    a.ellipsisMask,
-    a.newAxisMask,
-    a.shrinkAxisMask,
-  );
+  const info = stridedSliceInfo(x.shape, a);
   const steps = info.strides;
   if (x.dtype === 'string' || info.isIdentity || steps.some((st) => st <= 0)) {
     return original(tf.StridedSlice)({ inputs, backend, attrs });

@@ -21,9 +21,12 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
+import { type WasmBackendInternals, type WinogradGeometry, winogradConv2d, winogradEligible, winogradFilterGradient } from './winograd/index.js';
 import type {
   BatchMatMulAttrs,
+  Conv2DAttrs,
   Conv2DBackpropFilterAttrs,
+  FusedConv2DAttrs,
   Conv2DBackpropInputAttrs,
   KernelConfig,
   KernelFunc,
@@ -248,11 +251,66 @@ const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
   });
 };
 
-const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, attrs }) => {
+/** Geometry of a Winograd-eligible conv, from tfjs' conv info (padding resolved to top/left amounts). */
+function winogradGeometry(info: tf.backend_util.Conv2DInfo): WinogradGeometry {
+  return {
+    batch: info.batchSize,
+    height: info.inHeight,
+    width: info.inWidth,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/** Forward conv attributes shared by Conv2D and FusedConv2D. */
+function forwardInfo(x: TensorInfo, filter: TensorInfo, a: Conv2DAttrs): tf.backend_util.Conv2DInfo | undefined {
+  const channelsLast = a.dataFormat === undefined || a.dataFormat === 'NHWC' || (a.dataFormat as string) === 'channelsLast';
+  const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
+  const strides = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
+  if (!channelsLast || x.dtype !== 'float32' || !winogradEligible(filter.shape, strides, dilations)) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  return info.outHeight > 0 && info.outWidth > 0 ? info : undefined;
+}
+
+/** Conv2D: Winograd for 3x3 stride-1 convs with channels in multiples of 4, XNNPACK otherwise. */
+const conv2DKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  const filter = input(inputs, 'filter');
+  const info = forwardInfo(x, filter, attrs as unknown as Conv2DAttrs);
+  if (!info) return original(tf.Conv2D)({ inputs, backend, attrs });
+  return winogradConv2d(backend as WasmBackendInternals, x, filter, undefined, winogradGeometry(info));
+};
+
+/** FusedConv2D (conv + bias, linear activation): as Conv2D; other activations keep the stock kernel. */
+const fusedConv2DKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const a = attrs as unknown as FusedConv2DAttrs;
+  const x = input(inputs, 'x');
+  const filter = input(inputs, 'filter');
+  const bias = inputs.bias;
+  const info = a.activation === 'linear' || a.activation === undefined ? forwardInfo(x, filter, a) : undefined;
+  if (!info || (bias && (bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3]))) {
+    return original(tf.FusedConv2D)({ inputs, backend, attrs });
+  }
+  return winogradConv2d(backend as WasmBackendInternals, x, filter, bias, winogradGeometry(info));
+};
+
+const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as Conv2DBackpropFilterAttrs;
   const x = asTensor(input(inputs, 'x')) as tf.Tensor4D;
   const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
   const info = convInfo(x.shape, a.filterShape, a);
+  if (x.dtype === 'float32' && winogradEligible(a.filterShape, [info.strideHeight, info.strideWidth], [1, 1])) {
+    return winogradFilterGradient(backend as WasmBackendInternals, x, dy, winogradGeometry(info));
+  }
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: ho, outWidth: wo } = info;
   const [, h, w] = x.shape;
   return tf.tidy(() => {
@@ -349,6 +407,8 @@ const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 
 /** Names of the wasm kernels this module registers or replaces (for reports and tests). */
 export const wasmKernelNames = [
+  tf.Conv2D,
+  tf.FusedConv2D,
   tf.Conv2DBackpropFilter,
   tf.Conv2DBackpropInput,
   tf.BatchMatMul,
@@ -360,6 +420,8 @@ export const wasmKernelNames = [
 
 /** Registers the project's wasm kernels and missing gradients. Idempotent; called on import. */
 export function registerWasmKernels(): void {
+  replaceKernel(tf.Conv2D, conv2DKernel);
+  replaceKernel(tf.FusedConv2D, fusedConv2DKernel);
   replaceKernel(tf.Conv2DBackpropFilter, conv2DBackpropFilterKernel);
   replaceKernel(tf.Conv2DBackpropInput, conv2DBackpropInputKernel);
   replaceKernel(tf.BatchMatMul, batchMatMulKernel);

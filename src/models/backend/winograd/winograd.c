@@ -1,0 +1,392 @@
+/*
+ * Winograd F(2x2, 3x3) convolution kernels for 3x3 stride-1 convolutions, NHWC, float32, wasm SIMD128.
+ *
+ * A 3x3 convolution over 2x2 output tiles becomes, per tile, 16 elementwise products of 4x4 transformed input
+ * and filter tiles; summed over channels, those are 16 independent matrix products (tiles x Cin by Cin x Cout)
+ * with 16/36 of the direct method's multiply-adds (Lavin & Gray 2016, "Fast algorithms for convolutional neural
+ * networks"):
+ *
+ *   forward          Y  = A^T [ (G g G^T) . (B^T d B) ] A
+ *   filter gradient  dg = G^T [ sum over tiles (B^T d B) . (A dY A^T) ] G
+ *
+ * with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] and
+ * A^T = [1 1 1 0; 0 1 -1 -1]. The input gradient is a forward convolution with the flipped filter. The
+ * transforms are memory-bound passes; the products are register-blocked loops over cache-sized chunks (they
+ * beat calling XNNPACK per product here, which repacks its right operand on every call).
+ *
+ * Memory contract: this module imports the tfjs wasm heap and must never touch memory it was not handed. It has
+ * no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
+ * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 heap offsets, one per
+ * transformed position xi = 4 * row + col, each pointing at a separate matrix.
+ */
+#include <wasm_simd128.h>
+
+typedef v128_t vec;
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define LOAD(p) wasm_v128_load(p)
+#define STORE(p, v) wasm_v128_store((p), (v))
+#define ADD wasm_f32x4_add
+#define SUB wasm_f32x4_sub
+#define MUL wasm_f32x4_mul
+
+static inline float *plane(const int *table, int xi) { return (float *)table[xi]; }
+
+
+/* Loads 4 channels at `offset`, or zeros when the row or the column lies in the padding. */
+static inline vec load_or_zero(const float *x, int row_ok, int col_off, int c) {
+  return (row_ok && col_off >= 0) ? LOAD(x + col_off + c) : wasm_f32x4_splat(0.0f);
+}
+
+/*
+ * Input transform B^T d B of every 4x4 input tile (stride 2, offset by the padding), written as 16 planes of
+ * shape [tiles, C] (tile index = (b * tiles_h + ty) * tiles_w + tx). Positions outside the input read as zero.
+ */
+EXPORT(winograd_input)
+void winograd_input(const float *x, int batch, int height, int width, int channels, int pad_top, int pad_left,
+                    int tiles_h, int tiles_w, const int *out_table) {
+  const int C = channels;
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int y0 = 2 * ty - pad_top;
+      /* Row pointers, dereferenced only when their r* flag says the row is inside the input. */
+      const int r0 = y0 >= 0 && y0 < height, r1 = y0 + 1 >= 0 && y0 + 1 < height;
+      const int r2 = y0 + 2 >= 0 && y0 + 2 < height, r3 = y0 + 3 >= 0 && y0 + 3 < height;
+      const float *row0 = x + ((b * height + y0) * width) * C;
+      const float *row1 = row0 + width * C, *row2 = row1 + width * C, *row3 = row2 + width * C;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int x0 = 2 * tx - pad_left;
+        const int c0 = (x0 >= 0 && x0 < width) ? x0 * C : -1;
+        const int c1 = (x0 + 1 >= 0 && x0 + 1 < width) ? (x0 + 1) * C : -1;
+        const int c2 = (x0 + 2 >= 0 && x0 + 2 < width) ? (x0 + 2) * C : -1;
+        const int c3 = (x0 + 3 >= 0 && x0 + 3 < width) ? (x0 + 3) * C : -1;
+        const int tile = (b * tiles_h + ty) * tiles_w + tx;
+        const int out = tile * C;
+        for (int c = 0; c < C; c += 4) {
+          /* Column transform first: s_ij = (d B)_ij for each of the 4 rows i. */
+#define ROW(i, rp, ok)                                                             \
+  vec s##i##0, s##i##1, s##i##2, s##i##3;                                          \
+  {                                                                                \
+    const vec d0 = load_or_zero(rp, ok, c0, c), d1 = load_or_zero(rp, ok, c1, c); \
+    const vec d2 = load_or_zero(rp, ok, c2, c), d3 = load_or_zero(rp, ok, c3, c); \
+    s##i##0 = SUB(d0, d2);                                                         \
+    s##i##1 = ADD(d1, d2);                                                         \
+    s##i##2 = SUB(d2, d1);                                                         \
+    s##i##3 = SUB(d1, d3);                                                         \
+  }
+          ROW(0, row0, r0)
+          ROW(1, row1, r1)
+          ROW(2, row2, r2)
+          ROW(3, row3, r3)
+#undef ROW
+          /* Then the row transform B^T s, column by column. */
+#define COL(j)                                                   \
+  STORE(plane(out_table, 0 + j) + out + c, SUB(s0##j, s2##j));  \
+  STORE(plane(out_table, 4 + j) + out + c, ADD(s1##j, s2##j));  \
+  STORE(plane(out_table, 8 + j) + out + c, SUB(s2##j, s1##j));  \
+  STORE(plane(out_table, 12 + j) + out + c, SUB(s1##j, s3##j));
+          COL(0)
+          COL(1)
+          COL(2)
+          COL(3)
+#undef COL
+        }
+      }
+    }
+  }
+}
+
+/* Filter transform G g G^T of a [3, 3, Cin, Cout] filter into 16 planes [Cin, Cout]. */
+EXPORT(winograd_filter)
+void winograd_filter(const float *g, int in_channels, int out_channels, const int *out_table) {
+  const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
+  const vec half = wasm_f32x4_splat(0.5f);
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      const float *p = g + ci * Co + co;
+#define G(a, b) LOAD(p + ((a) * 3 + (b)) * tap)
+      /* t = G g (4x3), by columns b. */
+#define TCOL(b)                                                     \
+  const vec g0##b = G(0, b), g1##b = G(1, b), g2##b = G(2, b);      \
+  const vec t0##b = g0##b;                                          \
+  const vec t1##b = MUL(half, ADD(ADD(g0##b, g1##b), g2##b));       \
+  const vec t2##b = MUL(half, ADD(SUB(g0##b, g1##b), g2##b));       \
+  const vec t3##b = g2##b;
+      TCOL(0)
+      TCOL(1)
+      TCOL(2)
+#undef TCOL
+#undef G
+      const int o = ci * Co + co;
+      /* U = t G^T (4x4), by rows i. */
+#define UROW(i)                                                                      \
+  STORE(plane(out_table, 4 * i + 0) + o, t##i##0);                                   \
+  STORE(plane(out_table, 4 * i + 1) + o, MUL(half, ADD(ADD(t##i##0, t##i##1), t##i##2))); \
+  STORE(plane(out_table, 4 * i + 2) + o, MUL(half, ADD(SUB(t##i##0, t##i##1), t##i##2))); \
+  STORE(plane(out_table, 4 * i + 3) + o, t##i##2);
+      UROW(0)
+      UROW(1)
+      UROW(2)
+      UROW(3)
+#undef UROW
+    }
+  }
+}
+
+/*
+ * Output transform A^T m A of the 16 product planes [tiles, Cout] into y [batch, out_h, out_w, Cout], plus the
+ * bias (heap offset, or 0 for none). Outputs past out_h / out_w (odd sizes) are dropped.
+ */
+EXPORT(winograd_output)
+void winograd_output(const int *in_table, const float *bias, int batch, int out_h, int out_w, int channels,
+                     int tiles_h, int tiles_w, float *y) {
+  const int C = channels;
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int oy = 2 * ty;
+      const int second_row = oy + 1 < out_h;
+      float *y0 = y + ((b * out_h + oy) * out_w) * C;
+      float *y1 = y0 + out_w * C;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int ox = 2 * tx;
+        const int second_col = ox + 1 < out_w;
+        const int tile = (b * tiles_h + ty) * tiles_w + tx;
+        const int in = tile * C;
+        for (int c = 0; c < C; c += 4) {
+          /* r = A^T m (2x4), by columns j. */
+#define RCOL(j)                                                             \
+  const vec m0##j = LOAD(plane(in_table, 0 + j) + in + c);                  \
+  const vec m1##j = LOAD(plane(in_table, 4 + j) + in + c);                  \
+  const vec m2##j = LOAD(plane(in_table, 8 + j) + in + c);                  \
+  const vec m3##j = LOAD(plane(in_table, 12 + j) + in + c);                 \
+  const vec r0##j = ADD(ADD(m0##j, m1##j), m2##j);                          \
+  const vec r1##j = SUB(SUB(m1##j, m2##j), m3##j);
+          RCOL(0)
+          RCOL(1)
+          RCOL(2)
+          RCOL(3)
+#undef RCOL
+          const vec bv = bias ? LOAD(bias + c) : wasm_f32x4_splat(0.0f);
+          STORE(y0 + ox * C + c, ADD(bv, ADD(ADD(r00, r01), r02)));
+          if (second_col) STORE(y0 + (ox + 1) * C + c, ADD(bv, SUB(SUB(r01, r02), r03)));
+          if (second_row) {
+            STORE(y1 + ox * C + c, ADD(bv, ADD(ADD(r10, r11), r12)));
+            if (second_col) STORE(y1 + (ox + 1) * C + c, ADD(bv, SUB(SUB(r11, r12), r13)));
+          }
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Output-gradient transform A dY A^T of every 2x2 block of dy [batch, out_h, out_w, C] into 16 planes
+ * [tiles, C]; positions past out_h / out_w (odd sizes) read as zero.
+ */
+EXPORT(winograd_grad_output)
+void winograd_grad_output(const float *dy, int batch, int out_h, int out_w, int channels, int tiles_h, int tiles_w,
+                          const int *out_table) {
+  const int C = channels;
+  const vec zero = wasm_f32x4_splat(0.0f);
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int oy = 2 * ty;
+      const int second_row = oy + 1 < out_h;
+      const float *d0 = dy + ((b * out_h + oy) * out_w) * C;
+      const float *d1 = d0 + out_w * C;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int ox = 2 * tx;
+        const int second_col = ox + 1 < out_w;
+        const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
+        for (int c = 0; c < C; c += 4) {
+          const vec e00 = LOAD(d0 + ox * C + c);
+          const vec e01 = second_col ? LOAD(d0 + (ox + 1) * C + c) : zero;
+          const vec e10 = second_row ? LOAD(d1 + ox * C + c) : zero;
+          const vec e11 = second_row && second_col ? LOAD(d1 + (ox + 1) * C + c) : zero;
+          /* q = A e (4x2), rows: e0, e0 + e1, e0 - e1, -e1. */
+          const vec q00 = e00, q01 = e01;
+          const vec q10 = ADD(e00, e10), q11 = ADD(e01, e11);
+          const vec q20 = SUB(e00, e10), q21 = SUB(e01, e11);
+          const vec q30 = wasm_f32x4_neg(e10), q31 = wasm_f32x4_neg(e11);
+          /* W = q A^T (4x4), columns: q0, q0 + q1, q0 - q1, -q1. */
+#define WROW(i)                                                         \
+  STORE(plane(out_table, 4 * i + 0) + out + c, q##i##0);                \
+  STORE(plane(out_table, 4 * i + 1) + out + c, ADD(q##i##0, q##i##1));  \
+  STORE(plane(out_table, 4 * i + 2) + out + c, SUB(q##i##0, q##i##1));  \
+  STORE(plane(out_table, 4 * i + 3) + out + c, wasm_f32x4_neg(q##i##1));
+          WROW(0)
+          WROW(1)
+          WROW(2)
+          WROW(3)
+#undef WROW
+        }
+      }
+    }
+  }
+}
+
+/* Filter-gradient transform G^T u G of 16 planes u [Cin, Cout] into dg [3, 3, Cin, Cout]. */
+EXPORT(winograd_grad_filter)
+void winograd_grad_filter(const int *in_table, int in_channels, int out_channels, float *dg) {
+  const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
+  const vec half = wasm_f32x4_splat(0.5f);
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      const int o = ci * Co + co;
+      /* e = G^T u (3x4), by columns j: rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3. */
+#define ECOL(j)                                                  \
+  const vec u0##j = LOAD(plane(in_table, 0 + j) + o);            \
+  const vec u1##j = LOAD(plane(in_table, 4 + j) + o);            \
+  const vec u2##j = LOAD(plane(in_table, 8 + j) + o);            \
+  const vec u3##j = LOAD(plane(in_table, 12 + j) + o);           \
+  const vec h##j = MUL(half, ADD(u1##j, u2##j));                 \
+  const vec e0##j = ADD(u0##j, h##j);                            \
+  const vec e1##j = MUL(half, SUB(u1##j, u2##j));                \
+  const vec e2##j = ADD(h##j, u3##j);
+      ECOL(0)
+      ECOL(1)
+      ECOL(2)
+      ECOL(3)
+#undef ECOL
+      /* dg = e G (3x3), by rows a: columns e0 + (e1 + e2)/2, (e1 - e2)/2, (e1 + e2)/2 + e3. */
+#define DROW(a)                                                       \
+  {                                                                   \
+    const vec k = MUL(half, ADD(e##a##1, e##a##2));                   \
+    STORE(dg + ((a) * 3 + 0) * tap + o, ADD(e##a##0, k));             \
+    STORE(dg + ((a) * 3 + 1) * tap + o, MUL(half, SUB(e##a##1, e##a##2))); \
+    STORE(dg + ((a) * 3 + 2) * tap + o, ADD(k, e##a##3));             \
+  }
+      DROW(0)
+      DROW(1)
+      DROW(2)
+#undef DROW
+    }
+  }
+}
+
+/*
+ * Filter-gradient products: out[xi][ci][co] = sum over t of v[xi][t][ci] * w[xi][t][co], for 16 planes v
+ * [tiles, Cin] and w [tiles, Cout] into 16 planes [Cin, Cout]. A register-blocked outer-product accumulation
+ * (4 input x 8 output channels per block) over chunks of tiles that stay in cache; Cin a multiple of 4, Cout a
+ * multiple of 4.
+ */
+#define ACC_TILES 256
+EXPORT(winograd_accumulate)
+void winograd_accumulate(const int *v_table, const int *w_table, int tiles, int in_channels, int out_channels,
+                         const int *out_table) {
+  const int Ci = in_channels, Co = out_channels;
+  const vec zero = wasm_f32x4_splat(0.0f);
+  for (int xi = 0; xi < 16; xi++) {
+    const float *v = plane(v_table, xi);
+    const float *w = plane(w_table, xi);
+    float *out = plane(out_table, xi);
+    for (int t0 = 0; t0 < tiles; t0 += ACC_TILES) {
+      const int t1 = t0 + ACC_TILES < tiles ? t0 + ACC_TILES : tiles;
+      for (int ci = 0; ci < Ci; ci += 4) {
+        float *o0 = out + ci * Co, *o1 = o0 + Co, *o2 = o1 + Co, *o3 = o2 + Co;
+        int co = 0;
+        for (; co + 8 <= Co; co += 8) {
+          vec a00, a01, a10, a11, a20, a21, a30, a31;
+          if (t0 == 0) {
+            a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = zero;
+          } else {
+            a00 = LOAD(o0 + co), a01 = LOAD(o0 + co + 4), a10 = LOAD(o1 + co), a11 = LOAD(o1 + co + 4);
+            a20 = LOAD(o2 + co), a21 = LOAD(o2 + co + 4), a30 = LOAD(o3 + co), a31 = LOAD(o3 + co + 4);
+          }
+          const float *vp = v + t0 * Ci + ci;
+          const float *wp = w + t0 * Co + co;
+          for (int t = t0; t < t1; t++, vp += Ci, wp += Co) {
+            const vec w0 = LOAD(wp), w1 = LOAD(wp + 4);
+            const vec s0 = wasm_v128_load32_splat(vp + 0), s1 = wasm_v128_load32_splat(vp + 1);
+            const vec s2 = wasm_v128_load32_splat(vp + 2), s3 = wasm_v128_load32_splat(vp + 3);
+            a00 = ADD(a00, MUL(s0, w0)), a01 = ADD(a01, MUL(s0, w1));
+            a10 = ADD(a10, MUL(s1, w0)), a11 = ADD(a11, MUL(s1, w1));
+            a20 = ADD(a20, MUL(s2, w0)), a21 = ADD(a21, MUL(s2, w1));
+            a30 = ADD(a30, MUL(s3, w0)), a31 = ADD(a31, MUL(s3, w1));
+          }
+          STORE(o0 + co, a00), STORE(o0 + co + 4, a01), STORE(o1 + co, a10), STORE(o1 + co + 4, a11);
+          STORE(o2 + co, a20), STORE(o2 + co + 4, a21), STORE(o3 + co, a30), STORE(o3 + co + 4, a31);
+        }
+        for (; co < Co; co += 4) {
+          vec a0, a1, a2, a3;
+          if (t0 == 0) {
+            a0 = a1 = a2 = a3 = zero;
+          } else {
+            a0 = LOAD(o0 + co), a1 = LOAD(o1 + co), a2 = LOAD(o2 + co), a3 = LOAD(o3 + co);
+          }
+          const float *vp = v + t0 * Ci + ci;
+          const float *wp = w + t0 * Co + co;
+          for (int t = t0; t < t1; t++, vp += Ci, wp += Co) {
+            const vec w0 = LOAD(wp);
+            a0 = ADD(a0, MUL(wasm_v128_load32_splat(vp + 0), w0));
+            a1 = ADD(a1, MUL(wasm_v128_load32_splat(vp + 1), w0));
+            a2 = ADD(a2, MUL(wasm_v128_load32_splat(vp + 2), w0));
+            a3 = ADD(a3, MUL(wasm_v128_load32_splat(vp + 3), w0));
+          }
+          STORE(o0 + co, a0), STORE(o1 + co, a1), STORE(o2 + co, a2), STORE(o3 + co, a3);
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Forward products: m[xi][t][co] = sum over ci of v[xi][t][ci] * u[xi][ci][co], for 16 planes v [tiles, Cin] and
+ * u [Cin, Cout] into 16 planes [tiles, Cout]. Register blocks of 4 tiles x 8 output channels, over chunks of
+ * tiles that stay in cache while every column block of u passes over them; Cout a multiple of 4.
+ */
+#define MUL_TILES 64
+EXPORT(winograd_multiply)
+void winograd_multiply(const int *v_table, const int *u_table, int tiles, int in_channels, int out_channels,
+                       const int *out_table) {
+  const int Ci = in_channels, Co = out_channels;
+  const vec zero = wasm_f32x4_splat(0.0f);
+  for (int xi = 0; xi < 16; xi++) {
+    const float *v = plane(v_table, xi);
+    const float *u = plane(u_table, xi);
+    float *m = plane(out_table, xi);
+    for (int t0 = 0; t0 < tiles; t0 += MUL_TILES) {
+      const int t1 = t0 + MUL_TILES < tiles ? t0 + MUL_TILES : tiles;
+      int co = 0;
+      for (; co + 8 <= Co; co += 8) {
+        int t = t0;
+        for (; t + 4 <= t1; t += 4) {
+          const float *v0 = v + t * Ci, *v1 = v0 + Ci, *v2 = v1 + Ci, *v3 = v2 + Ci;
+          vec a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+          const float *up = u + co;
+          for (int ci = 0; ci < Ci; ci++, up += Co) {
+            const vec w0 = LOAD(up), w1 = LOAD(up + 4);
+            const vec s0 = wasm_v128_load32_splat(v0 + ci), s1 = wasm_v128_load32_splat(v1 + ci);
+            const vec s2 = wasm_v128_load32_splat(v2 + ci), s3 = wasm_v128_load32_splat(v3 + ci);
+            a00 = ADD(a00, MUL(s0, w0)), a01 = ADD(a01, MUL(s0, w1));
+            a10 = ADD(a10, MUL(s1, w0)), a11 = ADD(a11, MUL(s1, w1));
+            a20 = ADD(a20, MUL(s2, w0)), a21 = ADD(a21, MUL(s2, w1));
+            a30 = ADD(a30, MUL(s3, w0)), a31 = ADD(a31, MUL(s3, w1));
+          }
+          float *m0 = m + t * Co + co, *m1 = m0 + Co, *m2 = m1 + Co, *m3 = m2 + Co;
+          STORE(m0, a00), STORE(m0 + 4, a01), STORE(m1, a10), STORE(m1 + 4, a11);
+          STORE(m2, a20), STORE(m2 + 4, a21), STORE(m3, a30), STORE(m3 + 4, a31);
+        }
+        for (; t < t1; t++) {
+          const float *v0 = v + t * Ci;
+          vec a0 = zero, a1 = zero;
+          const float *up = u + co;
+          for (int ci = 0; ci < Ci; ci++, up += Co) {
+            const vec s = wasm_v128_load32_splat(v0 + ci);
+            a0 = ADD(a0, MUL(s, LOAD(up))), a1 = ADD(a1, MUL(s, LOAD(up + 4)));
+          }
+          STORE(m + t * Co + co, a0), STORE(m + t * Co + co + 4, a1);
+        }
+      }
+      for (; co < Co; co += 4) {
+        for (int t = t0; t < t1; t++) {
+          const float *v0 = v + t * Ci;
+          vec a0 = zero;
+          const float *up = u + co;
+          for (int ci = 0; ci < Ci; ci++, up += Co) a0 = ADD(a0, MUL(wasm_v128_load32_splat(v0 + ci), LOAD(up)));
+          STORE(m + t * Co + co, a0);
+        }
+      }
+    }
+  }
+}

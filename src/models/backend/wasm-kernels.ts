@@ -5,11 +5,18 @@
  *
  * Why each one (measured on one core of the project's machine; XNNPACK forward conv and plain matmul run at
  * 20-30 GFLOP/s, the stock fallbacks below at about 2):
- * - `Conv2DBackpropFilter` is missing. It is computed as ONE forward convolution (XNNPACK): the input with
- *   channels and batch swapped, `[Cin, H, W, B]`, convolved with the output gradient as filter, `[Ho, Wo, B, Cout]`,
- *   dilated by the stride; the result `[Cin, kh, kw, Cout]` is transposed to the filter layout.
+ * - `Conv2D` and `FusedConv2D` (bias, linear activation): 3x3 stride-1 convs whose channel counts are multiples
+ *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(2x2, 3x3) in the project's own wasm
+ *   module (winograd/): 16/36 of the multiply-adds, register-blocked products at about 30 GFLOP/s, so 45-60
+ *   GFLOP/s direct-equivalent. Other convs keep the stock XNNPACK kernel.
+ * - `Conv2DBackpropFilter` is missing. For Winograd-eligible convs it is the Winograd filter gradient (the
+ *   transformed input and output gradient, multiplied and summed over tiles). Otherwise it is ONE forward
+ *   convolution (XNNPACK): the input with channels and batch swapped, `[Cin, H, W, B]`, convolved with the
+ *   output gradient as filter, `[Ho, Wo, B, Cout]`, dilated by the stride; the result `[Cin, kh, kw, Cout]` is
+ *   transposed to the filter layout.
  * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
- *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter.
+ *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter, which takes
+ *   the Winograd path when the forward conv did.
  * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1: operands are
  *   transposed explicitly, a batch against a shared matrix becomes one tall product, other batches one stock
  *   (XNNPACK) product per entry. The filter flip of the input gradient is a one-pass JS kernel

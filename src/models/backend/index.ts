@@ -4,3 +4,4 @@
  */
 export * from './select.js';
 export { registerMissingGradients } from './gradients.js';
+export { type WinogradMode, setWinogradMode, winogradMode } from './winograd/index.js';

@@ -1,13 +1,16 @@
 /**
- * Winograd F(2x2, 3x3) convolutions on the tfjs wasm backend: the forward pass and the filter gradient of every
- * 3x3, stride-1 NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward
- * convolution with the flipped filter, so it takes the same path). A 3x3 conv then costs 16 matrix products with
- * 16/36 of the direct method's multiply-adds. Transforms and products run in the project's own small wasm module
- * (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's `WebAssembly.Memory`, so
- * no tensor is copied in or out. Scratch planes (about 4x the input and output sizes) live for one call.
+ * Winograd convolutions on the tfjs wasm backend: the forward pass and the filter gradient of every 3x3,
+ * stride-1 NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward convolution
+ * with the flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix
+ * products with a fraction of the direct method's multiply-adds. Transforms and products run in the project's
+ * own small wasm module (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
+ * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes) live
+ * for one call.
  *
- * Accuracy: the transforms use only +, - and x0.5, so results match direct convolution to float32 rounding
- * (relative error about 1e-6 at these channel counts; tests check against the cpu backend).
+ * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
+ * chosen per conv by `WinogradMode`. Accuracy against direct convolution (float32, random data, measured here):
+ * F(2x2) about 1e-6 relative (rms and max); F(4x4) about 3e-6 rms and up to 1.3e-5 max at 256 channels, from its
+ * larger transform constants. Both are far below the noise of SGD; tests check both against the cpu backend.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { winogradWasmBase64 } from './module.generated.js';
@@ -28,14 +31,78 @@ export interface WasmBackendInternals {
   wasm: { HEAP32: Int32Array; asm?: { memory?: object } };
 }
 
+/** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
+interface Transforms {
+  input(x: number, batch: number, h: number, w: number, c: number, padTop: number, padLeft: number, tilesH: number, tilesW: number, table: number): void;
+  filter(g: number, cin: number, cout: number, table: number): void;
+  output(table: number, bias: number, batch: number, outH: number, outW: number, c: number, tilesH: number, tilesW: number, y: number): void;
+  gradOutput(dy: number, batch: number, outH: number, outW: number, c: number, tilesH: number, tilesW: number, table: number): void;
+  gradFilter(table: number, cin: number, cout: number, dg: number): void;
+}
+
 interface WinogradExports {
-  winograd_input(x: number, batch: number, h: number, w: number, c: number, padTop: number, padLeft: number, tilesH: number, tilesW: number, table: number): void;
-  winograd_filter(g: number, cin: number, cout: number, table: number): void;
-  winograd_output(table: number, bias: number, batch: number, outH: number, outW: number, c: number, tilesH: number, tilesW: number, y: number): void;
-  winograd_grad_output(dy: number, batch: number, outH: number, outW: number, c: number, tilesH: number, tilesW: number, table: number): void;
-  winograd_grad_filter(table: number, cin: number, cout: number, dg: number): void;
-  winograd_multiply(vTable: number, uTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
-  winograd_accumulate(vTable: number, wTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
+  winograd_multiply(planes: number, vTable: number, uTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
+  winograd_accumulate(planes: number, vTable: number, wTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
+  [name: string]: (...args: number[]) => void;
+}
+
+/** A Winograd variant: output tile size, number of transformed planes, transforms. */
+interface Variant {
+  tile: number;
+  planes: number;
+  transforms: Transforms;
+}
+
+function variant(wasm: WinogradExports, tile: 2 | 4): Variant {
+  const prefix = tile === 2 ? 'winograd_' : 'winograd4_';
+  const fn = (name: string) => wasm[prefix + name];
+  return {
+    tile,
+    planes: tile === 2 ? 16 : 36,
+    transforms: {
+      input: fn('input'),
+      filter: fn('filter'),
+      output: fn('output'),
+      gradOutput: fn('grad_output'),
+      gradFilter: fn('grad_filter'),
+    },
+  };
+}
+
+/**
+ * Which Winograd variant eligible convs use: `auto` (default) takes F(4x4, 3x3) when the output has at least
+ * one full 4x4 tile each way, else F(2x2, 3x3); `f2` and `f4` force one (f4 still needs a 4x4 output); `off`
+ * sends every conv to the stock XNNPACK kernels. Set with the `WELLSPRING_WINOGRAD` environment variable (read
+ * at start-up) or `setWinogradMode`.
+ */
+export type WinogradMode = 'auto' | 'f2' | 'f4' | 'off';
+const MODES: readonly WinogradMode[] = ['auto', 'f2', 'f4', 'off'];
+
+function parseMode(value: string | undefined): WinogradMode {
+  if (value === undefined || value === '') return 'auto';
+  if (!(MODES as readonly string[]).includes(value)) {
+    throw new Error(`WELLSPRING_WINOGRAD="${value}": expected one of ${MODES.join(', ')}`);
+  }
+  return value as WinogradMode;
+}
+
+let mode: WinogradMode = parseMode(process.env.WELLSPRING_WINOGRAD);
+
+/** Sets the Winograd mode for this thread (see `WinogradMode`); returns the previous one. */
+export function setWinogradMode(next: WinogradMode): WinogradMode {
+  const previous = mode;
+  mode = parseMode(next);
+  return previous;
+}
+
+/** The Winograd mode in effect on this thread. */
+export function winogradMode(): WinogradMode {
+  return mode;
+}
+
+function chooseVariant(wasm: WinogradExports, outHeight: number, outWidth: number): Variant {
+  const big = mode !== 'f2' && outHeight >= 4 && outWidth >= 4;
+  return variant(wasm, big ? 4 : 2);
 }
 
 const instances = new WeakMap<object, WinogradExports>();
@@ -56,10 +123,14 @@ function kernels(backend: WasmBackendInternals): WinogradExports {
   return found;
 }
 
-/** Whether a conv can take the Winograd path: 3x3 filter, stride and dilation 1, channels multiples of 4. */
+/**
+ * Whether a conv takes the Winograd path: mode not `off`, 3x3 filter, stride and dilation 1, channel counts
+ * multiples of 4 and at least 8 (thinner convs are cheap, and XNNPACK handles their odd shapes).
+ */
 export function winogradEligible(filterShape: readonly number[], strides: readonly number[], dilations: readonly number[]): boolean {
   const [kh, kw, cin, cout] = filterShape;
   return (
+    mode !== 'off' &&
     kh === 3 && kw === 3 && strides.every((s) => s === 1) && dilations.every((d) => d === 1) &&
     cin % 4 === 0 && cout % 4 === 0 && cin >= 8 && cout >= 8
   );
@@ -87,8 +158,8 @@ class Scratch {
     return t;
   }
 
-  planes(shape: number[]): TensorInfo[] {
-    return Array.from({ length: 16 }, () => this.tensor(shape));
+  planes(count: number, shape: number[]): TensorInfo[] {
+    return Array.from({ length: count }, () => this.tensor(shape));
   }
 
 
@@ -112,7 +183,6 @@ class Scratch {
   }
 }
 
-const tilesOf = (n: number) => Math.ceil(n / 2);
 
 
 /**
@@ -127,22 +197,23 @@ export function winogradConv2d(
   g: WinogradGeometry,
 ): TensorInfo {
   const wasm = kernels(backend);
+  const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const [cin, cout] = [filter.shape[2], filter.shape[3]];
-  const tilesH = tilesOf(g.outHeight);
-  const tilesW = tilesOf(g.outWidth);
+  const tilesH = Math.ceil(g.outHeight / tile);
+  const tilesW = Math.ceil(g.outWidth / tile);
   const tiles = g.batch * tilesH * tilesW;
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes([tiles, cin]);
-    const u = scratch.planes([cin, cout]);
-    const m = scratch.planes([tiles, cout]);
+    const v = scratch.planes(planes, [tiles, cin]);
+    const u = scratch.planes(planes, [cin, cout]);
+    const m = scratch.planes(planes, [tiles, cout]);
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
     const [vTable, uTable, mTable] = [scratch.table(v), scratch.table(u), scratch.table(m)];
-    wasm.winograd_input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
-    wasm.winograd_filter(scratch.offset(filter), cin, cout, uTable);
-    wasm.winograd_multiply(vTable, uTable, tiles, cin, cout, mTable);
+    transforms.input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
+    transforms.filter(scratch.offset(filter), cin, cout, uTable);
+    wasm.winograd_multiply(planes, vTable, uTable, tiles, cin, cout, mTable);
     const biasOffset = bias ? scratch.offset(bias) : 0;
-    wasm.winograd_output(mTable, biasOffset, g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, scratch.offset(y));
+    transforms.output(mTable, biasOffset, g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, scratch.offset(y));
     return y;
   } finally {
     scratch.release();
@@ -155,22 +226,23 @@ export function winogradConv2d(
  */
 export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, g: WinogradGeometry): TensorInfo {
   const wasm = kernels(backend);
+  const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
-  const tilesH = tilesOf(g.outHeight);
-  const tilesW = tilesOf(g.outWidth);
+  const tilesH = Math.ceil(g.outHeight / tile);
+  const tilesW = Math.ceil(g.outWidth / tile);
   const tiles = g.batch * tilesH * tilesW;
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes([tiles, cin]);
-    const w = scratch.planes([tiles, cout]);
-    const u = scratch.planes([cin, cout]);
+    const v = scratch.planes(planes, [tiles, cin]);
+    const w = scratch.planes(planes, [tiles, cout]);
+    const u = scratch.planes(planes, [cin, cout]);
     const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
     const [vTable, wTable, uTable] = [scratch.table(v), scratch.table(w), scratch.table(u)];
-    wasm.winograd_input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
-    wasm.winograd_grad_output(scratch.offset(dy), g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, wTable);
-    wasm.winograd_accumulate(vTable, wTable, tiles, cin, cout, uTable);
-    wasm.winograd_grad_filter(uTable, cin, cout, scratch.offset(dw));
+    transforms.input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
+    transforms.gradOutput(scratch.offset(dy), g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, wTable);
+    wasm.winograd_accumulate(planes, vTable, wTable, tiles, cin, cout, uTable);
+    transforms.gradFilter(uTable, cin, cout, scratch.offset(dw));
     return dw;
   } finally {
     scratch.release();

@@ -1,5 +1,6 @@
 /*
- * Winograd F(2x2, 3x3) convolution kernels for 3x3 stride-1 convolutions, NHWC, float32, wasm SIMD128.
+ * Winograd convolution kernels for 3x3 stride-1 convolutions, NHWC, float32, wasm SIMD128: F(2x2, 3x3) first,
+ * F(4x4, 3x3) at the end of the file.
  *
  * A 3x3 convolution over 2x2 output tiles becomes, per tile, 16 elementwise products of 4x4 transformed input
  * and filter tiles; summed over channels, those are 16 independent matrix products (tiles x Cin by Cin x Cout)
@@ -16,8 +17,8 @@
  *
  * Memory contract: this module imports the tfjs wasm heap and must never touch memory it was not handed. It has
  * no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
- * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 heap offsets, one per
- * transformed position xi = 4 * row + col, each pointing at a separate matrix.
+ * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 (36) heap offsets, one per
+ * transformed position xi = 4 * row + col (6 * row + col), each pointing at a separate matrix.
  */
 #include <wasm_simd128.h>
 
@@ -265,18 +266,18 @@ void winograd_grad_filter(const int *in_table, int in_channels, int out_channels
 }
 
 /*
- * Filter-gradient products: out[xi][ci][co] = sum over t of v[xi][t][ci] * w[xi][t][co], for 16 planes v
- * [tiles, Cin] and w [tiles, Cout] into 16 planes [Cin, Cout]. A register-blocked outer-product accumulation
- * (4 input x 8 output channels per block) over chunks of tiles that stay in cache; Cin a multiple of 4, Cout a
- * multiple of 4.
+ * Filter-gradient products: out[xi][ci][co] = sum over t of v[xi][t][ci] * w[xi][t][co], for `planes` planes
+ * v [tiles, Cin] and w [tiles, Cout] into planes [Cin, Cout] (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)). A
+ * register-blocked outer-product accumulation (4 input x 8 output channels per block) over chunks of tiles that
+ * stay in cache; Cin and Cout multiples of 4.
  */
 #define ACC_TILES 256
 EXPORT(winograd_accumulate)
-void winograd_accumulate(const int *v_table, const int *w_table, int tiles, int in_channels, int out_channels,
-                         const int *out_table) {
+void winograd_accumulate(int planes, const int *v_table, const int *w_table, int tiles, int in_channels,
+                         int out_channels, const int *out_table) {
   const int Ci = in_channels, Co = out_channels;
   const vec zero = wasm_f32x4_splat(0.0f);
-  for (int xi = 0; xi < 16; xi++) {
+  for (int xi = 0; xi < planes; xi++) {
     const float *v = plane(v_table, xi);
     const float *w = plane(w_table, xi);
     float *out = plane(out_table, xi);
@@ -331,17 +332,17 @@ void winograd_accumulate(const int *v_table, const int *w_table, int tiles, int 
 }
 
 /*
- * Forward products: m[xi][t][co] = sum over ci of v[xi][t][ci] * u[xi][ci][co], for 16 planes v [tiles, Cin] and
- * u [Cin, Cout] into 16 planes [tiles, Cout]. Register blocks of 4 tiles x 8 output channels, over chunks of
- * tiles that stay in cache while every column block of u passes over them; Cout a multiple of 4.
+ * Forward products: m[xi][t][co] = sum over ci of v[xi][t][ci] * u[xi][ci][co], for `planes` planes v
+ * [tiles, Cin] and u [Cin, Cout] into planes [tiles, Cout]. Register blocks of 4 tiles x 8 output channels,
+ * over chunks of tiles that stay in cache while every column block of u passes over them; Cout a multiple of 4.
  */
 #define MUL_TILES 64
 EXPORT(winograd_multiply)
-void winograd_multiply(const int *v_table, const int *u_table, int tiles, int in_channels, int out_channels,
-                       const int *out_table) {
+void winograd_multiply(int planes, const int *v_table, const int *u_table, int tiles, int in_channels,
+                       int out_channels, const int *out_table) {
   const int Ci = in_channels, Co = out_channels;
   const vec zero = wasm_f32x4_splat(0.0f);
-  for (int xi = 0; xi < 16; xi++) {
+  for (int xi = 0; xi < planes; xi++) {
     const float *v = plane(v_table, xi);
     const float *u = plane(u_table, xi);
     float *m = plane(out_table, xi);
@@ -386,6 +387,254 @@ void winograd_multiply(const int *v_table, const int *u_table, int tiles, int in
           for (int ci = 0; ci < Ci; ci++, up += Co) a0 = ADD(a0, MUL(wasm_v128_load32_splat(v0 + ci), LOAD(up)));
           STORE(m + t * Co + co, a0);
         }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * F(4x4, 3x3): 4x4 output tiles from 6x6 input tiles, 36 planes, 36/144 of the direct multiply-adds (vs 16/36
+ * for F(2x2, 3x3)), at the cost of larger transform constants (rounding error a few times larger, still ~1e-6
+ * relative). Interpolation points 0, +-1, +-2 and infinity:
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * The 1D transforms below work on arrays of v128 with constant indices only, which clang keeps in locals.
+ * ------------------------------------------------------------------------------------------------------------ */
+#define SPLAT wasm_f32x4_splat
+
+static inline __attribute__((always_inline)) void f43_bt(const vec d[6], vec r[6]) {
+  const vec four = SPLAT(4.0f), five = SPLAT(5.0f), two = SPLAT(2.0f);
+  r[0] = ADD(SUB(MUL(four, d[0]), MUL(five, d[2])), d[4]);
+  r[1] = SUB(ADD(d[3], d[4]), MUL(four, ADD(d[1], d[2])));
+  r[2] = ADD(SUB(d[4], d[3]), MUL(four, SUB(d[1], d[2])));
+  r[3] = ADD(SUB(d[4], d[2]), MUL(two, SUB(d[3], d[1])));
+  r[4] = ADD(SUB(d[4], d[2]), MUL(two, SUB(d[1], d[3])));
+  r[5] = ADD(SUB(MUL(four, d[1]), MUL(five, d[3])), d[5]);
+}
+
+static inline __attribute__((always_inline)) void f43_at(const vec m[6], vec y[4]) {
+  const vec two = SPLAT(2.0f), four = SPLAT(4.0f), eight = SPLAT(8.0f);
+  const vec p12 = ADD(m[1], m[2]), m12 = SUB(m[1], m[2]);
+  const vec p34 = ADD(m[3], m[4]), m34 = SUB(m[3], m[4]);
+  y[0] = ADD(ADD(m[0], p12), p34);
+  y[1] = ADD(m12, MUL(two, m34));
+  y[2] = ADD(p12, MUL(four, p34));
+  y[3] = ADD(ADD(m12, MUL(eight, m34)), m[5]);
+}
+
+static inline __attribute__((always_inline)) void f43_g(const vec g[3], vec u[6]) {
+  const vec quarter = SPLAT(0.25f), sixth = SPLAT(1.0f / 6.0f), twelfth = SPLAT(1.0f / 12.0f);
+  const vec twentyfourth = SPLAT(1.0f / 24.0f);
+  const vec outer = ADD(g[0], g[2]);
+  u[0] = MUL(quarter, g[0]);
+  u[1] = wasm_f32x4_neg(MUL(sixth, ADD(outer, g[1])));
+  u[2] = wasm_f32x4_neg(MUL(sixth, SUB(outer, g[1])));
+  const vec even = ADD(MUL(twentyfourth, g[0]), MUL(sixth, g[2]));
+  u[3] = ADD(even, MUL(twelfth, g[1]));
+  u[4] = SUB(even, MUL(twelfth, g[1]));
+  u[5] = g[2];
+}
+
+/* A e: the transpose of A^T, 4 -> 6 (output-gradient transform). */
+static inline __attribute__((always_inline)) void f43_a(const vec e[4], vec w[6]) {
+  const vec two = SPLAT(2.0f), four = SPLAT(4.0f), eight = SPLAT(8.0f);
+  const vec even = ADD(e[0], MUL(four, e[2]));
+  const vec odd = ADD(MUL(two, e[1]), MUL(eight, e[3]));
+  w[0] = e[0];
+  w[1] = ADD(ADD(e[0], e[1]), ADD(e[2], e[3]));
+  w[2] = SUB(ADD(e[0], e[2]), ADD(e[1], e[3]));
+  w[3] = ADD(even, odd);
+  w[4] = SUB(even, odd);
+  w[5] = e[3];
+}
+
+/* G^T u: the transpose of G, 6 -> 3 (filter-gradient transform). */
+static inline __attribute__((always_inline)) void f43_gt(const vec u[6], vec k[3]) {
+  const vec quarter = SPLAT(0.25f), sixth = SPLAT(1.0f / 6.0f), twelfth = SPLAT(1.0f / 12.0f);
+  const vec twentyfourth = SPLAT(1.0f / 24.0f);
+  const vec p12 = ADD(u[1], u[2]), m12 = SUB(u[1], u[2]);
+  const vec p34 = ADD(u[3], u[4]), m34 = SUB(u[3], u[4]);
+  k[0] = ADD(SUB(MUL(quarter, u[0]), MUL(sixth, p12)), MUL(twentyfourth, p34));
+  k[1] = SUB(MUL(twelfth, m34), MUL(sixth, m12));
+  k[2] = ADD(MUL(sixth, SUB(p34, p12)), u[5]);
+}
+
+/* Input transform B^T d B of every 6x6 input tile (stride 4) into 36 planes [tiles, C]; padding reads as 0. */
+EXPORT(winograd4_input)
+void winograd4_input(const float *x, int batch, int height, int width, int channels, int pad_top, int pad_left,
+                     int tiles_h, int tiles_w, const int *out_table) {
+  const int C = channels;
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int y0 = 4 * ty - pad_top;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int x0 = 4 * tx - pad_left;
+        const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
+        int row_ok[6], col_off[6];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 6; i++) {
+          row_ok[i] = y0 + i >= 0 && y0 + i < height;
+          col_off[i] = (x0 + i >= 0 && x0 + i < width) ? (x0 + i) * C : -1;
+        }
+        for (int c = 0; c < C; c += 4) {
+          vec s[6][6];
+#pragma clang loop unroll(full)
+          for (int i = 0; i < 6; i++) {
+            const float *row = x + ((b * height + y0 + i) * width) * C;
+            vec d[6];
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 6; j++) d[j] = load_or_zero(row, row_ok[i], col_off[j], c);
+            f43_bt(d, s[i]);
+          }
+#pragma clang loop unroll(full)
+          for (int j = 0; j < 6; j++) {
+            vec col[6], r[6];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 6; i++) col[i] = s[i][j];
+            f43_bt(col, r);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 6; i++) STORE(plane(out_table, 6 * i + j) + out + c, r[i]);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Filter transform G g G^T of a [3, 3, Cin, Cout] filter into 36 planes [Cin, Cout]. */
+EXPORT(winograd4_filter)
+void winograd4_filter(const float *g, int in_channels, int out_channels, const int *out_table) {
+  const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      const int o = ci * Co + co;
+      vec t[6][3];
+#pragma clang loop unroll(full)
+      for (int b = 0; b < 3; b++) {
+        vec col[3], r[6];
+#pragma clang loop unroll(full)
+        for (int a = 0; a < 3; a++) col[a] = LOAD(g + (a * 3 + b) * tap + o);
+        f43_g(col, r);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 6; i++) t[i][b] = r[i];
+      }
+#pragma clang loop unroll(full)
+      for (int i = 0; i < 6; i++) {
+        vec r[6];
+        f43_g(t[i], r);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 6; j++) STORE(plane(out_table, 6 * i + j) + o, r[j]);
+      }
+    }
+  }
+}
+
+/* Output transform A^T m A of 36 product planes [tiles, Cout] into y [batch, out_h, out_w, Cout] plus bias. */
+EXPORT(winograd4_output)
+void winograd4_output(const int *in_table, const float *bias, int batch, int out_h, int out_w, int channels,
+                      int tiles_h, int tiles_w, float *y) {
+  const int C = channels;
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int oy = 4 * ty;
+      const int rows = out_h - oy < 4 ? out_h - oy : 4;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int ox = 4 * tx;
+        const int cols = out_w - ox < 4 ? out_w - ox : 4;
+        const int in = ((b * tiles_h + ty) * tiles_w + tx) * C;
+        float *base = y + ((b * out_h + oy) * out_w + ox) * C;
+        for (int c = 0; c < C; c += 4) {
+          vec r[4][6];
+#pragma clang loop unroll(full)
+          for (int j = 0; j < 6; j++) {
+            vec col[6], q[4];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 6; i++) col[i] = LOAD(plane(in_table, 6 * i + j) + in + c);
+            f43_at(col, q);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 4; i++) r[i][j] = q[i];
+          }
+          const vec bv = bias ? LOAD(bias + c) : SPLAT(0.0f);
+#pragma clang loop unroll(full)
+          for (int i = 0; i < 4; i++) {
+            vec q[4];
+            f43_at(r[i], q);
+            if (i < rows) {
+              float *row = base + i * out_w * C + c;
+#pragma clang loop unroll(full)
+              for (int j = 0; j < 4; j++)
+                if (j < cols) STORE(row + j * C, ADD(bv, q[j]));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Output-gradient transform A e A^T of every 4x4 block of dy into 36 planes [tiles, C]; past the edge reads 0. */
+EXPORT(winograd4_grad_output)
+void winograd4_grad_output(const float *dy, int batch, int out_h, int out_w, int channels, int tiles_h,
+                           int tiles_w, const int *out_table) {
+  const int C = channels;
+  const vec zero = SPLAT(0.0f);
+  for (int b = 0; b < batch; b++) {
+    for (int ty = 0; ty < tiles_h; ty++) {
+      const int oy = 4 * ty;
+      const int rows = out_h - oy < 4 ? out_h - oy : 4;
+      for (int tx = 0; tx < tiles_w; tx++) {
+        const int ox = 4 * tx;
+        const int cols = out_w - ox < 4 ? out_w - ox : 4;
+        const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
+        const float *base = dy + ((b * out_h + oy) * out_w + ox) * C;
+        for (int c = 0; c < C; c += 4) {
+          vec s[4][6];
+#pragma clang loop unroll(full)
+          for (int i = 0; i < 4; i++) {
+            vec e[4];
+#pragma clang loop unroll(full)
+            for (int j = 0; j < 4; j++) e[j] = (i < rows && j < cols) ? LOAD(base + (i * out_w + j) * C + c) : zero;
+            f43_a(e, s[i]);
+          }
+#pragma clang loop unroll(full)
+          for (int j = 0; j < 6; j++) {
+            vec col[4], w[6];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 4; i++) col[i] = s[i][j];
+            f43_a(col, w);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 6; i++) STORE(plane(out_table, 6 * i + j) + out + c, w[i]);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Filter-gradient transform G^T u G of 36 planes u [Cin, Cout] into dg [3, 3, Cin, Cout]. */
+EXPORT(winograd4_grad_filter)
+void winograd4_grad_filter(const int *in_table, int in_channels, int out_channels, float *dg) {
+  const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      const int o = ci * Co + co;
+      vec e[3][6];
+#pragma clang loop unroll(full)
+      for (int j = 0; j < 6; j++) {
+        vec col[6], k[3];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 6; i++) col[i] = LOAD(plane(in_table, 6 * i + j) + o);
+        f43_gt(col, k);
+#pragma clang loop unroll(full)
+        for (int a = 0; a < 3; a++) e[a][j] = k[a];
+      }
+#pragma clang loop unroll(full)
+      for (int a = 0; a < 3; a++) {
+        vec k[3];
+        f43_gt(e[a], k);
+#pragma clang loop unroll(full)
+        for (int b = 0; b < 3; b++) STORE(dg + (a * 3 + b) * tap + o, k[b]);
       }
     }
   }

@@ -6,9 +6,12 @@
  * wellspring-time (higher is better for wellspring; 1.0 = parity), in wall time and in CPU time per step. Which
  * BLAS PyTorch loaded matters a lot for the ViT (see bench/torch_train.py); the ratio lines name it.
  *
- * `node dist/bench/compute.bench.js [--steps N] [--which dcae-small,vit-small] [--workers 1,2] [--no-profile]`
+ * `node dist/bench/compute.bench.js [--steps N] [--which dcae-small,vit-small] [--workers 1,2] [--no-profile]
+ *   [--no-baseline]`
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
+ *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off (`WELLSPRING_WINOGRAD=off`:
+ *   tfjs' XNNPACK convolutions plus the project's gradient kernels), to show what the Winograd kernels bring.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
@@ -17,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
+import { setWinogradMode, winogradMode } from '../src/models/backend/winograd/index.js';
 import { createDcae, createVit, presets } from '../src/models/nn/index.js';
 import { ParallelGradients, Trainer, type ParallelModel } from '../src/models/train/index.js';
 import { Rng } from '../src/streams/random.js';
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
       which: { type: 'string', default: 'dcae-small,vit-small' },
       'no-profile': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1,2' },
+      'no-baseline': { type: 'boolean', default: false },
     },
   });
   const steps = Number(values.steps);
@@ -173,6 +178,7 @@ async function main(): Promise<void> {
         batch: model === 'dcae-small' ? 16 : 32,
         backend: info.name,
         workers,
+        winograd: winogradMode(),
         processCpuMsPerStep: Math.round(cpuMs),
         machine,
         ...(workers === 1 ? { kernelsMs: kernels } : {}),
@@ -181,6 +187,28 @@ async function main(): Promise<void> {
         : {}),
       });
       await parallel?.close();
+      trainer.dispose();
+      for (const v of params.values()) v.dispose();
+    }
+    if (!values['no-baseline'] && model === 'dcae-small') {
+      const previous = setWinogradMode('off');
+      const { params, loss } = build({ model });
+      const rng = new Rng(1);
+      const trainer = new Trainer<Batch>({ params, loss, optimizer: { lr: 1e-4, weightDecay: 0.01 }, clipNorm: 1 });
+      const { ms, cpuMs } = await timeTrainer(trainer, () => makeBatch(model, rng), false);
+      setWinogradMode(previous);
+      emit({
+        figure: `train-step ${model} without Winograd`,
+        value: Math.round(ms),
+        unit: 'ms',
+        batch: 16,
+        backend: info.name,
+        workers: 1,
+        processCpuMsPerStep: Math.round(cpuMs),
+        winograd: 'off',
+        speedup: Number((ms / ours[model]).toFixed(2)),
+        note: 'speedup = this step time / the best step time above',
+      });
       trainer.dispose();
       for (const v of params.values()) v.dispose();
     }

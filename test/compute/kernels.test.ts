@@ -5,32 +5,10 @@
 import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
-import { Rng } from '../../src/streams/random.js';
+import { maxRelErr, on, randomCases } from './helpers.js';
 
 registerWasmKernels();
-const rng = new Rng(20261123);
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng.uniform() * xs.length)];
-const randInt = (lo: number, hi: number): number => lo + Math.floor(rng.uniform() * (hi - lo + 1));
-const randn = (shape: number[]): Float32Array => rng.normalArray(shape.reduce((a, b) => a * b, 1));
-
-/** Runs `f` on a backend and returns its outputs as plain arrays (tensors disposed). */
-async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const outs = tf.tidy(f);
-  const data = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
-  tf.dispose(outs);
-  return data;
-}
-
-function maxRelErr(a: Float32Array, b: Float32Array): number {
-  let err = 0;
-  let scale = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / scale;
-}
+const { pick, randInt, randn } = randomCases(20261123);
 
 t.before(async () => {
   await import('@tensorflow/tfjs-backend-wasm');

@@ -145,6 +145,8 @@ function filterGradientReference(x: Float32Array, xs: Shape4, dy: Float32Array, 
 t.before(async () => {
   await import('@tensorflow/tfjs-backend-wasm');
   t.ok(await tf.setBackend('wasm'), 'wasm backend starts');
+  // The default mode whatever WELLSPRING_WINOGRAD says; tests that need another one set it with `withMode`.
+  setWinogradMode('auto');
 });
 
 // First, while the heap is still at its initial size: scratch planes larger than the whole heap force it to grow
@@ -456,7 +458,6 @@ t.test('ineligible convs keep a correct (stock or previous) path', async (t) => 
 
 t.test('repeated forward and backward passes leak no tensors and no heap', async (t) => {
   await tf.setBackend('wasm');
-  setWinogradMode('auto');
   const c = eligibleCase(ASYMMETRIC_A, { b: 2, h: 9, w: 8, cin: 16, cout: 12 });
   const x = tensor4(randn(c.xs), c.xs);
   const w = tensor4(randn(c.ws), c.ws);

@@ -8,9 +8,11 @@
  * for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
- * chosen per conv by `WinogradMode`. Accuracy against direct convolution (float32, random data, measured here):
- * F(2x2) about 1e-6 relative (rms and max); F(4x4) about 3e-6 rms and up to 1.3e-5 max at 256 channels, from its
- * larger transform constants. Both are far below the noise of SGD; tests check both against the cpu backend.
+ * chosen per conv by `WinogradMode`. Accuracy against exact convolution (float32, random data, max error relative
+ * to the largest output, measured here): F(2x2) 1-2e-6 forward and 4-8e-6 for filter gradients, like the stock
+ * direct kernels; F(4x4), from its larger transform constants, up to 1.2e-5 forward at 256 channels and 2-4e-5
+ * for filter gradients summed over 64x64 images. Both are far below the noise of stochastic gradients; tests check
+ * both against the cpu backend.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { winogradWasmBase64 } from './module.generated.js';

@@ -19,6 +19,7 @@ import {
   type WinogradGeometry,
   type WinogradMode,
   setWinogradMode,
+  setWinogradScratchLimit,
   winogradConv2d,
   winogradEligible,
   winogradFilterGradient,
@@ -602,4 +603,37 @@ t.test('the committed module keeps the memory contract', async (t) => {
     t.equal(run.status, 0, `build-wasm --check exits 0 ${run.stderr.trim()}`);
     t.match(run.stdout, /is up to date/, 'reports the committed module up to date');
   });
+});
+
+t.test('a batch split into parts to bound scratch memory gives the same bits', async (t) => {
+  await tf.setBackend('wasm');
+  const xs: Shape4 = [5, 9, 10, 12];
+  const ws: Shape4 = [3, 3, 12, 16];
+  const ys: Shape4 = [5, 9, 10, 16];
+  const [x, w, bias, dy] = [tensor4(randn(xs), xs), tensor4(randn(ws), ws), tf.tensor1d(randn([16])), tensor4(randn(ys), ys)];
+  const run = async (): Promise<Float32Array[]> => {
+    const outs = tf.tidy(() => [
+      tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'same', bias }),
+      tf.grad((wi: tf.Tensor) => tf.conv2d(x, wi as tf.Tensor4D, 1, 'same').mul(dy).sum())(w),
+    ]);
+    const data = (await Promise.all(outs.map((o) => o.data()))) as Float32Array[];
+    tf.dispose(outs);
+    return data;
+  };
+  for (const mode of ['f2', 'f4'] as const) {
+    const whole = await withMode(mode, run);
+    // One byte of budget: every image becomes its own part (5 parts); 80 kB: parts of 2 images (F(4x4)), 1 (F(2x2)).
+    for (const limit of [1, 80_000]) {
+      const previous = setWinogradScratchLimit(limit);
+      try {
+        const parts = await withMode(mode, run);
+        t.ok(sameBits(parts[0], whole[0]), `mode ${mode}, scratch limit ${limit} B: forward output identical`);
+        t.ok(sameBits(parts[1], whole[1]), `mode ${mode}, scratch limit ${limit} B: filter gradient identical`);
+      } finally {
+        setWinogradScratchLimit(previous);
+      }
+    }
+  }
+  t.throws(() => setWinogradScratchLimit(0), /positive number of bytes/);
+  tf.dispose([x, w, bias, dy]);
 });

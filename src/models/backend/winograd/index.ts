@@ -4,8 +4,8 @@
  * with the flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix
  * products with a fraction of the direct method's multiply-adds. Transforms and products run in the project's
  * own small wasm module (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
- * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes) live
- * for one call.
+ * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes, at
+ * most about 256 MB: larger batches are processed in parts) live for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
  * chosen per conv by `WinogradMode`. Accuracy against exact convolution (float32, random data, max error relative
@@ -44,7 +44,7 @@ interface Transforms {
 
 interface WinogradExports {
   winograd_multiply(planes: number, vTable: number, uTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
-  winograd_accumulate(planes: number, vTable: number, wTable: number, tiles: number, cin: number, cout: number, outTable: number): void;
+  winograd_accumulate(planes: number, vTable: number, wTable: number, tiles: number, cin: number, cout: number, addToOut: number, outTable: number): void;
   [name: string]: (...args: number[]) => void;
 }
 
@@ -188,6 +188,30 @@ class Scratch {
 
 
 /**
+ * Scratch budget of one call: a batch whose transformed planes would need more is processed in parts of whole
+ * images (at least one), so the Winograd path never needs much more heap than the conv's own tensors. The parts
+ * give bit-identical results (each output tile, and each filter-gradient sum, is computed in the same order).
+ */
+let scratchLimit = 256 * 2 ** 20;
+
+/** Sets the scratch budget in bytes (default 256 MiB; lower it on a tight heap); returns the previous one. */
+export function setWinogradScratchLimit(bytes: number): number {
+  if (!(bytes > 0)) throw new Error(`Winograd scratch limit must be a positive number of bytes, got ${bytes}`);
+  const previous = scratchLimit;
+  scratchLimit = bytes;
+  return previous;
+}
+
+/** Tiling of a conv's output for one variant, and the batch split that keeps scratch under the budget. */
+function plan(g: WinogradGeometry, tile: number, planes: number, channels: number) {
+  const tilesH = Math.ceil(g.outHeight / tile);
+  const tilesW = Math.ceil(g.outWidth / tile);
+  const perImage = planes * tilesH * tilesW * channels * 4;
+  const part = Math.max(1, Math.min(g.batch, Math.floor(scratchLimit / perImage)));
+  return { tilesH, tilesW, part, partTiles: part * tilesH * tilesW };
+}
+
+/**
  * y = conv3x3(x, filter) + bias for x [B, H, W, Cin] (heap tensor), filter [3, 3, Cin, Cout], bias [Cout] or
  * undefined, with zero padding `padTop`/`padLeft` and the output size in `geometry`. Returns y [B, Ho, Wo, Cout].
  */
@@ -201,21 +225,24 @@ export function winogradConv2d(
   const wasm = kernels(backend);
   const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const [cin, cout] = [filter.shape[2], filter.shape[3]];
-  const tilesH = Math.ceil(g.outHeight / tile);
-  const tilesW = Math.ceil(g.outWidth / tile);
-  const tiles = g.batch * tilesH * tilesW;
+  const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes(planes, [tiles, cin]);
+    const v = scratch.planes(planes, [partTiles, cin]);
     const u = scratch.planes(planes, [cin, cout]);
-    const m = scratch.planes(planes, [tiles, cout]);
+    const m = scratch.planes(planes, [partTiles, cout]);
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
     const [vTable, uTable, mTable] = [scratch.table(v), scratch.table(u), scratch.table(m)];
-    transforms.input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
     transforms.filter(scratch.offset(filter), cin, cout, uTable);
-    wasm.winograd_multiply(planes, vTable, uTable, tiles, cin, cout, mTable);
     const biasOffset = bias ? scratch.offset(bias) : 0;
-    transforms.output(mTable, biasOffset, g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, scratch.offset(y));
+    for (let b0 = 0; b0 < g.batch; b0 += part) {
+      const n = Math.min(part, g.batch - b0);
+      const xAt = scratch.offset(x) + b0 * g.height * g.width * cin * 4;
+      const yAt = scratch.offset(y) + b0 * g.outHeight * g.outWidth * cout * 4;
+      transforms.input(xAt, n, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
+      wasm.winograd_multiply(planes, vTable, uTable, n * tilesH * tilesW, cin, cout, mTable);
+      transforms.output(mTable, biasOffset, n, g.outHeight, g.outWidth, cout, tilesH, tilesW, yAt);
+    }
     return y;
   } finally {
     scratch.release();
@@ -231,19 +258,22 @@ export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorI
   const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
-  const tilesH = Math.ceil(g.outHeight / tile);
-  const tilesW = Math.ceil(g.outWidth / tile);
-  const tiles = g.batch * tilesH * tilesW;
+  const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes(planes, [tiles, cin]);
-    const w = scratch.planes(planes, [tiles, cout]);
+    const v = scratch.planes(planes, [partTiles, cin]);
+    const w = scratch.planes(planes, [partTiles, cout]);
     const u = scratch.planes(planes, [cin, cout]);
     const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
     const [vTable, wTable, uTable] = [scratch.table(v), scratch.table(w), scratch.table(u)];
-    transforms.input(scratch.offset(x), g.batch, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
-    transforms.gradOutput(scratch.offset(dy), g.batch, g.outHeight, g.outWidth, cout, tilesH, tilesW, wTable);
-    wasm.winograd_accumulate(planes, vTable, wTable, tiles, cin, cout, uTable);
+    for (let b0 = 0; b0 < g.batch; b0 += part) {
+      const n = Math.min(part, g.batch - b0);
+      const xAt = scratch.offset(x) + b0 * g.height * g.width * cin * 4;
+      const dyAt = scratch.offset(dy) + b0 * g.outHeight * g.outWidth * cout * 4;
+      transforms.input(xAt, n, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
+      transforms.gradOutput(dyAt, n, g.outHeight, g.outWidth, cout, tilesH, tilesW, wTable);
+      wasm.winograd_accumulate(planes, vTable, wTable, n * tilesH * tilesW, cin, cout, b0 > 0 ? 1 : 0, uTable);
+    }
     transforms.gradFilter(uTable, cin, cout, scratch.offset(dw));
     return dw;
   } finally {

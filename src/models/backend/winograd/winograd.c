@@ -269,12 +269,13 @@ void winograd_grad_filter(const int *in_table, int in_channels, int out_channels
  * Filter-gradient products: out[xi][ci][co] = sum over t of v[xi][t][ci] * w[xi][t][co], for `planes` planes
  * v [tiles, Cin] and w [tiles, Cout] into planes [Cin, Cout] (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)). A
  * register-blocked outer-product accumulation (4 input x 8 output channels per block) over chunks of tiles that
- * stay in cache; Cin and Cout multiples of 4.
+ * stay in cache; Cin and Cout multiples of 4. With `add_to_out` the sums are added to what `out` holds (the
+ * caller splits a large batch into parts).
  */
 #define ACC_TILES 256
 EXPORT(winograd_accumulate)
 void winograd_accumulate(int planes, const int *v_table, const int *w_table, int tiles, int in_channels,
-                         int out_channels, const int *out_table) {
+                         int out_channels, int add_to_out, const int *out_table) {
   const int Ci = in_channels, Co = out_channels;
   const vec zero = wasm_f32x4_splat(0.0f);
   for (int xi = 0; xi < planes; xi++) {
@@ -288,7 +289,7 @@ void winograd_accumulate(int planes, const int *v_table, const int *w_table, int
         int co = 0;
         for (; co + 8 <= Co; co += 8) {
           vec a00, a01, a10, a11, a20, a21, a30, a31;
-          if (t0 == 0) {
+          if (t0 == 0 && !add_to_out) {
             a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = zero;
           } else {
             a00 = LOAD(o0 + co), a01 = LOAD(o0 + co + 4), a10 = LOAD(o1 + co), a11 = LOAD(o1 + co + 4);
@@ -310,7 +311,7 @@ void winograd_accumulate(int planes, const int *v_table, const int *w_table, int
         }
         for (; co < Co; co += 4) {
           vec a0, a1, a2, a3;
-          if (t0 == 0) {
+          if (t0 == 0 && !add_to_out) {
             a0 = a1 = a2 = a3 = zero;
           } else {
             a0 = LOAD(o0 + co), a1 = LOAD(o1 + co), a2 = LOAD(o2 + co), a3 = LOAD(o3 + co);

@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
-import { setWinogradMode, winogradMode } from '../src/models/backend/winograd/index.js';
+import { setWinogradMode, winogradMode } from '../src/models/backend/wasm/index.js';
 import { createDcae, createVit, presets } from '../src/models/nn/index.js';
 import { ParallelGradients, Trainer, type ParallelModel } from '../src/models/train/index.js';
 import { Rng } from '../src/streams/random.js';

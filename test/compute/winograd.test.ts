@@ -1,5 +1,5 @@
 /**
- * The Winograd convolution path of the wasm backend (src/models/backend/winograd), both variants F(2x2, 3x3) and
+ * The Winograd convolution path of the wasm backend (src/models/backend/wasm), both variants F(2x2, 3x3) and
  * F(4x4, 3x3): forward convs, fused convs with bias and their gradients against the cpu backend (an independent
  * direct implementation; it accumulates in float64) on random eligible shapes; gradients against central finite
  * differences; proof that eligible convs really take the Winograd path (and the variant the mode asks for) and that
@@ -23,8 +23,8 @@ import {
   winogradConv2d,
   winogradEligible,
   winogradFilterGradient,
-} from '../../src/models/backend/winograd/index.js';
-import { winogradWasmBase64 } from '../../src/models/backend/winograd/module.generated.js';
+} from '../../src/models/backend/wasm/index.js';
+import { wasmModuleBase64 } from '../../src/models/backend/wasm/module.generated.js';
 import { maxRelErr, on, randomCases } from './helpers.js';
 
 registerWasmKernels();
@@ -564,7 +564,7 @@ function onPath(name: string): boolean {
 }
 
 t.test('the committed module keeps the memory contract', async (t) => {
-  const bytes = new Uint8Array(Buffer.from(winogradWasmBase64, 'base64'));
+  const bytes = new Uint8Array(Buffer.from(wasmModuleBase64, 'base64'));
   t.ok((globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly.validate(bytes), 'the binary validates');
   const parsed = parseModule(bytes);
   t.equal(parsed.trailing, 0, 'sections tile the binary exactly');
@@ -572,7 +572,7 @@ t.test('the committed module keeps the memory contract', async (t) => {
   t.notOk(parsed.sectionIds.includes(12), 'no data-count section');
   t.notOk(parsed.sectionIds.includes(8), 'no start function');
   t.same(parsed.imports, [{ module: 'env', field: 'memory', kind: 2 }], 'the only import is the memory env.memory');
-  // Every kernel the wrapper (winograd/index.ts) calls: both variants' transforms and the shared products.
+  // Every kernel the wrapper (wasm/winograd.ts) calls: both variants' transforms and the shared products.
   const exported = new Set(parsed.exports.filter((e) => e.kind === 0).map((e) => e.name));
   const required = [
     'winograd_multiply',

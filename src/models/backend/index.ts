@@ -4,4 +4,4 @@
  */
 export * from './select.js';
 export { registerMissingGradients } from './gradients.js';
-export { type WinogradMode, setWinogradMode, winogradMode } from './winograd/index.js';
+export { type WinogradMode, setWinogradMode, setWinogradScratchLimit, winogradMode } from './wasm/index.js';

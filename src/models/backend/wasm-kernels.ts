@@ -7,7 +7,7 @@
  * 20-30 GFLOP/s, the stock fallbacks below at about 2):
  * - `Conv2D` and `FusedConv2D` (bias, linear activation): 3x3 stride-1 convs whose channel counts are multiples
  *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(2x2, 3x3) in the project's own wasm
- *   module (winograd/): 16/36 of the multiply-adds, register-blocked products at about 30 GFLOP/s, so 45-60
+ *   module (wasm/winograd.c): 16/36 of the multiply-adds, register-blocked products at about 30 GFLOP/s, so 45-60
  *   GFLOP/s direct-equivalent. Other convs keep the stock XNNPACK kernel.
  * - `Conv2DBackpropFilter` is missing. For Winograd-eligible convs it is the Winograd filter gradient (the
  *   transformed input and output gradient, multiplied and summed over tiles). Otherwise it is ONE forward
@@ -23,12 +23,14 @@
  *   (`WellspringFlipFilter`; the stock `Reverse` is an element loop).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
+ * - Fused layer kernels of the project's own (wasm/layers.ts: LayerNorm, SiLU, dropout, with gradients), which
+ *   src/models/nn/layers.ts uses where the backend has them.
  * The gradients tfjs-core lacks on every backend (gradients.ts) are registered too.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
-import { type WasmBackendInternals, type WinogradGeometry, winogradConv2d, winogradEligible, winogradFilterGradient } from './winograd/index.js';
+import { type WasmBackendInternals, type WinogradGeometry, fusedLayerKernels, winogradConv2d, winogradEligible, winogradFilterGradient } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   Conv2DAttrs,
@@ -437,6 +439,7 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.SplitV, splitVKernel);
   replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel);
   replaceKernel(FLIP_FILTER, flipFilterKernel);
+  for (const [name, kernelFunc] of fusedLayerKernels) replaceKernel(name, kernelFunc);
   registerMissingGradients();
 }
 

@@ -7,6 +7,7 @@
  * is [kh, kw, in, out] (PyTorch: [out, in, kh, kw], transpose with perm [3, 2, 0, 1]).
  */
 import * as tf from '@tensorflow/tfjs';
+import { DROPOUT, LAYER_NORM, LAYER_NORM_GRAD, SILU, SILU_GRAD } from '../backend/wasm/layers.js';
 import {
   type ApplyOptions,
   type Initializer,
@@ -192,10 +193,24 @@ export function createConv2d(scope: ParameterScope, inChannels: number, outChann
 // full-size intermediates per call on the tape (tfjs saves the inputs of nearly every op), the custom forms keep
 // one, and their backward passes take fewer kernels. test/nn/layers.test.ts checks them against autodiff.
 
-/** Standardises over the last (channel) axis, no affine parameters: (x - mean) / sqrt(var + eps). */
+/** Whether the active backend has one of the project's fused kernels (the wasm backend does). */
+const hasKernel = (name: string): boolean => tf.getKernel(name, tf.getBackend()) !== undefined;
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: object = {}): tf.Tensor | tf.Tensor[] =>
+  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+/**
+ * Standardises over the last (channel) axis, no affine parameters: (x - mean) / sqrt(var + eps). On wasm with
+ * channels in multiples of 4, forward and backward are one fused kernel each.
+ */
 export function layerNorm(x: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const fused = x.dtype === 'float32' && x.shape[x.rank - 1] % 4 === 0 && hasKernel(LAYER_NORM);
   const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const v = input as tf.Tensor;
+    if (fused) {
+      const [y, rstd] = run(LAYER_NORM, { x: v }, { eps }) as tf.Tensor[];
+      (save as tf.GradSaveFunc)([y, rstd]);
+      return { value: y, gradFunc: (dy: tf.Tensor, [ys, r]: tf.Tensor[]) => run(LAYER_NORM_GRAD, { dy, y: ys, rstd: r }) as tf.Tensor };
+    }
     const axis = v.rank - 1;
     const { mean, variance } = tf.moments(v, axis, true);
     const rstd = tf.rsqrt(variance.add(eps));
@@ -228,11 +243,15 @@ export function rmsNorm(x: tf.Tensor, eps = 1e-5): tf.Tensor {
   return op(x);
 }
 
-/** SiLU (swish): x * sigmoid(x). */
+/** SiLU (swish): x * sigmoid(x); one fused kernel each way on wasm. */
 export function silu(x: tf.Tensor): tf.Tensor {
+  const fused = x.dtype === 'float32' && hasKernel(SILU);
   const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const v = input as tf.Tensor;
     (save as tf.GradSaveFunc)([v]);
+    if (fused) {
+      return { value: run(SILU, { x: v }) as tf.Tensor, gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => run(SILU_GRAD, { dy, x: xs }) as tf.Tensor };
+    }
     return {
       value: v.mul(tf.sigmoid(v)),
       // d/dx x s(x) = s (1 + x (1 - s))
@@ -245,10 +264,21 @@ export function silu(x: tf.Tensor): tf.Tensor {
   return op(x);
 }
 
-/** Inverted dropout, active only when `options.training`; masks are seeded from `options.random`. */
+/**
+ * Inverted dropout, active only when `options.training`; masks are seeded from `options.random`. On wasm the mask
+ * is a hash of the seed and the element index (wasm/layers.ts), regenerated in the backward pass rather than
+ * stored; elsewhere it is tfjs' `tf.dropout`. Either way the same seed gives the same mask on one backend.
+ */
 export function dropout<T extends tf.Tensor>(x: T, rate: number, options: ApplyOptions = {}): T {
   if (!options.training || rate <= 0) return x;
-  return tf.dropout(x, rate, undefined, dropoutSeed(options)) as T;
+  const seed = dropoutSeed(options);
+  if (x.dtype !== 'float32' || !hasKernel(DROPOUT)) return tf.dropout(x, rate, undefined, seed) as T;
+  const attrs = { rate, seed };
+  const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc) => ({
+    value: run(DROPOUT, { x: input as tf.Tensor }, attrs) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor) => run(DROPOUT, { x: dy }, attrs) as tf.Tensor,
+  }));
+  return op(x) as T;
 }
 
 /** Bounds latents smoothly to (-bound, bound): z / sqrt(1 + (z / bound)^2), near identity for |z| << bound. */

@@ -20,16 +20,7 @@
  * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 (36) heap offsets, one per
  * transformed position xi = 4 * row + col (6 * row + col), each pointing at a separate matrix.
  */
-#include <wasm_simd128.h>
-
-typedef v128_t vec;
-
-#define EXPORT(name) __attribute__((export_name(#name)))
-#define LOAD(p) wasm_v128_load(p)
-#define STORE(p, v) wasm_v128_store((p), (v))
-#define ADD wasm_f32x4_add
-#define SUB wasm_f32x4_sub
-#define MUL wasm_f32x4_mul
+#include "simd.h"
 
 static inline float *plane(const int *table, int xi) { return (float *)table[xi]; }
 
@@ -403,7 +394,6 @@ void winograd_multiply(int planes, const int *v_table, const int *u_table, int t
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  * The 1D transforms below work on arrays of v128 with constant indices only, which clang keeps in locals.
  * ------------------------------------------------------------------------------------------------------------ */
-#define SPLAT wasm_f32x4_splat
 
 static inline __attribute__((always_inline)) void f43_bt(const vec d[6], vec r[6]) {
   const vec four = SPLAT(4.0f), five = SPLAT(5.0f), two = SPLAT(2.0f);

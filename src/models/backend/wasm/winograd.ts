@@ -15,23 +15,7 @@
  * both against the cpu backend.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { winogradWasmBase64 } from './module.generated.js';
-
-/** The parts of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => object;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: object };
-}
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-/** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use (tfjs does not export them as types). */
-export interface WasmBackendInternals {
-  makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
-  disposeData(dataId: object): boolean;
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  wasm: { HEAP32: Int32Array; asm?: { memory?: object } };
-}
+import { type WasmBackendInternals, Scratch, ownKernels } from './module.js';
 
 /** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
 interface Transforms {
@@ -107,24 +91,6 @@ function chooseVariant(wasm: WinogradExports, outHeight: number, outWidth: numbe
   return variant(wasm, big ? 4 : 2);
 }
 
-const instances = new WeakMap<object, WinogradExports>();
-let compiled: object | undefined;
-
-/** The Winograd module instantiated on this backend's heap (once per backend, i.e. per thread). */
-function kernels(backend: WasmBackendInternals): WinogradExports {
-  let found = instances.get(backend);
-  if (!found) {
-    const memory = backend.wasm.asm?.memory;
-    if (!(memory instanceof Wasm.Memory)) {
-      throw new Error('winograd kernels: the tfjs wasm backend does not expose its WebAssembly.Memory (asm.memory)');
-    }
-    compiled ??= new Wasm.Module(Buffer.from(winogradWasmBase64, 'base64'));
-    found = new Wasm.Instance(compiled, { env: { memory } }).exports as unknown as WinogradExports;
-    instances.set(backend, found);
-  }
-  return found;
-}
-
 /**
  * Whether a conv takes the Winograd path: mode not `off`, 3x3 filter, stride and dilation 1, channel counts
  * multiples of 4 and at least 8 (thinner convs are cheap, and XNNPACK handles their odd shapes).
@@ -148,44 +114,6 @@ export interface WinogradGeometry {
   padTop: number;
   padLeft: number;
 }
-
-/** Allocates and frees heap tensors for one kernel call, and fills plane tables. */
-class Scratch {
-  private readonly held: TensorInfo[] = [];
-  constructor(private readonly backend: WasmBackendInternals) {}
-
-  tensor(shape: number[], dtype: 'float32' | 'int32' = 'float32'): TensorInfo {
-    const t = this.backend.makeOutput(shape, dtype);
-    this.held.push(t);
-    return t;
-  }
-
-  planes(count: number, shape: number[]): TensorInfo[] {
-    return Array.from({ length: count }, () => this.tensor(shape));
-  }
-
-
-  offset(t: TensorInfo): number {
-    const entry = this.backend.dataIdMap.get(t.dataId);
-    if (!entry) throw new Error('winograd kernels: tensor is not on the wasm backend');
-    return entry.memoryOffset;
-  }
-
-  /** An int32 heap array of the planes' offsets. Call after every allocation of the step (growth moves views). */
-  table(planes: TensorInfo[]): number {
-    const t = this.tensor([planes.length], 'int32');
-    const at = this.offset(t) >> 2;
-    const heap = this.backend.wasm.HEAP32;
-    planes.forEach((p, i) => (heap[at + i] = this.offset(p)));
-    return this.offset(t);
-  }
-
-  release(): void {
-    for (const t of this.held.splice(0)) this.backend.disposeData(t.dataId);
-  }
-}
-
-
 
 /**
  * Scratch budget of one call: a batch whose transformed planes would need more is processed in parts of whole
@@ -222,15 +150,15 @@ export function winogradConv2d(
   bias: TensorInfo | undefined,
   g: WinogradGeometry,
 ): TensorInfo {
-  const wasm = kernels(backend);
+  const wasm = ownKernels(backend) as unknown as WinogradExports;
   const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const [cin, cout] = [filter.shape[2], filter.shape[3]];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes(planes, [partTiles, cin]);
-    const u = scratch.planes(planes, [cin, cout]);
-    const m = scratch.planes(planes, [partTiles, cout]);
+    const v = scratch.tensors(planes, [partTiles, cin]);
+    const u = scratch.tensors(planes, [cin, cout]);
+    const m = scratch.tensors(planes, [partTiles, cout]);
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
     const [vTable, uTable, mTable] = [scratch.table(v), scratch.table(u), scratch.table(m)];
     transforms.filter(scratch.offset(filter), cin, cout, uTable);
@@ -254,16 +182,16 @@ export function winogradConv2d(
  * with the same zero padding as the forward conv.
  */
 export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, g: WinogradGeometry): TensorInfo {
-  const wasm = kernels(backend);
+  const wasm = ownKernels(backend) as unknown as WinogradExports;
   const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.planes(planes, [partTiles, cin]);
-    const w = scratch.planes(planes, [partTiles, cout]);
-    const u = scratch.planes(planes, [cin, cout]);
+    const v = scratch.tensors(planes, [partTiles, cin]);
+    const w = scratch.tensors(planes, [partTiles, cout]);
+    const u = scratch.tensors(planes, [cin, cout]);
     const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
     const [vTable, wTable, uTable] = [scratch.table(v), scratch.table(w), scratch.table(u)];
     for (let b0 = 0; b0 < g.batch; b0 += part) {

@@ -1,0 +1,87 @@
+/**
+ * The project's own wasm module (winograd.c, layers.c; built by scripts/build-wasm.mjs into module.generated.ts)
+ * and what its kernels share: instantiation on a tfjs wasm backend's heap, and per-call scratch tensors. The module
+ * imports the backend's `WebAssembly.Memory`, so its functions take heap offsets of tfjs tensors and read and
+ * write them in place; it has no memory of its own (no data segments, no shadow stack: the build checks both).
+ */
+import type { TensorInfo } from '@tensorflow/tfjs';
+import { wasmModuleBase64 } from './module.generated.js';
+
+/** The parts of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
+interface WasmApi {
+  Memory: abstract new (...args: never[]) => object;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+}
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** The parts of tfjs-backend-wasm's `BackendWasm` the kernels use (tfjs does not export them as types). */
+export interface WasmBackendInternals {
+  makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
+  disposeData(dataId: object): boolean;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  wasm: { HEAP32: Int32Array; asm?: { memory?: object } };
+}
+
+/** Exported functions of the module, by name (all take and return numbers). */
+export type OwnKernels = Record<string, (...args: number[]) => number | undefined>;
+
+const instances = new WeakMap<object, OwnKernels>();
+let compiled: object | undefined;
+
+/** The module instantiated on this backend's heap (once per backend, i.e. per thread). */
+export function ownKernels(backend: WasmBackendInternals): OwnKernels {
+  let found = instances.get(backend);
+  if (!found) {
+    const memory = backend.wasm.asm?.memory;
+    if (!(memory instanceof Wasm.Memory)) {
+      throw new Error('wellspring wasm kernels: the tfjs wasm backend does not expose its WebAssembly.Memory (asm.memory)');
+    }
+    compiled ??= new Wasm.Module(Buffer.from(wasmModuleBase64, 'base64'));
+    found = new Wasm.Instance(compiled, { env: { memory } }).exports as OwnKernels;
+    instances.set(backend, found);
+  }
+  return found;
+}
+
+/** Allocates and frees heap tensors for one kernel call, and fills tables of their offsets. */
+export class Scratch {
+  private readonly held: TensorInfo[] = [];
+  constructor(private readonly backend: WasmBackendInternals) {}
+
+  /** A heap tensor freed by `release`. */
+  tensor(shape: number[], dtype: 'float32' | 'int32' = 'float32'): TensorInfo {
+    const t = this.backend.makeOutput(shape, dtype);
+    this.held.push(t);
+    return t;
+  }
+
+  /** `count` heap tensors of one shape (e.g. the planes of a transform). */
+  tensors(count: number, shape: number[]): TensorInfo[] {
+    return Array.from({ length: count }, () => this.tensor(shape));
+  }
+
+  /** The heap offset of a tensor of this backend. */
+  offset(t: TensorInfo): number {
+    const entry = this.backend.dataIdMap.get(t.dataId);
+    if (!entry) throw new Error('wellspring wasm kernels: tensor is not on the wasm backend');
+    return entry.memoryOffset;
+  }
+
+  /**
+   * An int32 heap array of the tensors' offsets, returned as its own offset. Call it after every allocation of
+   * the step: allocating can grow the heap, which replaces `HEAP32`.
+   */
+  table(tensors: TensorInfo[]): number {
+    const t = this.tensor([tensors.length], 'int32');
+    const at = this.offset(t) >> 2;
+    const heap = this.backend.wasm.HEAP32;
+    tensors.forEach((p, i) => (heap[at + i] = this.offset(p)));
+    return this.offset(t);
+  }
+
+  /** Frees every tensor allocated through this scratch. */
+  release(): void {
+    for (const t of this.held.splice(0)) this.backend.disposeData(t.dataId);
+  }
+}

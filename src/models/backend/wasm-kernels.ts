@@ -17,9 +17,10 @@
  * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
  *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter, which takes
  *   the Winograd path when the forward conv did.
- * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1: operands are
- *   transposed explicitly, a batch against a shared matrix becomes one tall product, other batches one stock
- *   (XNNPACK) product per entry. The filter flip of the input gradient is a one-pass JS kernel
+ * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1. Batched products
+ *   (attention) run in the project's own wasm kernel (wasm/matmul.ts: every entry in one call, transposes read
+ *   in place); otherwise operands are transposed explicitly, a batch against a shared matrix becomes one tall
+ *   product, other batches one stock (XNNPACK) product per entry. The filter flip of the input gradient is a one-pass JS kernel
  *   (`WellspringFlipFilter`; the stock `Reverse` is an element loop).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
@@ -30,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
-import { type WasmBackendInternals, type WinogradGeometry, fusedLayerKernels, winogradConv2d, winogradEligible, winogradFilterGradient } from './wasm/index.js';
+import { type WasmBackendInternals, type WinogradGeometry, fusedLayerKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   Conv2DAttrs,
@@ -359,6 +360,11 @@ const batchMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const batchB = batchOf(b0);
   if (!transposeA && !transposeB && batchA === 1 && batchB === 1) return original(tf.BatchMatMul)({ inputs, backend, attrs });
   const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(a0.shape.slice(0, -2), b0.shape.slice(0, -2));
+  if (batchA > 1 || batchB > 1) {
+    // Batched products (attention): all entries in one call of the project's own kernel, when it applies.
+    const own = ownBatchMatMul(backend as WasmBackendInternals, a0, b0, transposeA, transposeB);
+    if (own) return own;
+  }
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) {
     return original(tf.BatchMatMul)({ inputs, backend, attrs }); // partial broadcasting: rare, keep the stock path
   }

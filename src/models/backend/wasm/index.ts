@@ -2,3 +2,4 @@
 export * from './module.js';
 export * from './winograd.js';
 export * from './layers.js';
+export * from './matmul.js';

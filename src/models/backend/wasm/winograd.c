@@ -12,15 +12,15 @@
  *
  * with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] and
  * A^T = [1 1 1 0; 0 1 -1 -1]. The input gradient is a forward convolution with the flipped filter. The
- * transforms are memory-bound passes; the products are register-blocked loops over cache-sized chunks (they
- * beat calling XNNPACK per product here, which repacks its right operand on every call).
+ * transforms are memory-bound passes; the products are gemm.c's register-blocked kernels (they beat calling
+ * XNNPACK per product here, which repacks its right operand on every call).
  *
  * Memory contract: this module imports the tfjs wasm heap and must never touch memory it was not handed. It has
  * no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
  * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 (36) heap offsets, one per
  * transformed position xi = 4 * row + col (6 * row + col), each pointing at a separate matrix.
  */
-#include "simd.h"
+#include "gemm.h"
 
 static inline float *plane(const int *table, int xi) { return (float *)table[xi]; }
 
@@ -257,131 +257,26 @@ void winograd_grad_filter(const int *in_table, int in_channels, int out_channels
 }
 
 /*
- * Filter-gradient products: out[xi][ci][co] = sum over t of v[xi][t][ci] * w[xi][t][co], for `planes` planes
- * v [tiles, Cin] and w [tiles, Cout] into planes [Cin, Cout] (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)). A
- * register-blocked outer-product accumulation (4 input x 8 output channels per block) over chunks of tiles that
- * stay in cache; Cin and Cout multiples of 4. With `add_to_out` the sums are added to what `out` holds (the
- * caller splits a large batch into parts).
+ * Filter-gradient products: out[xi] (+)= v[xi]^T w[xi] for `planes` planes v [tiles, Cin] and w [tiles, Cout]
+ * into planes [Cin, Cout] (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)); Cin and Cout multiples of 4. With
+ * `add_to_out` the sums are added to what `out` holds (the caller splits a large batch into parts).
  */
-#define ACC_TILES 256
 EXPORT(winograd_accumulate)
 void winograd_accumulate(int planes, const int *v_table, const int *w_table, int tiles, int in_channels,
                          int out_channels, int add_to_out, const int *out_table) {
-  const int Ci = in_channels, Co = out_channels;
-  const vec zero = wasm_f32x4_splat(0.0f);
-  for (int xi = 0; xi < planes; xi++) {
-    const float *v = plane(v_table, xi);
-    const float *w = plane(w_table, xi);
-    float *out = plane(out_table, xi);
-    for (int t0 = 0; t0 < tiles; t0 += ACC_TILES) {
-      const int t1 = t0 + ACC_TILES < tiles ? t0 + ACC_TILES : tiles;
-      for (int ci = 0; ci < Ci; ci += 4) {
-        float *o0 = out + ci * Co, *o1 = o0 + Co, *o2 = o1 + Co, *o3 = o2 + Co;
-        int co = 0;
-        for (; co + 8 <= Co; co += 8) {
-          vec a00, a01, a10, a11, a20, a21, a30, a31;
-          if (t0 == 0 && !add_to_out) {
-            a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = zero;
-          } else {
-            a00 = LOAD(o0 + co), a01 = LOAD(o0 + co + 4), a10 = LOAD(o1 + co), a11 = LOAD(o1 + co + 4);
-            a20 = LOAD(o2 + co), a21 = LOAD(o2 + co + 4), a30 = LOAD(o3 + co), a31 = LOAD(o3 + co + 4);
-          }
-          const float *vp = v + t0 * Ci + ci;
-          const float *wp = w + t0 * Co + co;
-          for (int t = t0; t < t1; t++, vp += Ci, wp += Co) {
-            const vec w0 = LOAD(wp), w1 = LOAD(wp + 4);
-            const vec s0 = wasm_v128_load32_splat(vp + 0), s1 = wasm_v128_load32_splat(vp + 1);
-            const vec s2 = wasm_v128_load32_splat(vp + 2), s3 = wasm_v128_load32_splat(vp + 3);
-            a00 = ADD(a00, MUL(s0, w0)), a01 = ADD(a01, MUL(s0, w1));
-            a10 = ADD(a10, MUL(s1, w0)), a11 = ADD(a11, MUL(s1, w1));
-            a20 = ADD(a20, MUL(s2, w0)), a21 = ADD(a21, MUL(s2, w1));
-            a30 = ADD(a30, MUL(s3, w0)), a31 = ADD(a31, MUL(s3, w1));
-          }
-          STORE(o0 + co, a00), STORE(o0 + co + 4, a01), STORE(o1 + co, a10), STORE(o1 + co + 4, a11);
-          STORE(o2 + co, a20), STORE(o2 + co + 4, a21), STORE(o3 + co, a30), STORE(o3 + co + 4, a31);
-        }
-        for (; co < Co; co += 4) {
-          vec a0, a1, a2, a3;
-          if (t0 == 0 && !add_to_out) {
-            a0 = a1 = a2 = a3 = zero;
-          } else {
-            a0 = LOAD(o0 + co), a1 = LOAD(o1 + co), a2 = LOAD(o2 + co), a3 = LOAD(o3 + co);
-          }
-          const float *vp = v + t0 * Ci + ci;
-          const float *wp = w + t0 * Co + co;
-          for (int t = t0; t < t1; t++, vp += Ci, wp += Co) {
-            const vec w0 = LOAD(wp);
-            a0 = ADD(a0, MUL(wasm_v128_load32_splat(vp + 0), w0));
-            a1 = ADD(a1, MUL(wasm_v128_load32_splat(vp + 1), w0));
-            a2 = ADD(a2, MUL(wasm_v128_load32_splat(vp + 2), w0));
-            a3 = ADD(a3, MUL(wasm_v128_load32_splat(vp + 3), w0));
-          }
-          STORE(o0 + co, a0), STORE(o1 + co, a1), STORE(o2 + co, a2), STORE(o3 + co, a3);
-        }
-      }
-    }
-  }
+  for (int xi = 0; xi < planes; xi++)
+    gemm_tn(plane(v_table, xi), plane(w_table, xi), plane(out_table, xi), tiles, in_channels, out_channels, add_to_out);
 }
 
 /*
- * Forward products: m[xi][t][co] = sum over ci of v[xi][t][ci] * u[xi][ci][co], for `planes` planes v
- * [tiles, Cin] and u [Cin, Cout] into planes [tiles, Cout]. Register blocks of 4 tiles x 8 output channels,
- * over chunks of tiles that stay in cache while every column block of u passes over them; Cout a multiple of 4.
+ * Forward products: m[xi] = v[xi] u[xi] for `planes` planes v [tiles, Cin] and u [Cin, Cout] into planes
+ * [tiles, Cout]; Cout a multiple of 4.
  */
-#define MUL_TILES 64
 EXPORT(winograd_multiply)
 void winograd_multiply(int planes, const int *v_table, const int *u_table, int tiles, int in_channels,
                        int out_channels, const int *out_table) {
-  const int Ci = in_channels, Co = out_channels;
-  const vec zero = wasm_f32x4_splat(0.0f);
-  for (int xi = 0; xi < planes; xi++) {
-    const float *v = plane(v_table, xi);
-    const float *u = plane(u_table, xi);
-    float *m = plane(out_table, xi);
-    for (int t0 = 0; t0 < tiles; t0 += MUL_TILES) {
-      const int t1 = t0 + MUL_TILES < tiles ? t0 + MUL_TILES : tiles;
-      int co = 0;
-      for (; co + 8 <= Co; co += 8) {
-        int t = t0;
-        for (; t + 4 <= t1; t += 4) {
-          const float *v0 = v + t * Ci, *v1 = v0 + Ci, *v2 = v1 + Ci, *v3 = v2 + Ci;
-          vec a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero, a30 = zero, a31 = zero;
-          const float *up = u + co;
-          for (int ci = 0; ci < Ci; ci++, up += Co) {
-            const vec w0 = LOAD(up), w1 = LOAD(up + 4);
-            const vec s0 = wasm_v128_load32_splat(v0 + ci), s1 = wasm_v128_load32_splat(v1 + ci);
-            const vec s2 = wasm_v128_load32_splat(v2 + ci), s3 = wasm_v128_load32_splat(v3 + ci);
-            a00 = ADD(a00, MUL(s0, w0)), a01 = ADD(a01, MUL(s0, w1));
-            a10 = ADD(a10, MUL(s1, w0)), a11 = ADD(a11, MUL(s1, w1));
-            a20 = ADD(a20, MUL(s2, w0)), a21 = ADD(a21, MUL(s2, w1));
-            a30 = ADD(a30, MUL(s3, w0)), a31 = ADD(a31, MUL(s3, w1));
-          }
-          float *m0 = m + t * Co + co, *m1 = m0 + Co, *m2 = m1 + Co, *m3 = m2 + Co;
-          STORE(m0, a00), STORE(m0 + 4, a01), STORE(m1, a10), STORE(m1 + 4, a11);
-          STORE(m2, a20), STORE(m2 + 4, a21), STORE(m3, a30), STORE(m3 + 4, a31);
-        }
-        for (; t < t1; t++) {
-          const float *v0 = v + t * Ci;
-          vec a0 = zero, a1 = zero;
-          const float *up = u + co;
-          for (int ci = 0; ci < Ci; ci++, up += Co) {
-            const vec s = wasm_v128_load32_splat(v0 + ci);
-            a0 = ADD(a0, MUL(s, LOAD(up))), a1 = ADD(a1, MUL(s, LOAD(up + 4)));
-          }
-          STORE(m + t * Co + co, a0), STORE(m + t * Co + co + 4, a1);
-        }
-      }
-      for (; co < Co; co += 4) {
-        for (int t = t0; t < t1; t++) {
-          const float *v0 = v + t * Ci;
-          vec a0 = zero;
-          const float *up = u + co;
-          for (int ci = 0; ci < Ci; ci++, up += Co) a0 = ADD(a0, MUL(wasm_v128_load32_splat(v0 + ci), LOAD(up)));
-          STORE(m + t * Co + co, a0);
-        }
-      }
-    }
-  }
+  for (int xi = 0; xi < planes; xi++)
+    gemm_nn(plane(v_table, xi), plane(u_table, xi), plane(out_table, xi), tiles, in_channels, out_channels);
 }
 
 /* ------------------------------------------------------------------------------------------------------------

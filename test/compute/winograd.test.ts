@@ -23,6 +23,7 @@ import {
   winogradConv2d,
   winogradEligible,
   winogradFilterGradient,
+  winogradGeometry,
 } from '../../src/models/backend/wasm/index.js';
 import { wasmModuleBase64 } from '../../src/models/backend/wasm/module.generated.js';
 import { maxRelErr, on, randomCases } from './helpers.js';
@@ -49,16 +50,7 @@ const numDataIds = (): number => (tf.backend() as unknown as { numDataIds(): num
 
 /** Winograd geometry of a 3x3 stride-1 conv, as the kernels derive it from tfjs' conv info. */
 function geometryOf(xShape: Shape4, filterShape: Shape4, pad: Padding): WinogradGeometry {
-  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, 1, 1, pad);
-  return {
-    batch: info.batchSize,
-    height: info.inHeight,
-    width: info.inWidth,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
+  return winogradGeometry(tf.backend_util.computeConv2DInfo(xShape, filterShape, 1, 1, pad));
 }
 
 /** A random eligible case: batch 1-3, sizes 1-11 (as small as the padding allows), channels from the set. */

@@ -31,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
-import { type WasmBackendInternals, type WinogradGeometry, fusedLayerKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient } from './wasm/index.js';
+import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   Conv2DAttrs,
@@ -260,19 +260,6 @@ const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
     return tf.conv2d(src, flipped, 1, pads as tf.backend_util.ExplicitPadding);
   });
 };
-
-/** Geometry of a Winograd-eligible conv, from tfjs' conv info (padding resolved to top/left amounts). */
-function winogradGeometry(info: tf.backend_util.Conv2DInfo): WinogradGeometry {
-  return {
-    batch: info.batchSize,
-    height: info.inHeight,
-    width: info.inWidth,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
-}
 
 /** Forward conv attributes shared by Conv2D and FusedConv2D. */
 function forwardInfo(x: TensorInfo, filter: TensorInfo, a: Conv2DAttrs): tf.backend_util.Conv2DInfo | undefined {

@@ -115,6 +115,26 @@ export interface WinogradGeometry {
   padLeft: number;
 }
 
+/** Geometry of a Winograd-eligible conv from tfjs' conv info (padding resolved to top/left amounts). */
+export function winogradGeometry(info: {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  padInfo: { top: number; left: number };
+}): WinogradGeometry {
+  return {
+    batch: info.batchSize,
+    height: info.inHeight,
+    width: info.inWidth,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
 /**
  * Scratch budget of one call: a batch whose transformed planes would need more is processed in parts of whole
  * images (at least one), so the Winograd path never needs much more heap than the conv's own tensors. The parts

@@ -6,9 +6,9 @@
  * Why each one (measured on one core of the project's machine; XNNPACK forward conv and plain matmul run at
  * 20-30 GFLOP/s, the stock fallbacks below at about 2):
  * - `Conv2D` and `FusedConv2D` (bias, linear activation): 3x3 stride-1 convs whose channel counts are multiples
- *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(2x2, 3x3) in the project's own wasm
- *   module (wasm/winograd.c): 16/36 of the multiply-adds, register-blocked products at about 30 GFLOP/s, so 45-60
- *   GFLOP/s direct-equivalent. Other convs keep the stock XNNPACK kernel.
+ *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(4x4, 3x3) or F(2x2, 3x3) in the
+ *   project's own wasm module (wasm/winograd.c): 36/144 or 16/36 of the multiply-adds, register-blocked products
+ *   at about 30 GFLOP/s, so 45-100 GFLOP/s direct-equivalent. Other convs keep the stock XNNPACK kernel.
  * - `Conv2DBackpropFilter` is missing. For Winograd-eligible convs it is the Winograd filter gradient (the
  *   transformed input and output gradient, multiplied and summed over tiles). Otherwise it is ONE forward
  *   convolution (XNNPACK): the input with channels and batch swapped, `[Cin, H, W, B]`, convolved with the
@@ -20,8 +20,9 @@
  * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1. Batched products
  *   (attention) run in the project's own wasm kernel (wasm/matmul.ts: every entry in one call, transposes read
  *   in place); otherwise operands are transposed explicitly, a batch against a shared matrix becomes one tall
- *   product, other batches one stock (XNNPACK) product per entry. The filter flip of the input gradient is a one-pass JS kernel
- *   (`WellspringFlipFilter`; the stock `Reverse` is an element loop).
+ *   product, other batches one stock (XNNPACK) product per entry.
+ * - The filter flip of the input gradient is a one-pass JS kernel (`WellspringFlipFilter`; the stock `Reverse` is
+ *   an element loop).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
  * - Fused layer kernels of the project's own (wasm/layers.ts: LayerNorm, SiLU, dropout, with gradients), which

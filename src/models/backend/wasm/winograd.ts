@@ -3,7 +3,7 @@
  * stride-1 NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward convolution
  * with the flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix
  * products with a fraction of the direct method's multiply-adds. Transforms and products run in the project's
- * own small wasm module (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
+ * own small wasm module (winograd.c and gemm.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
  * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes, at
  * most about 256 MB: larger batches are processed in parts) live for one call.
  *
@@ -104,7 +104,7 @@ export function winogradEligible(filterShape: readonly number[], strides: readon
   );
 }
 
-/** Geometry of a stride-1 3x3 conv: output size, tiles, padding. */
+/** Geometry of a stride-1 3x3 conv: batch, input and output sizes, zero padding before the first row and column. */
 export interface WinogradGeometry {
   batch: number;
   height: number;

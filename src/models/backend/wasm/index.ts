@@ -1,4 +1,4 @@
-/** The project's own wasm kernels for the tfjs wasm backend: Winograd convolutions, batched matmuls, fused layer ops. */
+/** The project's own kernels for the tfjs wasm backend: Winograd convolutions, batched matmuls, fused layer ops. */
 export * from './module.js';
 export * from './winograd.js';
 export * from './layers.js';

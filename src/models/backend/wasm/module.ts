@@ -1,8 +1,9 @@
 /**
  * The project's own wasm module (winograd.c, gemm.c, layers.c; built by scripts/build-wasm.mjs into
- * module.generated.ts) and what its kernels share: instantiation on a tfjs wasm backend's heap, and per-call scratch tensors. The module
- * imports the backend's `WebAssembly.Memory`, so its functions take heap offsets of tfjs tensors and read and
- * write them in place; it has no memory of its own (no data segments, no shadow stack: the build checks both).
+ * module.generated.ts) and what its kernels share: instantiation on a tfjs wasm backend's heap, and per-call
+ * scratch tensors. The module imports the backend's `WebAssembly.Memory`, so its functions take heap offsets of
+ * tfjs tensors and read and write them in place; it has no memory of its own (no data segments, no shadow stack:
+ * the build checks both).
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { wasmModuleBase64 } from './module.generated.js';

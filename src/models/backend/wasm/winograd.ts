@@ -1,9 +1,9 @@
 /**
- * Winograd convolutions on the tfjs wasm backend: the forward pass and the filter gradient of every 3x3,
- * stride-1 NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward convolution
- * with the flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix
- * products with a fraction of the direct method's multiply-adds. Transforms and products run in the project's
- * own small wasm module (winograd.c and gemm.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
+ * Winograd convolutions on the tfjs wasm backend: the forward pass and the filter gradient of every 3x3, stride-1
+ * NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward convolution with the
+ * flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix products with a
+ * fraction of the direct method's multiply-adds. Transforms and products run in the project's own small wasm
+ * module (winograd.c and gemm.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
  * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes, at
  * most about 256 MB: larger batches are processed in parts) live for one call.
  *

@@ -262,12 +262,10 @@ const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
   });
 };
 
-/** Forward conv attributes shared by Conv2D and FusedConv2D. */
+/** The conv info of a Conv2D / FusedConv2D call when it can take the Winograd path, else undefined. */
 function forwardInfo(x: TensorInfo, filter: TensorInfo, a: Conv2DAttrs): tf.backend_util.Conv2DInfo | undefined {
   const channelsLast = a.dataFormat === undefined || a.dataFormat === 'NHWC' || (a.dataFormat as string) === 'channelsLast';
-  const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
-  const strides = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
-  if (!channelsLast || x.dtype !== 'float32' || !winogradEligible(filter.shape, strides, dilations)) return undefined;
+  if (!channelsLast || x.dtype !== 'float32') return undefined;
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
@@ -276,7 +274,8 @@ function forwardInfo(x: TensorInfo, filter: TensorInfo, a: Conv2DAttrs): tf.back
     a.pad,
     a.dimRoundingMode,
   );
-  return info.outHeight > 0 && info.outWidth > 0 ? info : undefined;
+  const eligible = winogradEligible(filter.shape, [info.strideHeight, info.strideWidth], [info.dilationHeight, info.dilationWidth]);
+  return eligible && info.outHeight > 0 && info.outWidth > 0 ? info : undefined;
 }
 
 /** Conv2D: Winograd for 3x3 stride-1 convs with channels in multiples of 4, XNNPACK otherwise. */

@@ -4,8 +4,8 @@
  * wasm-kernels.ts); src/models/nn/layers.ts calls them when the active backend has them and falls back to
  * composite tfjs ops elsewhere.
  */
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { type WasmBackendInternals, Scratch, ownKernels } from './module.js';
+import { type KernelFunc, type TensorInfo, util } from '@tensorflow/tfjs';
+import { type WasmBackendInternals, heapOffset, ownKernels } from './module.js';
 
 /** Kernel names: LayerNorm returns [y, rstd]; the gradients return dx; Dropout is its own gradient. */
 export const LAYER_NORM = 'WellspringLayerNorm';
@@ -23,7 +23,7 @@ function get(inputs: Inputs, name: string): TensorInfo {
   return t;
 }
 
-const size = (t: TensorInfo): number => t.shape.reduce((a, b) => a * b, 1);
+const size = (t: TensorInfo): number => util.sizeFromShape(t.shape);
 
 function channelsOf(x: TensorInfo): number {
   const c = x.shape[x.shape.length - 1] ?? 1;
@@ -38,8 +38,8 @@ const layerNormKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = size(x) / c;
   const y = be.makeOutput(x.shape.slice(), 'float32');
   const rstd = be.makeOutput([...x.shape.slice(0, -1), 1], 'float32');
-  const at = new Scratch(be);
-  ownKernels(be).layer_norm(at.offset(x), rows, c, (attrs as { eps: number }).eps, at.offset(y), at.offset(rstd));
+  const at = (t: TensorInfo) => heapOffset(be, t);
+  ownKernels(be).layer_norm(at(x), rows, c, (attrs as { eps: number }).eps, at(y), at(rstd));
   return [y, rstd];
 };
 
@@ -48,8 +48,8 @@ const layerNormGradKernel: KernelFunc = ({ inputs, backend }) => {
   const [dy, y, rstd] = ['dy', 'y', 'rstd'].map((n) => get(inputs as Inputs, n));
   const c = channelsOf(y);
   const dx = be.makeOutput(y.shape.slice(), 'float32');
-  const at = new Scratch(be);
-  ownKernels(be).layer_norm_grad(at.offset(dy), at.offset(y), at.offset(rstd), size(y) / c, c, at.offset(dx));
+  const at = (t: TensorInfo) => heapOffset(be, t);
+  ownKernels(be).layer_norm_grad(at(dy), at(y), at(rstd), size(y) / c, c, at(dx));
   return dx;
 };
 
@@ -57,8 +57,8 @@ const siluKernel: KernelFunc = ({ inputs, backend }) => {
   const be = backend as WasmBackendInternals;
   const x = get(inputs as Inputs, 'x');
   const y = be.makeOutput(x.shape.slice(), 'float32');
-  const at = new Scratch(be);
-  ownKernels(be).silu(at.offset(x), size(x), at.offset(y));
+  const at = (t: TensorInfo) => heapOffset(be, t);
+  ownKernels(be).silu(at(x), size(x), at(y));
   return y;
 };
 
@@ -66,8 +66,8 @@ const siluGradKernel: KernelFunc = ({ inputs, backend }) => {
   const be = backend as WasmBackendInternals;
   const [dy, x] = ['dy', 'x'].map((n) => get(inputs as Inputs, n));
   const dx = be.makeOutput(x.shape.slice(), 'float32');
-  const at = new Scratch(be);
-  ownKernels(be).silu_grad(at.offset(dy), at.offset(x), size(x), at.offset(dx));
+  const at = (t: TensorInfo) => heapOffset(be, t);
+  ownKernels(be).silu_grad(at(dy), at(x), size(x), at(dx));
   return dx;
 };
 
@@ -86,8 +86,8 @@ const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { rate, seed } = attrs as unknown as DropoutAttrs;
   if (!(rate >= 0 && rate < 1)) throw new Error(`wellspring dropout kernel: rate must lie in [0, 1), got ${rate}`);
   const y = be.makeOutput(x.shape.slice(), 'float32');
-  const at = new Scratch(be);
-  ownKernels(be).dropout(at.offset(x), size(x), seed | 0, dropThreshold(rate), 1 / (1 - rate), at.offset(y));
+  const at = (t: TensorInfo) => heapOffset(be, t);
+  ownKernels(be).dropout(at(x), size(x), seed | 0, dropThreshold(rate), 1 / (1 - rate), at(y));
   return y;
 };
 

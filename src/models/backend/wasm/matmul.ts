@@ -4,10 +4,8 @@
  * stock path (XNNPACK) creates an operator and packs weights for each entry, which dominates for the small
  * per-head products of attention.
  */
-import type { TensorInfo } from '@tensorflow/tfjs';
+import { type TensorInfo, util } from '@tensorflow/tfjs';
 import { type WasmBackendInternals, Scratch, ownKernels } from './module.js';
-
-const product = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 
 /**
  * out[e] = op(a[e]) op(b[e]) for rank >= 2 tensors whose leading (batch) dims are equal or one of them is 1, or
@@ -30,8 +28,8 @@ export function ownBatchMatMul(
   if (k !== k2 || n % 4 !== 0 || (transposeA && m % 4 !== 0) || m === 0 || n === 0 || k === 0) return undefined;
   const batchShapeA = a.shape.slice(0, -2);
   const batchShapeB = b.shape.slice(0, -2);
-  const batchA = product(batchShapeA);
-  const batchB = product(batchShapeB);
+  const batchA = util.sizeFromShape(batchShapeA);
+  const batchB = util.sizeFromShape(batchShapeB);
   let outBatch: number[];
   if (batchA === batchB && batchShapeA.length === batchShapeB.length && batchShapeA.every((d, i) => d === batchShapeB[i])) {
     outBatch = batchShapeA;

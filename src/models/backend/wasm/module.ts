@@ -45,6 +45,13 @@ export function ownKernels(backend: WasmBackendInternals): OwnKernels {
   return found;
 }
 
+/** The heap offset of a tensor of this backend (what the module's functions take as a pointer). */
+export function heapOffset(backend: WasmBackendInternals, t: TensorInfo): number {
+  const entry = backend.dataIdMap.get(t.dataId);
+  if (!entry) throw new Error('wellspring wasm kernels: tensor is not on the wasm backend');
+  return entry.memoryOffset;
+}
+
 /** Allocates and frees heap tensors for one kernel call, and fills tables of their offsets. */
 export class Scratch {
   private readonly held: TensorInfo[] = [];
@@ -64,9 +71,7 @@ export class Scratch {
 
   /** The heap offset of a tensor of this backend. */
   offset(t: TensorInfo): number {
-    const entry = this.backend.dataIdMap.get(t.dataId);
-    if (!entry) throw new Error('wellspring wasm kernels: tensor is not on the wasm backend');
-    return entry.memoryOffset;
+    return heapOffset(this.backend, t);
   }
 
   /**

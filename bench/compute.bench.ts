@@ -10,8 +10,9 @@
  *   [--no-baseline]`
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
- *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off (`WELLSPRING_WINOGRAD=off`:
- *   tfjs' XNNPACK convolutions plus the project's gradient kernels), to show what the Winograd kernels bring.
+ *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off
+ *   (`WELLSPRING_WINOGRAD=off`: tfjs' XNNPACK convolutions plus the project's gradient kernels), to show what the
+ *   Winograd kernels bring.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';

@@ -13,9 +13,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EulerSolver } from '../src/physics/euler.js';
 import { quadrantState, randomQuadrants } from '../src/physics/quadrants.js';
-import { createRng } from '../src/physics/random.js';
+import { createRng } from '../src/streams/random.js';
 import { RayleighBenardSolver } from '../src/physics/rayleigh-benard.js';
-import { generateDataset } from '../src/streams/simulate/index.js';
+import { generateDataset } from '../pipelines/jobs/generate.js';
 
 const bench = 'physics';
 const emit = (figure: string, value: number, unit: string, context: Record<string, unknown> = {}): void =>

@@ -9,13 +9,14 @@
  * `node dist/bench/well.bench.js [--trajectories 64] [--steps 100] [--windows 1500] [--rounds 3] [--keep]`
  * Reader runs are interleaved `rounds` times (h5py, 1 worker, 2 workers) and medians reported: the machine is shared.
  */
+import { seededPermutation } from '../src/streams/random.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeWell, type WellFileSpec, type WellTrajectory } from '../src/sinks/well/index.js';
+import { writeWell, type WellFileSpec, type WellTrajectory } from '../src/formats/well/index.js';
 import {
   closeWellPool,
   computeWellStats,
@@ -24,10 +25,9 @@ import {
   H5Pool,
   openWellDataset,
   readStats,
-  seededPermutation,
   WellNormalizer,
   type WellSample,
-} from '../src/streams/well/index.js';
+} from '../src/formats/well/index.js';
 
 const { values } = parseArgs({
   options: {

@@ -6,7 +6,7 @@
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, extname } from 'node:path';
-import { UsageError, type Command } from './command.js';
+import { UsageError, type Command } from './cli/command.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

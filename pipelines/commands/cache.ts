@@ -1,9 +1,10 @@
 /** `wellspring cache`: encodes a Well dataset into Arrow latent-cache files with a trained autoencoder. */
 import { stringify } from 'yaml';
-import type { Command } from '../command.js';
-import { cacheDefaults, cacheLatents, mergeCache } from '../cache.js';
-import { parseShard } from '../shard.js';
-import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+import type { Command } from '../cli/command.js';
+import { cacheDefaults, cacheLatents } from '../jobs/cache.js';
+import { mergeLatentCacheShards } from '../../src/formats/latent-cache/index.js';
+import { parseShard } from '../cli/shard.js';
+import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring cache --ae AE_RUN --data ROOT --run DIR [--shard i/n] [--config FILE] [--set KEY=VALUE ...]
        wellspring cache --merge --run DIR
@@ -38,7 +39,7 @@ export const command: Command = {
       merge: { type: 'boolean' },
     });
     if (values.merge) {
-      const merged = await mergeCache(`${runDir}/cache`);
+      const merged = await mergeLatentCacheShards(`${runDir}/cache`);
       console.error(`merged ${merged.length} file(s): ${merged.join(', ')}`);
       return 0;
     }

@@ -1,8 +1,8 @@
 /** `wellspring demo` (`npm run demo`): the whole workflow end to end on a small built-in Euler dataset. */
 import { stringify } from 'yaml';
-import type { Command } from '../command.js';
-import { demoDefaults, formatSummary, runDemo } from '../demo.js';
-import { parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+import type { Command } from '../cli/command.js';
+import { demoDefaults, formatSummary, runDemo } from '../jobs/demo.js';
+import { parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring demo [--out DIR] [--config FILE] [--set KEY=VALUE ...]
 

@@ -1,9 +1,9 @@
 /** `wellspring eval`: rolls out the emulators on the test split, scores them and writes the report. */
 import { stringify } from 'yaml';
-import type { Command } from '../command.js';
-import { evaluate, evaluateDefaults, mergeEvaluation } from '../evaluate.js';
-import { parseShard } from '../shard.js';
-import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+import type { Command } from '../cli/command.js';
+import { evaluate, evaluateDefaults, mergeEvaluation } from '../jobs/evaluate.js';
+import { parseShard } from '../cli/shard.js';
+import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] --run DIR
        wellspring eval --merge --run DIR

@@ -2,8 +2,8 @@
  * `wellspring generate euler|rayleigh-benard`: simulates a dataset with the built-in solvers and writes it in
  * The Well's layout (`<out>/data/{train,valid,test}/*.hdf5`, `<out>/stats.yaml`).
  */
-import { UsageError, parseCommandArgs, type Command } from '../command.js';
-import { ALL_GAMMAS, generateDataset, parameterSets, type GenerateDatasetOptions } from '../../src/streams/simulate/index.js';
+import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
+import { ALL_GAMMAS, generateDataset, parameterSets, type GenerateDatasetOptions } from '../jobs/generate.js';
 import { EULER_GAMMA_PRESETS } from '../../src/physics/quadrants.js';
 
 const help = `Usage: wellspring generate euler|rayleigh-benard --out DIR [options]

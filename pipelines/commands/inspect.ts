@@ -3,8 +3,8 @@
  * scalars, boundary conditions), or its validated metadata as JSON with `--json`.
  */
 import { statSync } from 'node:fs';
-import { UsageError, parseCommandArgs, type Command } from '../command.js';
-import { openWell, type WellFieldInfo, type WellMeta } from '../../src/streams/well/index.js';
+import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
+import { openWell, type WellFieldInfo, type WellMeta } from '../../src/formats/well/index.js';
 
 const help = `Usage: wellspring inspect <file.hdf5> [--json]
 

@@ -4,7 +4,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { UsageError, parseCommandArgs, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
 import {
   aggregate,
   mergeResults,

@@ -3,8 +3,8 @@
  * versions per field) in one streaming pass over a split, with progress on stderr.
  */
 import { rename, writeFile } from 'node:fs/promises';
-import { UsageError, parseCommandArgs, type Command } from '../command.js';
-import { computeWellStats, formatStatsYaml } from '../../src/streams/well/index.js';
+import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
+import { computeWellStats, formatStatsYaml } from '../../src/formats/well/index.js';
 import { formatProgress } from '../../src/streams/progress.js';
 
 const help = `Usage: wellspring stats <split dir | file.hdf5 ...> [--out stats.yaml] [options]

@@ -1,8 +1,8 @@
 /** `wellspring train-ae`: trains the autoencoder on a Well dataset. */
 import { stringify } from 'yaml';
-import type { Command } from '../command.js';
-import { trainAeDefaults, trainAutoencoder } from '../autoencoder.js';
-import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../pipeline-command.js';
+import type { Command } from '../cli/command.js';
+import { trainAeDefaults, trainAutoencoder } from '../jobs/train-ae.js';
+import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring train-ae --data ROOT --run DIR [--config FILE] [--set KEY=VALUE ...]
 

@@ -1,4 +1,4 @@
 /** `wellspring train-surrogate`: trains the deterministic latent surrogate on a latent cache. */
-import { emulatorCommand } from '../emulator-command.js';
+import { emulatorCommand } from '../cli/emulator-command.js';
 
 export const command = emulatorCommand('surrogate');

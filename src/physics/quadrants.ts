@@ -3,7 +3,7 @@
  * problems after Lax & Liu 1998), for one of ten gases, evolved to t = 1.5 with snapshots every 0.015.
  */
 import { EulerSolver, type EulerBoundary, type EulerOptions, type PrimitiveState } from './euler.js';
-import { createRng } from './random.js';
+import { createRng } from '../streams/random.js';
 import type { Rng } from '../streams/random.js';
 
 /** The ten gases of The Well's Euler datasets: gamma and the gas label used in its file names. */

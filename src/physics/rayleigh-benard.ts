@@ -18,7 +18,7 @@
  * Memory: about 30 arrays of nx * ny doubles; nothing is allocated per step.
  */
 import { RealRows } from './fft.js';
-import { createRng } from './random.js';
+import { createRng } from '../streams/random.js';
 
 export interface RayleighBenardOptions {
   /** Cells along x (a power of two) and y. The Well: 512 x 128. */

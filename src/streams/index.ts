@@ -8,7 +8,7 @@ export * from './combine.js';
 export * from './progress.js';
 export * from './transfer.js';
 export * from './workers.js';
-export * from './well/index.js';
+export * from './well.js';
 export * from './simulate/index.js';
 export * from './latent-cache.js';
 export * from './augment.js';

@@ -6,6 +6,20 @@
  * streams come from `fork()` (a new generator seeded from this one's output).
  *
  * Not cryptographic. The same seed gives the same sequence on every platform.
+ *
+ * Seed derivation lives here too, in one place: every stream of random numbers in the project starts from a
+ * run's seed through one of the functions below, each a pure function of its inputs (never of iteration
+ * history), so a resumed or sharded run draws the same numbers as an uninterrupted one.
+ *
+ * | function | used for |
+ * |---|---|
+ * | `mixSeed(...parts)` | per-epoch shuffles and context draws, per-sample augmentations |
+ * | `trajectorySeed(seed, i)` | simulated trajectories (53-bit, independent of worker split) |
+ * | `copySeed(seed, trajectory)` | the augmentation transforms of a trajectory's cached copies |
+ * | `rolloutSeed(seed, trajectory)` | an evaluation rollout of one test trajectory |
+ * | `seededPermutation(n, seed)` | a permutation of 0..n-1 (epoch orders) |
+ * | `createRng(seed)` | a generator from any safe integer (53-bit seeds) |
+ * | `SeededRandom` | parameter initialisation (splitmix32 stream, normals with the spare kept) |
  */
 
 /** The serialisable state of an `Rng`: four uint32 words, not all zero. */
@@ -126,5 +140,92 @@ export class Rng {
   /** A new, independent generator seeded from this one (advances this one by one draw). */
   fork(): Rng {
     return new Rng(this.nextUint32());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Seed derivation
+
+/** A stable 32-bit mix of integers (FNV-1a steps with a murmur finaliser), for seeds that depend only on their parts. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
+    h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * The seed of trajectory `index` under the global seed `seed`: a hash of both, so trajectories are independent
+ * of each other and of how the work is split across workers. Non-negative, below 2^53.
+ */
+export function trajectorySeed(seed: number, index: number): number {
+  const mix = splitmix32((seed >>> 0) ^ Math.imul(index + 1, 0x9e3779b1) ^ Math.floor(seed / 2 ** 32));
+  const hi = mix() & 0x1fffff;
+  const lo = mix();
+  return hi * 2 ** 32 + lo;
+}
+
+/** The seed of the augmentation transforms of one trajectory's cached copies. */
+export function copySeed(seed: number, trajectory: number): number {
+  return seed * 1_000_003 + trajectory;
+}
+
+/** The seed of the evaluation rollout of one test trajectory (32-bit). */
+export function rolloutSeed(seed: number, trajectory: number): number {
+  return (seed * 7919 + trajectory) >>> 0;
+}
+
+/** A generator from any safe integer seed (the bits above 32 are folded in). */
+export function createRng(seed: number): Rng {
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
+  const hi = Math.floor(seed / 2 ** 32);
+  return new Rng((seed >>> 0) ^ Math.imul(hi | 0, 0x27d4eb2d));
+}
+
+/** A seeded Fisher-Yates permutation of 0..n-1. */
+export function seededPermutation(n: number, seed: number): Uint32Array {
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const r = new Rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r.uniform() * (i + 1));
+    const tmp = p[i]!;
+    p[i] = p[j]!;
+    p[j] = tmp;
+  }
+  return p;
+}
+
+/**
+ * The generator of parameter initialisation: the splitmix32 stream of `seed` as uniforms in [0, 1), and
+ * standard normals by Box-Muller with the second value kept for the next call.
+ */
+export class SeededRandom {
+  private readonly next: () => number;
+  private spare: number | undefined;
+
+  constructor(seed: number) {
+    this.next = splitmix32(seed);
+  }
+
+  /** Uniform in [0, 1). */
+  uniform(): number {
+    return this.next() / 4294967296;
+  }
+
+  /** Standard normal (Box-Muller, second value kept for the next call). */
+  normal(): number {
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = 1 - this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
   }
 }

@@ -2,7 +2,7 @@
  * Seeded shuffle buffer: an approximate global shuffle of a stream that may not fit in memory.
  */
 import { named, type Stage } from './core.js';
-import { Rng } from './random.js';
+import { Rng, mixSeed, seededPermutation } from './random.js';
 
 /**
  * Shuffles with a buffer of `bufferSize` items: it fills the buffer, then for every new item yields a random
@@ -35,4 +35,17 @@ export function shuffle<A>(bufferSize: number, seed: number): Stage<A, A> {
       yield out;
     }
   });
+}
+
+/**
+ * Source of sample indices epoch after epoch, from global position `from` on: each epoch is a fresh permutation
+ * of 0..n-1 seeded by `mixSeed(seed, epoch)`, so position p always gives the same index (a resumed run starting
+ * at `from` sees what an uninterrupted one saw). Endless; holds one permutation.
+ */
+export function* epochOrder(n: number, seed: number, from = 0): Generator<number> {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`epochOrder: n must be an integer >= 1, got ${n}`);
+  for (let epoch = Math.floor(from / n); ; epoch++) {
+    const order = seededPermutation(n, mixSeed(seed, epoch));
+    for (let i = epoch === Math.floor(from / n) ? from % n : 0; i < n; i++) yield order[i]!;
+  }
 }

@@ -31,6 +31,8 @@ t.test('WELLSPRING_BACKEND overrides the default order', async (t) => {
   const info = await selectBackend();
   t.equal(info.name, 'wasm', 'falls through to wasm where tensorflow cannot start');
   t.match(info.notes.join('\n'), /tfjs-node/, 'says why tensorflow was skipped');
+  t.same(info.skipped.map((s) => s.name), ['tensorflow'], 'and lists it as skipped');
+  t.match(describeBackend(info), /\nskipped tensorflow: @tensorflow\/tfjs-node-gpu not available/);
 });
 
 t.test('unknown names fail clearly', async (t) => {

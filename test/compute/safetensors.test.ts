@@ -3,7 +3,7 @@ import t from 'tap';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type StoredTensor } from '../../src/models/train/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors, type StoredTensor } from '../../src/formats/safetensors.js';
 
 const tensors = new Map<string, StoredTensor>([
   ['a.weight', { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, -6.5]) }],

@@ -9,10 +9,12 @@ import { selectBackend } from '../../src/models/backend/index.js';
 import { createVit } from '../../src/models/nn/index.js';
 import { Trainer, cosineSchedule } from '../../src/models/train/index.js';
 import { pipe } from '../../src/streams/core.js';
+import { map } from '../../src/streams/basic.js';
 import { Rng } from '../../src/streams/random.js';
 import {
   diffusionEmulator,
   emulatorBatches,
+  windowBatchTensors,
   emulatorLoss,
   drawContextCounts,
   frameMaskFromCounts,
@@ -102,7 +104,7 @@ t.test('cached trajectories -> emulatorBatches -> Trainer stage with emulatorLos
   const epochs = async function* () {
     for (let e = 0; e < 3; e++) yield* trajectories;
   };
-  for await (const report of pipe(epochs(), emulatorBatches({ batchSize: 6, seed: 17, shuffleBuffer: 32 }), trainer.stage())) {
+  for await (const report of pipe(epochs(), emulatorBatches({ batchSize: 6, seed: 17, shuffleBuffer: 32 }), map(windowBatchTensors), trainer.stage())) {
     losses.push(report.loss);
     counts.push(tf.memory().numTensors);
     if (losses.length === steps) break;

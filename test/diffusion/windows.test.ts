@@ -15,6 +15,7 @@ import {
   type LatentTrajectory,
 } from '../../src/models/diffusion/index.js';
 import { pipe } from '../../src/streams/core.js';
+import { map } from '../../src/streams/basic.js';
 import { collect } from '../../src/sinks/basic.js';
 
 await selectBackend({ prefer: 'wasm' });
@@ -88,10 +89,10 @@ t.test('malformed trajectories and mixed batches are named', async (t) => {
   await t.rejects(collect(pipe([cached], latentWindows())), /\(euler_train_3.hdf5, trajectory 12, augmentation 2\): latents has 7 values/);
 });
 
-t.test('emulatorBatches: windows, shuffle, context masks and tensors in one stage', async (t) => {
+t.test('emulatorBatches: windows, shuffle and context masks in one stage, uploaded by windowBatchTensors', async (t) => {
   const trajectories = [trajectory(1, 9), trajectory(2, 9)];
   const before = tf.memory().numTensors;
-  const batches = await collect(pipe(trajectories, emulatorBatches({ window: 5, batchSize: 5, seed: 4, shuffleBuffer: 16 })));
+  const batches = await collect(pipe(trajectories, emulatorBatches({ window: 5, batchSize: 5, seed: 4, shuffleBuffer: 16 }), map(windowBatchTensors)));
   t.equal(batches.length, 2, '10 windows in 2 batches of 5');
   const starts = batches.flatMap((b) => {
     const x = b.x.dataSync();

@@ -1,7 +1,7 @@
 /** Shared helpers for the network tests: backend choice, seeded data, finite-difference gradient checks. */
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/models/backend/index.js';
-import { SeededRandom } from '../../src/models/nn/index.js';
+import { SeededRandom } from '../../src/streams/random.js';
 
 /**
  * Selects the project backend (wasm here). Training needs Conv2DBackpropFilter, which stock tfjs-backend-wasm

@@ -1,8 +1,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
+import { SeededRandom } from '../../src/streams/random.js';
 import {
   ParameterScope,
-  SeededRandom,
   contextMask,
   countParameters,
   createDcae,

@@ -8,7 +8,7 @@ import {
   quadrantState,
   randomQuadrants,
 } from '../../src/physics/quadrants.js';
-import { createRng } from '../../src/physics/random.js';
+import { createRng } from '../../src/streams/random.js';
 
 const prim = (s: RiemannSide, normal: 'x' | 'y'): PrimitiveState => ({
   density: s.density,

@@ -3,8 +3,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { command } from '../../pipelines/commands/generate.js';
-import { UsageError } from '../../pipelines/command.js';
-import { closeWellPool } from '../../src/streams/well/index.js';
+import { UsageError } from '../../pipelines/cli/command.js';
+import { closeWellPool } from '../../src/formats/well/index.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wellspring-generate-cli-'));
 t.teardown(async () => {

@@ -3,13 +3,14 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { generateDataset, parameterSets, simulate, simulatedFrames, taskSpec } from '../../src/streams/simulate/index.js';
+import { simulate, simulatedFrames, taskSpec } from '../../src/streams/simulate/index.js';
+import { generateDataset, parameterSets } from '../../pipelines/jobs/generate.js';
 import { collect } from '../../src/sinks/basic.js';
 import { pipe } from '../../src/streams/core.js';
-import { parseStatsYaml } from '../../src/streams/well/stats.js';
-import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/streams/well/index.js';
+import { parseStatsYaml } from '../../src/formats/well/stats.js';
+import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/formats/well/index.js';
 import { runJob, runTask, simulationTasks, trajectoryCachePath } from '../../src/streams/simulate/index.js';
-import { writeWell } from '../../src/sinks/well/index.js';
+import { writeWell } from '../../src/formats/well/index.js';
 
 await h5wasm.ready;
 

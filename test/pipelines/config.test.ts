@@ -1,9 +1,9 @@
 import t from 'tap';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveConfig, mergeConfig, parseOverride, ConfigError } from '../../pipelines/config.js';
-import { parseShard, shardItems, shardTag } from '../../pipelines/shard.js';
-import { openRunDir, configDifferences } from '../../pipelines/run-dir.js';
+import { resolveConfig, mergeConfig, parseOverride, ConfigError } from '../../pipelines/cli/config.js';
+import { parseShard, shardItems, shardTag } from '../../pipelines/cli/shard.js';
+import { openRunDir, configDifferences } from '../../pipelines/cli/run-dir.js';
 import { collect, pipe } from '../../src/index.js';
 
 const defaults = { data: { root: 'data', resolution: 64 }, train: { steps: 100, lr: 1e-3, channels: [32, 64] }, seed: 0, note: null };

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { command as inspect } from '../../pipelines/commands/inspect.js';
 import { command as stats } from '../../pipelines/commands/stats.js';
-import { UsageError } from '../../pipelines/command.js';
-import { parseStatsYaml, flatStat, formatSci } from '../../src/streams/well/index.js';
+import { UsageError } from '../../pipelines/cli/command.js';
+import { parseStatsYaml, flatStat, formatSci } from '../../src/formats/well/index.js';
 import { fixtures, tempDir } from './helpers.js';
 
 const rbDir = join(fixtures, 'rayleigh_benard');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { writeWell, type WellTrajectory } from '../../src/sinks/well/index.js';
+import { writeWell, type WellTrajectory } from '../../src/formats/well/index.js';
 import {
   closeWellPool,
   computeWellStats,
@@ -16,8 +16,8 @@ import {
   parseWellMeta,
   wellPool,
   WorkerCrashError,
-} from '../../src/streams/well/index.js';
-import type { RawGroup } from '../../src/streams/well/raw.js';
+} from '../../src/formats/well/index.js';
+import type { RawGroup } from '../../src/formats/well/raw.js';
 import { demoSpec, demoTrajectories, fixtures, tempDir } from './helpers.js';
 
 t.teardown(closeWellPool);

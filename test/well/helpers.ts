@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WellFileSpec, WellTrajectory } from '../../src/sinks/well/index.js';
+import type { WellFileSpec, WellTrajectory } from '../../src/formats/well/index.js';
 
 export const fixtures = fileURLToPath(new URL('../fixtures/well/', import.meta.url));
 

@@ -19,7 +19,7 @@ import {
   WellNormalizer,
   type WellSample,
   type WellStats,
-} from '../../src/streams/well/index.js';
+} from '../../src/formats/well/index.js';
 import { fixtures, worst } from './helpers.js';
 
 t.teardown(closeWellPool);

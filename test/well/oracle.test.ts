@@ -6,7 +6,7 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { openWellDataset, readStats, WellNormalizer, closeWellPool, type WellArray, type WellSample } from '../../src/streams/well/index.js';
+import { openWellDataset, readStats, WellNormalizer, closeWellPool, type WellArray, type WellSample } from '../../src/formats/well/index.js';
 import { fixtures, worst } from './helpers.js';
 
 interface OracleTensor {

@@ -9,7 +9,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { writeWell, writeWellDataset, channelsToFields, splitFor, type WellFileSpec } from '../../src/sinks/well/index.js';
+import { writeWell, writeWellDataset, channelsToFields, splitFor, type WellFileSpec } from '../../src/formats/well/index.js';
+import { seededPermutation } from '../../src/streams/random.js';
 import {
   closeWellPool,
   computeWellStats,
@@ -18,11 +19,10 @@ import {
   openWell,
   openWellDataset,
   readStats,
-  seededPermutation,
   wellTrajectories,
   wellWindows,
   STAT_KEYS,
-} from '../../src/streams/well/index.js';
+} from '../../src/formats/well/index.js';
 import { demoSpec, demoTrajectories, randomArray, tempDir } from './helpers.js';
 
 t.teardown(closeWellPool);

@@ -19,7 +19,7 @@ import {
   readStats,
   STAT_KEYS,
   type StatValue,
-} from '../../src/streams/well/index.js';
+} from '../../src/formats/well/index.js';
 import { fixtures, randomArray } from './helpers.js';
 
 t.teardown(closeWellPool);

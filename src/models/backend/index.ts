@@ -1,6 +1,7 @@
 /**
  * Compute backends. `selectBackend` picks and starts one (registering the project's wasm kernels when it picks
- * wasm); the kernels module itself is imported lazily so that loading the library does not load wasm.
+ * wasm); `ensureBackend`, which the package entry awaits, does so only where none runs yet. The kernels module
+ * itself is imported lazily, so that importing this module alone does not load wasm.
  */
 export * from './select.js';
 export { registerMissingGradients } from './gradients.js';

@@ -20,7 +20,7 @@ import {
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { sample, type SamplerOptions } from './samplers.js';
 import type { Rng } from '../../streams/random.js';
-import type { LossFunction } from '../train/trainer.js';
+import type { LossFunction } from '../train/types.js';
 
 export interface Emulator {
   readonly kind: FormulationName | 'surrogate';

@@ -6,7 +6,6 @@
  * only the context tensor persists between calls, whatever the horizon.
  */
 import * as tf from '@tensorflow/tfjs';
-import { named, type Stage } from '../../streams/core.js';
 import type { Emulator } from './emulator.js';
 import { Rng } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
@@ -116,21 +115,4 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
       }
     },
   };
-}
-
-/**
- * The rollout stage: for each start pulled, yields its rollout's states in order (tagged with the start's id
- * and its index in the stream), one trajectory at a time. Trajectory k uses a seed derived from (seed, k).
- */
-export function rollouts(emulator: Emulator, options: RolloutOptions): Stage<RolloutStart, RolloutState & { index: number }> {
-  checkOptions(options);
-  const base = options.seed ?? 0;
-  return named('rollout', async function* (source) {
-    let index = 0;
-    for await (const start of source) {
-      const seed = new Rng(base).nextUint32() ^ Math.imul(index + 1, 0x9e3779b9);
-      for await (const state of rollout(emulator, start, { ...options, seed: seed >>> 0 })) yield { ...state, index };
-      index++;
-    }
-  });
 }

@@ -5,11 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
-import { batch, map } from '../../streams/basic.js';
+import { batch } from '../../streams/basic.js';
 import { shuffle } from '../../streams/shuffle.js';
 import { compose } from '../../streams/core.js';
 import type { WindowBatch } from './denoiser.js';
-import { Rng } from '../../streams/random.js';
+import { Rng, mixSeed } from '../../streams/random.js';
 import { poissonDraw } from './random.js';
 
 /** Where a trajectory came from: a free string, or the latent cache's origin record. */
@@ -178,23 +178,25 @@ export function windowBatchTensors(b: ContextBatch): WindowBatch {
   };
 }
 
-export interface EmulatorBatchesOptions extends LatentWindowsOptions, ContextBatchesOptions {
+export interface EmulatorBatchesOptions extends LatentWindowsOptions, Omit<ContextBatchesOptions, 'seed'> {
+  /** Run seed: the shuffle of epoch e is seeded by mixSeed(seed, e), its context draws by mixSeed(seed ^ 0x51ed, e). */
+  seed: number;
+  /** Epoch index (default 0). */
+  epoch?: number;
   /** Windows held by the shuffle buffer (default 1024; 1 keeps the stream order). */
   shuffleBuffer?: number;
 }
 
 /**
- * The whole path from cached latent trajectories to training batches: windows (`latentWindows`), a seeded
- * shuffle buffer, batches with context masks (`contextBatches`), uploaded as tensors that the training step
- * disposes. Holds the shuffle buffer (views into at most that many trajectories) and one batch.
+ * One epoch of the path from cached latent trajectories to training batches: windows (`latentWindows`), a seeded
+ * shuffle buffer, batches with context masks (`contextBatches`), as typed arrays (`windowBatchTensors` uploads
+ * one). Holds the shuffle buffer (views into at most that many trajectories) and one batch.
  */
-export function emulatorBatches(options: EmulatorBatchesOptions): Stage<LatentTrajectory, WindowBatch> {
-  const { shuffleBuffer = 1024, seed } = options;
-  const stages: Stage<LatentWindow, LatentWindow>[] = shuffleBuffer > 1 ? [shuffle<LatentWindow>(shuffleBuffer, seed ^ 0x5bd1e995)] : [];
+export function emulatorBatches(options: EmulatorBatchesOptions): Stage<LatentTrajectory, ContextBatch> {
+  const { shuffleBuffer = 1024, seed, epoch = 0 } = options;
   return compose(
     latentWindows(options),
-    (source: AsyncIterable<LatentWindow>) => stages.reduce((acc, stage) => stage(acc), source),
-    contextBatches(options),
-    map(windowBatchTensors, 'upload-batch'),
+    shuffle<LatentWindow>(Math.max(1, shuffleBuffer), mixSeed(seed, epoch)),
+    contextBatches({ ...options, seed: mixSeed(seed ^ 0x51ed, epoch) }),
   );
 }

@@ -9,6 +9,7 @@
  * weights on every backend.
  */
 import * as tf from '@tensorflow/tfjs';
+import { SeededRandom } from '../../streams/random.js';
 
 /** Named parameters of a network, in creation order. */
 export type ParameterMap = Map<string, tf.Variable>;
@@ -73,41 +74,8 @@ export function assignParameters(
 // ---------------------------------------------------------------------------------------------------------
 // Seeded random numbers for initialisation
 
-/** A small seeded generator (splitmix32): uniform floats in [0, 1) and standard normals. */
-export class SeededRandom {
-  private state: number;
-  private spare: number | undefined;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  uniform(): number {
-    this.state = (this.state + 0x9e3779b9) >>> 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    z = (z ^ (z >>> 16)) >>> 0;
-    return z / 4294967296;
-  }
-
-  /** Standard normal (Box-Muller, second value kept for the next call). */
-  normal(): number {
-    if (this.spare !== undefined) {
-      const s = this.spare;
-      this.spare = undefined;
-      return s;
-    }
-    const u = 1 - this.uniform();
-    const v = this.uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-}
-
 /** How to fill a new parameter: returns its values in row-major order. */
+
 export type Initializer = (shape: readonly number[], random: SeededRandom) => Float32Array;
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);

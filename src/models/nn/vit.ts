@@ -25,11 +25,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Linear, createLinear, dropout, layerNorm, rmsNorm, silu } from './layers.js';
 import { rematerialize } from './remat.js';
+import type { SeededRandom } from '../../streams/random.js';
 import {
   type ApplyOptions,
   type Network,
   ParameterScope,
-  type SeededRandom,
   checkShape,
   disposeParameters,
   formatShape,

@@ -15,7 +15,7 @@
  * Loading from Python: `safetensors.torch.load_file(path)` gives a dict of these names.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readSafetensors, writeSafetensors, type StoredTensor } from './safetensors.js';
+import { readSafetensors, writeSafetensors, type StoredTensor } from '../../formats/safetensors.js';
 import type { AdamW, Ema, NamedParameters } from './optim.js';
 import { Rng } from '../../streams/random.js';
 

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedTensors } from './optim.js';
-import type { ComputedGradients, LossFunction, StepContext } from './trainer.js';
+import type { ComputedGradients, LossFunction, StepContext } from './types.js';
 
 /** Number of samples (first dimension) of a tensor or a record of tensors; undefined for other batches. */
 export function batchSize(batch: unknown): number | undefined {

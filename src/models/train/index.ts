@@ -2,8 +2,8 @@
 // The trainer's RNG (StepContext.rng) is the project's shared generator.
 export { Rng, type RngState } from '../../streams/random.js';
 export * from './optim.js';
+export * from './types.js';
 export * from './trainer.js';
 export * from './checkpoint.js';
-export * from './safetensors.js';
 export * from './parallel.js';
 export { batchSize, sliceBatch, computeGradients } from './gradients.js';

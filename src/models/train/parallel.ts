@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 import { siblingModule } from '../../streams/core.js';
 import type { NamedParameters } from './optim.js';
-import type { ComputedGradients, LossFunction, StepContext } from './trainer.js';
+import type { ComputedGradients, LossFunction, StepContext } from './types.js';
 
 /** A batch the workers can shard: one tensor, or named tensors with the same first dimension. */
 export type ShardableBatch = tf.Tensor | Record<string, tf.Tensor>;

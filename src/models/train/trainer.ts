@@ -10,22 +10,8 @@ import { named, type Stage } from '../../streams/core.js';
 import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters, type NamedTensors } from './optim.js';
 import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
+import type { ComputedGradients, LossFunction, StepContext } from './types.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
-
-/** What the loss function gets besides the batch. */
-export interface StepContext {
-  /** The named parameters (the loss must read them, e.g. through the network that owns them). */
-  params: NamedParameters;
-  /** 0-based index of this batch. */
-  step: number;
-  /** Seeded uniform [0, 1) source (dropout masks, noise levels): part of the checkpointed state. */
-  random: () => number;
-  /** The generator behind `random` (normals, integers). */
-  rng: Rng;
-}
-
-/** A scalar loss of one batch, built from tfjs ops (it runs inside the gradient tape). */
-export type LossFunction<B> = (batch: B, context: StepContext) => tf.Scalar;
 
 /** One line per batch. */
 export interface StepReport {
@@ -69,12 +55,6 @@ export interface TrainerOptions<B> {
    * worker threads, data-parallel; the update, clipping, EMA and checkpoints stay here.
    */
   gradients?: (batch: B, context: StepContext) => Promise<ComputedGradients>;
-}
-
-/** Loss (a number) and named gradients (tensors the trainer disposes) of one batch. */
-export interface ComputedGradients {
-  loss: number;
-  grads: NamedTensors;
 }
 
 /** Thrown when too many consecutive steps had non-finite gradients. */

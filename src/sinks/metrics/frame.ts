@@ -9,12 +9,17 @@
  * - nrmse, vrmse: sqrt(mse / (mean(u^2) + eps)), sqrt(mse / (var(u) + eps)) with unbiased var; eps = 1e-7 under
  *   the `the_well` convention and 1e-6 under the `lola` convention (the reference emulation code).
  * - spread = sqrt((M+1)/(M-1) mean_{m,grid} (v_m - vbar)^2) (0 when M = 1); skill = rmse;
- *   spread_skill = (spread + e) / (skill + e), e = 1e-3 as in the reference figures.
+ *   spread_skill = (spread + e) / (skill + e), e = 1e-3 as in the reference figures; NaN (undefined) when M = 1:
+ *   a deterministic model has no ensemble to calibrate, and (0 + e) / (skill + e) would read as over-confidence.
  * - crps: fair ensemble CRPS per grid point (sorting formula), averaged over the grid; mean absolute error when M = 1.
  * - psd_error_<band>, coherence_error_<band>: the reference code's spectral errors, sqrt of the mean over the
  *   isotropic bins of a band of (1 - (P_v + 1e-6)/(P_u + 1e-6))^2 and (1 - (C_uv + 1e-6)/sqrt(P_u P_v + 1e-12))^2,
  *   with P_v and C_uv averaged over members; bands low/mid/high are log-spaced up to 0.5 cycles per sample,
  *   corner is k >= 0.5.
+ * - Tiny grids (e.g. 2 x 2, 1 x N): a spectral bin or band that holds no frequency gives NaN, never 0 (The Well
+ *   would give 0 for an empty bin of binned_spectral_mse); a grid with a single-cell axis has no isotropic bin
+ *   at all (see isotropicBinning), hence empty spectra and NaN band errors. NaN values are left out of the
+ *   averages (the reducer counts finite values only).
  * - conservation: 1 - sum(vbar) / sum(u).
  * - w1: exact Wasserstein-1 distance between the empirical distribution of the N truth values and that of the
  *   M x N pooled member values (as the reference's `wasserstein_1d(u.flatten(), v.flatten())`).
@@ -142,7 +147,7 @@ export function scoreFrame(
   }
   values[index.spread] = spread;
   values[index.skill] = Math.sqrt(mse);
-  values[index.spread_skill] = (spread + ssOffset) / (Math.sqrt(mse) + ssOffset);
+  values[index.spread_skill] = m > 1 ? (spread + ssOffset) / (Math.sqrt(mse) + ssOffset) : NaN;
 
   values[index.crps] = fairCrps(truth, members);
   values[index.conservation] = 1 - sumX / sumU;
@@ -191,6 +196,12 @@ export function scoreFrame(
     truthBinPower[b]! += fu.re[p]! * fu.re[p]! + fu.im[p]! * fu.im[p]!;
   }
   for (let b = 0; b < 3; b++) {
+    if (well.counts[b] === 0) {
+      // No wavenumber in this bin (tiny grids): undefined, not a perfect score.
+      values[index.spectral_mse_0 + b] = NaN;
+      values[index.spectral_nmse_0 + b] = NaN;
+      continue;
+    }
     const binMse = ((errPower[b]! / well.countDivisors[b]!) * well.counts[b]!) / (n * n);
     const binTruth = ((truthBinPower[b]! / well.countDivisors[b]!) * well.counts[b]!) / (n * n);
     values[index.spectral_mse_0 + b] = binMse;

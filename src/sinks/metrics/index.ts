@@ -27,7 +27,6 @@ export {
 export {
   MetricsReducer,
   reduceMetrics,
-  metricsSink,
   type RolloutChunk,
   type FrameRecord,
   type MetricsOptions,

@@ -14,24 +14,9 @@ import type { ScoreTask } from './score-worker.js';
 import { METRICS, type Convention, type FrameMetricsOptions, type MetricName } from './frame.js';
 import { scoreChunk, type ChunkScores, type PreparedChunk, type ScoreOptions } from './score.js';
 import { isotropicBinning } from './spectra.js';
+import type { RolloutChunk } from './types.js';
 
-/** One chunk of one trajectory's rollout, scored against the truth. */
-export interface RolloutChunk {
-  /** Name of the emulator that produced the ensemble (default "model"). */
-  model?: string;
-  /** Identifier of the trajectory (used only in error messages and to pick snapshot frames). */
-  trajectory?: string | number;
-  /** Channel names, length C. A vector field contributes one channel per component (e.g. velocity_x). */
-  fields: readonly string[];
-  /** Spatial grid shape, e.g. [H, W] (2D) or [H, W, D] (3D). */
-  spatialShape: readonly number[];
-  /** Lead time of the first frame of this chunk (1-based: 1 = first predicted state). */
-  lead: number;
-  /** Truth, shape (T, ...spatialShape, C), row-major. */
-  truth: Float32Array | Float64Array;
-  /** M >= 1 ensemble members, each shaped like `truth` (a deterministic model has one member). */
-  ensemble: readonly (Float32Array | Float64Array)[];
-}
+export type { RolloutChunk } from './types.js';
 
 export interface MetricsOptions extends FrameMetricsOptions {
   /** Lead times whose frames are kept for the report (first trajectory seen per model). Default 1, 20, 60, 100. */
@@ -76,7 +61,10 @@ export interface LeadRow {
   metrics: Record<MetricName, MetricSummary>;
 }
 
-/** Mean isotropic power spectra of truth and prediction at one lead time (reference convention, DC dropped). */
+/**
+ * Mean isotropic power spectra of truth and prediction at one lead time (reference convention, DC dropped). All
+ * three arrays are empty on a grid with no isotropic bin (a single-cell axis, see isotropicBinning).
+ */
 export interface SpectrumRow {
   model: string;
   field: string;
@@ -331,10 +319,6 @@ export async function reduceMetrics(
   return reducer.result();
 }
 
-/** A sink factory in the style of the stage library: `metricsSink(options)(source)`. */
-export function metricsSink(options: MetricsOptions = {}): (source: Source<RolloutChunk>) => Promise<MetricsResult> {
-  return (source) => reduceMetrics(source, options);
-}
 
 function unique<T>(values: T[]): T[] {
   return [...new Set(values)];
@@ -350,8 +334,17 @@ function describe(chunk: Partial<RolloutChunk>, index: number): string {
 function validate(chunk: RolloutChunk, where: string): RolloutChunk {
   const { fields, spatialShape, truth, ensemble, lead } = chunk;
   if (!Array.isArray(fields) || fields.length === 0) throw new Error(`${where}: "fields" must list the channel names`);
-  if (!Array.isArray(spatialShape) || spatialShape.length === 0 || !spatialShape.every((s) => Number.isInteger(s) && s > 1)) {
-    throw new Error(`${where}: "spatialShape" must be a list of grid sizes > 1, got ${JSON.stringify(spatialShape)}`);
+  // Single-cell axes are allowed (1 x N, N x 1 grids: no isotropic spectrum, see isotropicBinning), but a frame
+  // needs two points for its unbiased variance (VRMSE, Pearson r).
+  if (
+    !Array.isArray(spatialShape) ||
+    spatialShape.length === 0 ||
+    !spatialShape.every((s) => Number.isInteger(s) && s >= 1) ||
+    spatialShape.reduce((a, b) => a * b, 1) < 2
+  ) {
+    throw new Error(
+      `${where}: "spatialShape" must be a list of grid sizes >= 1 with at least 2 grid points, got ${JSON.stringify(spatialShape)}`,
+    );
   }
   if (!Number.isInteger(lead) || lead < 0) throw new Error(`${where}: "lead" must be an integer >= 0, got ${lead}`);
   if (!(truth instanceof Float32Array || truth instanceof Float64Array)) {

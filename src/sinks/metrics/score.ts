@@ -5,7 +5,7 @@
  * bottleneck.
  */
 import { METRICS, scoreFrame, type FrameMetricsOptions } from './frame.js';
-import type { RolloutChunk } from './reducer.js';
+import type { RolloutChunk } from './types.js';
 import { isotropicBinning } from './spectra.js';
 
 /** A validated chunk with its defaults filled in (see MetricsReducer.prepare). */

@@ -67,7 +67,8 @@ function linspaceF32(start: number, end: number, steps: number): number[] {
 /**
  * The Well's default binning for `binned_spectral_mse`: angular wavenumbers 2 pi fftfreq(n), three bins with
  * edges logspace(log10(2 pi / max n), log10(pi sqrt(d) + 1e-6), 4), first edge 0; k in bin i when
- * edge[i] <= k < edge[i+1]; wavenumbers at or above the last edge belong to no bin.
+ * edge[i] <= k < edge[i+1]; wavenumbers at or above the last edge belong to no bin. On tiny grids a bin can hold
+ * no wavenumber (2 x 2: bin 1); scoreFrame reports NaN for such a bin where The Well would report 0.
  */
 export interface WellBinning {
   /** Bin of each flat frequency index: 0, 1, 2, or -1 (outside). */
@@ -115,6 +116,11 @@ export function wellBinning(shape: readonly number[]): WellBinning {
  * The reference emulation code's isotropic binning: frequencies in cycles per sample, B = floor(sqrt(d) min(n) / 2)
  * bins with edges linspace(0, max |k|, B + 1); k goes to bin i when edge[i-1] < k <= edge[i]; bin 0 holds only
  * k = 0 and is dropped. `frequencies` are the upper edges edges[1..B].
+ *
+ * Tiny grids: B = 0 when an axis has a single cell (1 x N, N x 1: min(n) = 1). The binning is then empty but
+ * well-defined: edges [0], every frequency in the dropped bin 0, no `frequencies` and every band empty, so
+ * spectra have length 0 and the band errors (psd_error_*, coherence_error_*) are NaN (undefined) rather than
+ * garbage. A 2 x 2 grid has one bin (k = max |k| = 0.707), in the corner band only.
  */
 export interface IsotropicBinning {
   /** Bin of each flat frequency index, 0..B (0 is the dropped DC bin). */
@@ -140,6 +146,19 @@ export function isotropicBinning(shape: readonly number[]): IsotropicBinning {
   if (cached) return cached;
   const k = isotropicMagnitude(shape, null);
   const nBins = Math.floor((Math.sqrt(shape.length) * Math.min(...shape)) / 2);
+  if (nBins === 0) {
+    // No bin above DC (see above); linspace(0, k_max, 1) and log2 of a missing first frequency would be NaN.
+    const empty: IsotropicBinning = {
+      bin: new Int32Array(k.length),
+      counts: Int32Array.of(k.length),
+      edges: [0],
+      frequencies: [],
+      bands: SPECTRAL_BANDS.map(() => []),
+      bandNames: [...SPECTRAL_BANDS],
+    };
+    isoCache.set(key, empty);
+    return empty;
+  }
   let kMax = 0;
   for (const v of k) if (v > kMax) kMax = v;
   const edges = linspaceF32(0, kMax, nBins + 1);

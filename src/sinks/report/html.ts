@@ -3,7 +3,17 @@
  * external resource of any kind), so it opens offline and can be mailed or archived as is.
  */
 import { encodePng, snapshotPanels, PANEL_NAMES } from './images.js';
-import { errorVsLead, metricLabel, powerSpectra, spectralErrorBands, spreadSkillVsLead, type Plot } from './plots.js';
+import {
+  errorVsLead,
+  leadData,
+  metricLabel,
+  powerSpectra,
+  powerSpectraData,
+  spectralErrorBands,
+  spectralErrorData,
+  spreadSkillVsLead,
+  type Plot,
+} from './plots.js';
 import { ALL_FIELDS, type MetricName, type SavedResults } from '../metrics/index.js';
 
 export interface ReportOptions {
@@ -21,21 +31,85 @@ const DEFAULT_TABLE_METRICS: MetricName[] = ['vrmse', 'rmse', 'spread_skill', 'c
 const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+/** What a table cell or range shows for a value that does not exist (NaN: undefined or never measured). */
+export const MISSING_CELL = '-';
+
 const fmt = (v: number): string => {
-  if (!Number.isFinite(v)) return '\u2013';
+  if (!Number.isFinite(v)) return MISSING_CELL;
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toPrecision(3);
 };
 
-/** Every plot of the report, rendered. */
-export async function reportPlots(saved: SavedResults, options: ReportOptions = {}): Promise<Plot[]> {
+/** A plot the report leaves out because it would have nothing to draw, and why. */
+export interface OmittedPlot {
+  /** The id the plot would have had (see Plot.id). */
+  id: string;
+  title: string;
+  reason: string;
+}
+
+/** The report's plots: those drawn, and those left out for lack of data. */
+export interface ReportFigures {
+  plots: Plot[];
+  omitted: OmittedPlot[];
+}
+
+/** " (HxW)": the grid shapes of the results, read from the snapshots (empty when none was kept). */
+function gridNames(saved: SavedResults): string {
+  const shapes = [...new Set(saved.result.snapshots.map((s) => s.shape.join('x')))];
+  return shapes.length > 0 ? ` (${shapes.join(', ')})` : '';
+}
+
+/**
+ * Every plot of the report, rendered, except those with no data point, which are listed with a reason instead:
+ * an error metric with no finite value (e.g. w1 with skipW1), spread / skill when every model is deterministic
+ * (one member), the power spectra on a grid with no isotropic bin (a single-cell axis), the spectral error bands
+ * on a grid whose bins miss the low, mid and high bands (2 x 2, 1 x N). Throws when no frame was scored at all.
+ */
+export async function reportFigures(saved: SavedResults, options: ReportOptions = {}): Promise<ReportFigures> {
   if (saved.result.rows.length === 0) throw new Error('report: the results hold no scored frame, nothing to plot');
   const plots: Plot[] = [];
-  for (const metric of options.errorMetrics ?? DEFAULT_ERROR_METRICS) plots.push(await errorVsLead(saved, metric));
-  plots.push(await spreadSkillVsLead(saved));
-  plots.push(await powerSpectra(saved));
-  plots.push(await spectralErrorBands(saved));
-  return plots;
+  const omitted: OmittedPlot[] = [];
+  for (const metric of options.errorMetrics ?? DEFAULT_ERROR_METRICS) {
+    if (leadData(saved, metric).length > 0) plots.push(await errorVsLead(saved, metric));
+    else {
+      omitted.push({
+        id: `error-${metric}`,
+        title: `${metricLabel(metric)} vs lead time`,
+        reason: `no model has a finite ${metricLabel(metric)} value (skipped, or undefined for these frames)`,
+      });
+    }
+  }
+  if (leadData(saved, 'spread_skill').length > 0) plots.push(await spreadSkillVsLead(saved));
+  else {
+    omitted.push({
+      id: 'spread-skill',
+      title: 'Spread / skill vs lead time',
+      reason: 'spread / skill is undefined for deterministic models (one member), and no model here is an ensemble',
+    });
+  }
+  if (powerSpectraData(saved).length > 0) plots.push(await powerSpectra(saved));
+  else {
+    omitted.push({
+      id: 'power-spectra',
+      title: 'Power spectra: truth vs prediction',
+      reason: `the grid${gridNames(saved)} has no isotropic frequency bin above DC (floor(sqrt(d) min(shape) / 2) = 0)`,
+    });
+  }
+  if (spectralErrorData(saved).length > 0) plots.push(await spectralErrorBands(saved));
+  else {
+    omitted.push({
+      id: 'spectral-error-bands',
+      title: 'Spectral errors per frequency band vs lead time (all fields)',
+      reason: `no frequency bin of the grid${gridNames(saved)} falls in the low, mid or high band`,
+    });
+  }
+  return { plots, omitted };
+}
+
+/** Every plot of the report that has data, rendered (see reportFigures for those left out). */
+export async function reportPlots(saved: SavedResults, options: ReportOptions = {}): Promise<Plot[]> {
+  return (await reportFigures(saved, options)).plots;
 }
 
 function bandTables(saved: SavedResults, metrics: readonly MetricName[]): string {
@@ -51,7 +125,14 @@ function bandTables(saved: SavedResults, metrics: readonly MetricName[]): string
           fields.map((field) => {
             const cells = labels.map((label) => {
               const row = bandRows.find((r) => r.model === model && r.field === field && r.band === label);
-              return `<td>${row ? fmt(row.metrics[metric].mean) : '\u2013'}</td>`;
+              const value = row ? row.metrics[metric].mean : NaN;
+              if (Number.isFinite(value)) return `<td>${fmt(value)}</td>`;
+              const why = !row
+                ? 'no lead time of this band'
+                : metric === 'spread_skill'
+                  ? 'undefined for a deterministic model (one member)'
+                  : 'no finite value';
+              return `<td class="missing" title="${why}">${MISSING_CELL}</td>`;
             });
             const cls = field === ALL_FIELDS ? ' class="all"' : '';
             return `<tr${cls}><td>${escapeHtml(model)}</td><td>${escapeHtml(field)}</td>${cells.join('')}</tr>`;
@@ -99,6 +180,7 @@ table { border-collapse: collapse; margin: 12px 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f4f4f4; } caption { text-align: left; font-weight: bold; padding: 4px 0; }
 tr.all td { font-weight: bold; background: #fafafa; }
+td.missing { color: #999; text-align: center; }
 table.frames td, table.frames th { text-align: center; vertical-align: middle; }
 img.frame { image-rendering: pixelated; display: block; }
 dl.defs dt { font-weight: bold; margin-top: 6px; } dl.defs dd { margin-left: 16px; }
@@ -130,10 +212,15 @@ const CHECK_SCRIPT = `
 
 /** Renders the whole report page. */
 export async function renderReport(saved: SavedResults, options: ReportOptions = {}): Promise<string> {
-  const plots = await reportPlots(saved, options);
+  const { plots, omitted } = await reportFigures(saved, options);
   const { result } = saved;
   const figure = (p: Plot) =>
     `<figure class="plot" data-plot="${p.id}"><h3>${escapeHtml(p.title)}</h3><figcaption>${escapeHtml(p.caption)}</figcaption>\n${p.svg}\n</figure>`;
+  const note = (o: OmittedPlot) =>
+    `<p class="note omitted" data-omitted-plot="${o.id}">${escapeHtml(o.title)}: not drawn, ${escapeHtml(o.reason)}.</p>`;
+  /** The figures, then the notes of the omitted plots, whose id passes `pick`. */
+  const section = (pick: (id: string) => boolean) =>
+    [...plots.filter((p) => pick(p.id)).map(figure), ...omitted.filter((o) => pick(o.id)).map(note)].join('\n');
   const trajectories = Math.max(0, ...result.rows.map((r) => r.frames));
   const conventionNote =
     result.convention === 'lola'
@@ -156,13 +243,13 @@ lead times ${result.leads[0] ?? '\u2013'}\u2013${result.leads[result.leads.lengt
 ${bandTables(saved, options.tableMetrics ?? DEFAULT_TABLE_METRICS)}
 
 <h2>Errors vs lead time</h2>
-${plots.filter((p) => p.id.startsWith('error-')).map(figure).join('\n')}
+${section((id) => id.startsWith('error-'))}
 
 <h2>Ensemble calibration</h2>
-${plots.filter((p) => p.id === 'spread-skill').map(figure).join('\n')}
+${section((id) => id === 'spread-skill')}
 
 <h2>Spectra</h2>
-${plots.filter((p) => p.id === 'power-spectra' || p.id === 'spectral-error-bands').map(figure).join('\n')}
+${section((id) => id === 'power-spectra' || id === 'spectral-error-bands')}
 
 <h2>Frames</h2>
 ${frameSection(saved, options.frameSize ?? 128)}
@@ -170,7 +257,7 @@ ${frameSection(saved, options.frameSize ?? 128)}
 <h2>Definitions</h2>
 <dl class="defs">
 <dt>MSE, RMSE, NRMSE, VRMSE, L-infinity, Pearson r, binned spectral MSE/NMSE</dt><dd>The Well's definitions on the ensemble mean, per frame (spatial reductions), then averaged over trajectories.</dd>
-<dt>spread, skill, spread/skill</dt><dd>spread = sqrt((M+1)/(M-1) mean (member - mean)^2); skill = RMSE of the ensemble mean; ratio (spread + 0.001) / (skill + 0.001) per frame.</dd>
+<dt>spread, skill, spread/skill</dt><dd>spread = sqrt((M+1)/(M-1) mean (member - mean)^2); skill = RMSE of the ensemble mean; ratio (spread + 0.001) / (skill + 0.001) per frame, undefined (${MISSING_CELL}) for deterministic models (one member).</dd>
 <dt>CRPS</dt><dd>Fair ensemble CRPS per grid point, averaged over the grid.</dd>
 <dt>power / coherence errors</dt><dd>Reference emulation code's relative power-spectrum and coherence errors in log-spaced bands.</dd>
 <dt>conservation</dt><dd>1 - sum(ensemble mean) / sum(truth).</dd>

@@ -3,6 +3,18 @@
  * labelled frame-grid PNGs, from a stream of rollouts or from a saved results directory.
  */
 export { reportSink, renderSavedReport, writeFrameGrids, slug, REPORT_FILE, FRAME_LOG_FILE, type ReportSinkOptions, type ReportFiles } from './sink.js';
-export { renderReport, reportPlots, type ReportOptions } from './html.js';
-export { renderSvg, errorVsLead, spreadSkillVsLead, powerSpectra, spectralErrorBands, metricLabel, type Plot } from './plots.js';
+export { renderReport, reportPlots, reportFigures, MISSING_CELL, type ReportOptions, type ReportFigures, type OmittedPlot } from './html.js';
+export {
+  renderSvg,
+  errorVsLead,
+  spreadSkillVsLead,
+  powerSpectra,
+  spectralErrorBands,
+  leadData,
+  powerSpectraData,
+  spectralErrorData,
+  metricLabel,
+  type Plot,
+  type PlotDatum,
+} from './plots.js';
 export { colormaps, colorize, resample, encodePng, snapshotPanels, frameGridPng, displaySize, type Rgba, type Lut, type SnapshotPanels } from './images.js';

@@ -1,6 +1,11 @@
 /**
  * The report's plots, as Vega-Lite specifications rendered to SVG strings in Node (vega's headless SVG renderer,
  * no canvas, no browser, no network). The SVG is inlined into the page, so the report needs no script to draw.
+ *
+ * A plot function draws the data it is given; given none, its faceted spec makes vega fail (renderSvg turns
+ * that into an error). The `...Data` functions expose each plot's points so that the report (`reportFigures`)
+ * can leave out, with a reason, a plot with nothing to draw: w1 skipped, only deterministic models (no
+ * spread / skill), grids too small for an isotropic spectrum or for the low/mid/high bands.
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -72,8 +77,14 @@ export const METRIC_LABELS: Partial<Record<MetricName, string>> = {
 
 export const metricLabel = (m: MetricName): string => METRIC_LABELS[m] ?? m.replace(/_/g, ' ');
 
-/** Per-lead rows of every field and of all fields pooled, flattened for plotting. */
-function leadData(saved: SavedResults, metric: MetricName): Record<string, string | number>[] {
+/** One data point of a plot: named values, as Vega-Lite reads them. */
+export type PlotDatum = Record<string, string | number>;
+
+/**
+ * Per-lead rows of every field and of all fields pooled, flattened for plotting; non-finite means (a metric
+ * undefined for a model, e.g. spread_skill of a deterministic one, or skipped, e.g. w1 with skipW1) are left out.
+ */
+export function leadData(saved: SavedResults, metric: MetricName): PlotDatum[] {
   const rows = [...saved.result.rows, ...saved.aggregates.leadsOverFields];
   return rows
     .filter((r) => Number.isFinite(r.metrics[metric].mean))
@@ -140,7 +151,7 @@ export async function spreadSkillVsLead(saved: SavedResults): Promise<Plot> {
     title: 'Spread / skill vs lead time',
     caption:
       'Per-frame (spread + 0.001) / (RMSE + 0.001) averaged over trajectories; 1 (dashed) is a calibrated ensemble, ' +
-      'below 1 over-confident. Deterministic models (one member) have zero spread.',
+      'below 1 over-confident. Undefined for deterministic models (one member), which are not drawn.',
     svg: await renderSvg(spec, 'spread-skill'),
   };
 }
@@ -154,10 +165,12 @@ export function spectrumLeads(saved: SavedResults): number[] {
   return [leads[0]!, leads[Math.floor(leads.length / 2)]!, leads[leads.length - 1]!];
 }
 
-/** Mean isotropic power spectra of truth and prediction, log-log, per field (rows) and lead (columns). */
-export async function powerSpectra(saved: SavedResults): Promise<Plot> {
-  const leads = spectrumLeads(saved);
-  const values: Record<string, string | number>[] = [];
+/**
+ * The points of the power-spectra plot at the given leads: positive powers only (log scale). Empty when the grid
+ * has no isotropic bin (a single-cell axis, see isotropicBinning).
+ */
+export function powerSpectraData(saved: SavedResults, leads: readonly number[] = spectrumLeads(saved)): PlotDatum[] {
+  const values: PlotDatum[] = [];
   const truthDone = new Set<string>();
   for (const s of saved.result.spectra) {
     if (!leads.includes(s.lead)) continue;
@@ -169,6 +182,15 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
     });
     truthDone.add(key);
   }
+  return values;
+}
+
+/** Mean isotropic power spectra of truth and prediction, log-log, per field (rows) and lead (columns). */
+export async function powerSpectra(saved: SavedResults): Promise<Plot> {
+  const leads = spectrumLeads(saved);
+  const values = powerSpectraData(saved, leads);
+  // A spectrum of one or two bins (e.g. a 2 x 2 grid) is barely a line: mark its points.
+  const bins = Math.max(0, ...saved.result.spectra.map((s) => s.frequencies.length));
   const series = ['truth', ...saved.result.models];
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -180,7 +202,7 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
     spec: {
       width: 180,
       height: 120,
-      mark: { type: 'line', strokeWidth: 1.5 },
+      mark: { type: 'line', strokeWidth: 1.5, point: bins <= 2 },
       encoding: {
         x: { field: 'frequency', type: 'quantitative', scale: { type: 'log' }, title: 'frequency (cycles / cell)' },
         y: { field: 'power', type: 'quantitative', scale: { type: 'log' }, title: 'power' },
@@ -207,9 +229,12 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
   };
 }
 
-/** Spectral power errors per band (low / mid / high) against lead time, all fields pooled. */
-export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
-  const values: Record<string, string | number>[] = [];
+/**
+ * The points of the spectral-error-bands plot: finite psd and coherence errors of the low, mid and high bands,
+ * all fields pooled. Empty on grids whose bins all fall in the corner band or in none (2 x 2, 1 x N).
+ */
+export function spectralErrorData(saved: SavedResults): PlotDatum[] {
+  const values: PlotDatum[] = [];
   for (const r of saved.aggregates.leadsOverFields) {
     for (const band of ['low', 'mid', 'high'] as const) {
       for (const kind of ['psd', 'coherence'] as const) {
@@ -218,6 +243,12 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
       }
     }
   }
+  return values;
+}
+
+/** Spectral power errors per band (low / mid / high) against lead time, all fields pooled. */
+export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
+  const values = spectralErrorData(saved);
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { siblingModule } from '../core.js';
 import { runTask, SYSTEM_FIELDS, taskGrid, type SimulationTask, type TrajectoryFields } from './systems.js';
 
 /** One unit of generator work: a task and where its cached result lives. */
@@ -76,3 +77,6 @@ export function runJob(job: TrajectoryJob, shouldStop?: () => boolean): Trajecto
   if (job.cache) writeCachedTrajectory(job.cache, job.task, fields);
   return { fields, cached: false };
 }
+
+/** The worker module that runs one `TrajectoryJob` (for `workerMap`): simulates or reuses a cached trajectory. */
+export const SIMULATION_WORKER: URL = siblingModule(import.meta.url, 'worker');

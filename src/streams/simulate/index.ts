@@ -1,8 +1,8 @@
 /**
- * Simulation sources and the dataset generator for the built-in systems (Euler multi-quadrants and
- * Rayleigh-Benard convection), writing data that downstream stages cannot tell from The Well's.
+ * Simulation sources for the built-in systems (Euler multi-quadrants and Rayleigh-Benard convection), writing
+ * data that downstream stages cannot tell from The Well's. The dataset-generation job that runs them over worker
+ * threads is pipelines/jobs/generate.ts.
  */
 export * from './systems.js';
 export * from './source.js';
-export * from './generate.js';
 export * from './cache.js';

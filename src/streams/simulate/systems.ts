@@ -3,7 +3,7 @@
  * needs to produce one trajectory), the Well file spec of a parameter set, and the run of one task into
  * per-field float32 arrays in stored layout.
  */
-import type { WellFileSpec } from '../../sinks/well/spec.js';
+import type { WellFileSpec } from '../../formats/well/spec.js';
 import { eulerFileStem, eulerTrajectory, type EulerTrajectoryOptions } from '../../physics/quadrants.js';
 import {
   chebyshevGaussNodes,

@@ -2,7 +2,7 @@
  * Splitting work across processes (`--shard i/n`), e.g. the tasks of a Slurm array job. Items are dealt
  * round-robin: shard i of n takes items i, i + n, i + 2n, ...
  */
-import { filter, type Stage } from '../src/streams/index.js';
+import { filter, type Stage } from '../../src/streams/index.js';
 import { UsageError } from './command.js';
 
 export interface Shard {

@@ -1,39 +1,35 @@
 /**
- * Training the latent emulators on the latent cache: the deterministic surrogate (MSE) and the diffusion or
- * flow-matching emulator (denoising loss), both a space-time ViT over windows of L latent states with a random
- * number of observed leading frames. The data stream is a pure function of (seed, epoch), so a resumed run sees
- * the same batches as an uninterrupted one.
- *
- * An emulator run directory holds `emulator.safetensors` (weights; metadata: ViT config, kind, formulation,
- * sampler, label names, latent shape and the autoencoder id of the cache it learned from), `checkpoints/` and
- * `metrics.json` (validation loss).
+ * Jobs `train-surrogate` and `train-diffusion`: train a latent emulator on the latent cache, the deterministic
+ * surrogate (MSE) or the diffusion / flow-matching emulator (denoising loss), both a space-time ViT over windows
+ * of L latent states with a random number of observed leading frames. Batches come from `emulatorEpochs` (a pure
+ * function of (seed, epoch), so a resumed run sees the same batches as an uninterrupted one); loading the trained
+ * run back is `loadEmulator` (src/models/emulators.ts, which also describes the run directory).
  */
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { map, pipe, shuffle, skip } from '../src/streams/index.js';
-import { openLatentCache, readLatentCache } from '../src/streams/latent-cache.js';
-import { createVit, presets, type Vit, type VitConfig } from '../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights, type ParallelGradients } from '../src/models/train/index.js';
+import { map, pipe, skip, Rng } from '../../src/streams/index.js';
+import { latentCacheFiles, openLatentCache, readLatentCache } from '../../src/formats/latent-cache/index.js';
+import { createVit, presets, type VitConfig } from '../../src/models/nn/index.js';
+import { Trainer, cosineSchedule, saveWeights, type ParallelGradients } from '../../src/models/train/index.js';
+import { contextBatches, latentWindows, windowBatchTensors, type ContextBatch } from '../../src/models/diffusion/index.js';
+import { selectBackend, describeBackend } from '../../src/models/backend/index.js';
 import {
-  contextBatches,
-  latentWindows,
-  windowBatchTensors,
-  type Emulator,
-  type ContextBatch,
-  type LatentTrajectory,
-} from '../src/models/diffusion/index.js';
-import { selectBackend, describeBackend } from '../src/models/backend/index.js';
-import { readSafetensors } from '../src/models/train/safetensors.js';
-import { writeFileAtomic } from '../src/sinks/files.js';
-import { ConfigError } from './config.js';
-import { checkTrainConfig, mixSeed } from './autoencoder.js';
-import type { RunDir } from './run-dir.js';
-import { resumeTrainer, runTraining } from './training.js';
-import { buildEmulator, emulatorTrainingLoss, startParallel, toShardable, trainingWorkers, type ShardedWindowBatch } from './worker-models.js';
+  DEFAULT_SAMPLING,
+  EMULATOR_FILE,
+  emulatorEpochs,
+  emulatorTrainingLoss,
+  loadEmulator,
+  toShardable,
+  type EmulatorKind,
+  type LoadedEmulator,
+  type ShardedWindowBatch,
+} from '../../src/models/emulators.js';
+import { startParallel, trainingWorkers } from '../../src/models/worker-models.js';
+import { writeFileAtomic } from '../../src/sinks/files.js';
+import { ConfigError } from '../cli/config.js';
+import type { RunDir } from '../cli/run-dir.js';
+import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 
-export type EmulatorKind = 'surrogate' | 'diffusion';
+export type { EmulatorKind } from '../../src/models/emulators.js';
 
 export const trainEmulatorDefaults = {
   /** Run directory of the cache pipeline (reads `<cache>/cache/train/*.arrow`, validates on `valid`). */
@@ -55,28 +51,10 @@ export const trainEmulatorDefaults = {
     workers: 0,
   },
   /** Sampler used by the diffusion emulator at prediction time. */
-  sampling: { sampler: 'ab', steps: 16, order: 3 },
+  sampling: { ...DEFAULT_SAMPLING },
   valid: { batches: 4 },
 };
 export type TrainEmulatorConfig = typeof trainEmulatorDefaults;
-
-export interface LoadedEmulator {
-  kind: EmulatorKind;
-  emulator: Emulator;
-  vit: Vit;
-  window: number;
-  /** Autoencoder id of the latents it was trained on. */
-  autoencoder: string;
-  labelNames: string[];
-}
-
-async function cacheFiles(cacheRun: string, split: string): Promise<string[]> {
-  const dir = join(cacheRun, 'cache', split);
-  if (!existsSync(dir)) throw new Error(`latent cache ${cacheRun}: no ${split} split at ${dir} (run wellspring cache first)`);
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.arrow') && !f.includes('.shard-')).sort();
-  if (files.length === 0) throw new Error(`latent cache ${dir}: no .arrow files (merge shards with wellspring cache --merge)`);
-  return files.map((f) => join(dir, f));
-}
 
 function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [number, number, number], labels: number): VitConfig {
   if (config.model.preset !== 'vit-small') throw new ConfigError(`model.preset "${config.model.preset}": the only ViT preset is "vit-small"`);
@@ -93,33 +71,13 @@ function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [
   });
 }
 
-/** Window batches as typed arrays, epoch after epoch, each epoch's shuffle and context draws seeded by (seed, epoch). */
-async function* epochBatches(files: string[], autoencoder: string, config: TrainEmulatorConfig) {
-  const { batchSize, seed, shuffleBuffer } = config.train;
-  for (let epoch = 0; ; epoch++) {
-    let produced = 0;
-    const rows = readLatentCache(files, { autoencoder });
-    const batches = pipe(
-      rows as AsyncIterable<LatentTrajectory>,
-      latentWindows({ window: config.model.window }),
-      shuffle(Math.max(1, shuffleBuffer), mixSeed(seed, epoch)),
-      contextBatches({ batchSize, seed: mixSeed(seed ^ 0x51ed, epoch) }),
-    );
-    for await (const b of batches) {
-      produced++;
-      yield b;
-    }
-    if (produced === 0) throw new Error(`latent cache ${files.join(', ')}: no complete batch of ${batchSize} windows of ${config.model.window} states`);
-  }
-}
-
 /** Trains a surrogate or diffusion emulator into `run`, resuming from its last checkpoint. */
 export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedEmulator> {
   checkTrainConfig(config.train);
   if (!config.cache) throw new ConfigError('cache is not set: give the cache run directory (--cache DIR)');
   const backend = await selectBackend();
   console.error(describeBackend(backend));
-  const trainFiles = await cacheFiles(config.cache, 'train');
+  const trainFiles = await latentCacheFiles(config.cache, 'train');
   const info = await openLatentCache(trainFiles[0]!);
   const [T, h, w, c] = info.shape;
   if (T < config.model.window) throw new ConfigError(`model.window (${config.model.window}) is longer than the cached trajectories (${T} states)`);
@@ -147,13 +105,19 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   parallel = await startParallel(workers, vit.params, { kind, vit: vitConfig, formulation: config.formulation, sampling: config.sampling });
   await run.log('workers', { workers });
   const batches = pipe(
-    epochBatches(trainFiles, info.autoencoder, config),
+    emulatorEpochs(trainFiles, {
+      autoencoder: info.autoencoder,
+      window: config.model.window,
+      batchSize: config.train.batchSize,
+      seed: config.train.seed,
+      shuffleBuffer: config.train.shuffleBuffer,
+    }),
     skip(trainer.step), // the batches an earlier run already trained on
     map((b: ContextBatch) => toShardable(windowBatchTensors(b)), 'upload-batch'),
   );
   await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: `train-${kind} steps`, signal, parallel });
 
-  const weights = run.path('emulator.safetensors');
+  const weights = run.path(EMULATOR_FILE);
   await saveWeights(weights, vit.params, {
     kind,
     vit: JSON.stringify(vitConfig),
@@ -164,8 +128,8 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
     labels: JSON.stringify(info.labelNames),
     steps: String(trainer.step),
   });
-  const loaded = await loadEmulator(run.dir);
-  const validLoss = await validationLoss(loaded, await cacheFiles(config.cache, 'valid'), config);
+  const loaded = await loadEmulator(run.dir, { autoencoder: info.autoencoder });
+  const validLoss = await validationLoss(loaded, await latentCacheFiles(config.cache, 'valid'), config);
   await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss }, null, 2));
   await run.log('validation', { validLoss });
   vit.dispose();
@@ -175,11 +139,10 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
 /** Mean loss over a few validation batches (fixed seed, so runs compare). */
 async function validationLoss(loaded: LoadedEmulator, files: string[], config: TrainEmulatorConfig): Promise<number> {
   const batches = pipe(
-    readLatentCache(files, { autoencoder: loaded.autoencoder }) as AsyncIterable<LatentTrajectory>,
+    readLatentCache(files, { autoencoder: loaded.autoencoder }),
     latentWindows({ window: loaded.window }),
     contextBatches({ batchSize: Math.min(config.train.batchSize, 16), seed: 12345, dropLast: false }),
   );
-  const { Rng } = await import('../src/streams/random.js');
   const rng = new Rng(777);
   let total = 0;
   let n = 0;
@@ -193,25 +156,4 @@ async function validationLoss(loaded: LoadedEmulator, files: string[], config: T
     if (++n >= config.valid.batches) break;
   }
   return n > 0 ? total / n : Number.NaN;
-}
-
-/** Loads a trained emulator (inference mode) from its run directory. */
-export async function loadEmulator(dir: string): Promise<LoadedEmulator> {
-  const weights = join(dir, 'emulator.safetensors');
-  if (!existsSync(weights)) throw new Error(`emulator run ${dir}: missing ${weights} (train it with wellspring train-surrogate or train-diffusion)`);
-  await selectBackend();
-  const meta = (await readSafetensors(weights)).metadata;
-  if (!meta.vit || !meta.kind) throw new Error(`${weights}: no ViT config in its metadata (not written by wellspring)`);
-  const kind = meta.kind as EmulatorKind;
-  const vit = createVit(JSON.parse(meta.vit) as VitConfig);
-  await loadWeights(weights, vit.params);
-  const sampling = JSON.parse(meta.sampling ?? '{}') as TrainEmulatorConfig['sampling'];
-  return {
-    kind,
-    vit,
-    emulator: buildEmulator(kind, vit, meta.formulation ?? 'diffusion', { ...trainEmulatorDefaults.sampling, ...sampling }, null),
-    window: Number(meta.window ?? 5),
-    autoencoder: meta.autoencoder ?? '',
-    labelNames: JSON.parse(meta.labels ?? '[]') as string[],
-  };
 }

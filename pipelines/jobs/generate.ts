@@ -14,17 +14,17 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { pipe, siblingModule } from '../core.js';
-import { map } from '../basic.js';
-import { abortable, progress, type ProgressOptions } from '../progress.js';
-import { workerMap } from '../workers.js';
-import { mergeMomentSets, type MomentSet } from '../well/moments.js';
-import { formatStatsYaml, statsFromMoments, type WellStats } from '../well/stats.js';
-import { writeWellDataset, WELL_SPLITS, type WellSplit, type WellTrajectory } from '../../sinks/well/write.js';
-import type { EulerBoundary } from '../../physics/euler.js';
-import { EULER_GAMMA_PRESETS } from '../../physics/quadrants.js';
-import { simulationTasks } from './source.js';
-import { trajectoryCacheDir, trajectoryCachePath, type TrajectoryJob, type TrajectoryResult } from './cache.js';
+import { pipe } from '../../src/streams/core.js';
+import { map } from '../../src/streams/basic.js';
+import { abortable, progress, type ProgressOptions } from '../../src/streams/progress.js';
+import { workerMap } from '../../src/streams/workers.js';
+import { mergeMomentSets, type MomentSet } from '../../src/formats/well/moments.js';
+import { formatStatsYaml, statsFromMoments, type WellStats } from '../../src/formats/well/stats.js';
+import { writeWellDataset, WELL_SPLITS, type WellSplit, type WellTrajectory } from '../../src/formats/well/writer.js';
+import type { EulerBoundary } from '../../src/physics/euler.js';
+import { EULER_GAMMA_PRESETS } from '../../src/physics/quadrants.js';
+import { simulationTasks } from '../../src/streams/simulate/source.js';
+import { SIMULATION_WORKER, trajectoryCacheDir, trajectoryCachePath, type TrajectoryJob, type TrajectoryResult } from '../../src/streams/simulate/cache.js';
 import {
   SYSTEM_FIELDS,
   taskFileStem,
@@ -34,7 +34,7 @@ import {
   type SystemName,
   type TaskTemplate,
   type TrajectoryFields,
-} from './systems.js';
+} from '../../src/streams/simulate/systems.js';
 
 export interface GenerateDatasetOptions {
   system: SystemName;
@@ -216,7 +216,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
     const simulated$ = pipe(
       jobs,
       workerMap<TrajectoryJob, TrajectoryResult>({
-        filename: siblingModule(import.meta.url, 'worker'),
+        filename: SIMULATION_WORKER,
         threads: Math.min(threads, tasks.length),
         concurrency: Math.min(threads, tasks.length) + 1,
         workerData: { cancel },

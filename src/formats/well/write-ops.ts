@@ -9,8 +9,8 @@ import { renameSync, rmSync, statSync } from 'node:fs';
 import type { Dataset, File as H5File, Group } from 'h5wasm';
 import type h5wasmDefault from 'h5wasm';
 import { componentCount, frameShape, type WellFieldSpec, type WellFileSpec } from './spec.js';
-import { addBlock, emptyMoments, type MomentSet } from '../../streams/well/moments.js';
-import { diagSummary } from '../../streams/well/read-ops.js';
+import { addBlock, emptyMoments, type MomentSet } from './moments.js';
+import { diagSummary } from './read-ops.js';
 
 type H5 = typeof h5wasmDefault;
 

@@ -1,7 +1,7 @@
 /** The CLI of the two emulator-training subcommands, which differ only in the emulator kind. */
 import { stringify } from 'yaml';
 import type { Command } from './command.js';
-import { trainEmulator, trainEmulatorDefaults, type EmulatorKind } from './emulator.js';
+import { trainEmulator, trainEmulatorDefaults, type EmulatorKind } from '../jobs/train-emulator.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from './pipeline-command.js';
 
 export function emulatorCommand(kind: EmulatorKind): Command {

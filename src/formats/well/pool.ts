@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { siblingModule } from '../core.js';
+import { siblingModule } from '../../streams/core.js';
 
 interface Pending {
   resolve(value: unknown): void;

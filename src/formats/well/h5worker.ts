@@ -40,7 +40,7 @@ const writeSync = fs.writeSync;
 const { default: h5wasm } = await import('h5wasm/node');
 const h5module = await h5wasm.ready;
 const { createReadOps } = await import('./read-ops.js');
-const { createWriteOps } = await import('../../sinks/well/write-ops.js');
+const { createWriteOps } = await import('./write-ops.js');
 
 type Op = (args: never) => unknown;
 const ops: Record<string, Op> = {

@@ -10,9 +10,9 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { from, type Source } from '../../streams/core.js';
-import { wellWriterWorker, type H5Worker } from '../../streams/well/pool.js';
-import { mergeMomentSets, type MomentSet } from '../../streams/well/moments.js';
-import { formatStatsYaml, statsFromMoments, type WellStats } from '../../streams/well/stats.js';
+import { wellWriterWorker, type H5Worker } from './pool.js';
+import { mergeMomentSets, type MomentSet } from './moments.js';
+import { formatStatsYaml, statsFromMoments, type WellStats } from './stats.js';
 import { componentCount, frameShape, type WellFieldSpec, type WellFileSpec } from './spec.js';
 import type { CreatePlan } from './write-ops.js';
 

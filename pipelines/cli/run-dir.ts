@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { tap, type Stage } from '../src/streams/index.js';
-import { appendJsonLine, writeFileAtomic } from '../src/sinks/files.js';
+import { tap, type Stage } from '../../src/streams/index.js';
+import { appendJsonLine, writeFileAtomic } from '../../src/sinks/files.js';
 import type { ConfigObject, ConfigValue } from './config.js';
 import { ConfigError } from './config.js';
 

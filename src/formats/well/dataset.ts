@@ -10,63 +10,10 @@ import { openWell, type ChannelLayout, type WellFieldInfo, type WellMeta } from 
 import { wellPool, type H5Pool } from './pool.js';
 import type { FieldReadPlan, WindowReadPlan, WindowReadResult } from './raw.js';
 import type { WellNormalizer } from './normalize.js';
-import { Rng } from '../random.js';
+import type { AppliedNormalization, WellArray, WellSample } from './sample.js';
+import { seededPermutation } from '../../streams/random.js';
 
-/** A dense array, row-major. */
-export interface WellArray<T extends Float32Array | Float64Array = Float32Array> {
-  data: T;
-  shape: number[];
-}
-
-export interface WellOrigin {
-  /** Path of the file the sample comes from. */
-  file: string;
-  fileIndex: number;
-  trajectory: number;
-  /** First frame of the window. */
-  t0: number;
-  dt: number;
-  /** Global sample index in the dataset. */
-  index: number;
-}
-
-/** Applied normalisation, recorded on a sample so that it can be undone (see normalize.ts). */
-export interface AppliedNormalization {
-  kind: 'zscore' | 'rms';
-  delta: boolean;
-  transforms: Record<string, 'log1p'>;
-}
-
-/**
- * One sample, keyed like the reference loader's output (camelCase). `spaceGrid` and `boundaryConditions` are
- * shared by every sample of a file: treat them as read-only.
- */
-export interface WellSample {
-  /** `(nIn, *spatial, C)` */
-  inputFields: WellArray;
-  /** `(nOut, *spatial, C)` */
-  outputFields: WellArray;
-  /** `(*spatial, C_const)`, when the file has constant fields. */
-  constantFields?: WellArray;
-  /** `(nIn, S)` / `(nOut, S)`, when the file has time-varying scalars. */
-  inputScalars?: WellArray;
-  outputScalars?: WellArray;
-  /** `(S_const)`, in the stored dtype (float64 for h5py-written files). */
-  constantScalars?: WellArray<Float32Array | Float64Array>;
-  /** `(nSpatialDims, 2)`: WALL 0, OPEN 1, PERIODIC 2. */
-  boundaryConditions: WellArray;
-  /** `(*spatial, nSpatialDims)`, meshgrid "ij". */
-  spaceGrid: WellArray;
-  /** Window times minus the window's first time, float32. */
-  inputTimeGrid: WellArray;
-  outputTimeGrid: WellArray;
-  layout: ChannelLayout;
-  constantLayout: ChannelLayout;
-  origin: WellOrigin;
-  /** Non-finite values read (only non-zero with `nonFinite: 'count'`). */
-  nonFinite: number;
-  normalization?: AppliedNormalization;
-}
+export type { WellArray, WellOrigin, AppliedNormalization, WellSample } from './sample.js';
 
 export interface WellDatasetOptions {
   /** Input frames per window (default 1). */
@@ -548,7 +495,7 @@ export function wellWindows(
 /** Source of whole trajectories streamed frame by frame (see WellDataset.trajectories). */
 export function wellTrajectories(
   source: string | string[],
-  options: WellDatasetOptions & { start?: number; framesPerRead?: number } = {},
+  options: WellDatasetOptions & { start?: number; framesPerRead?: number; trajectories?: Iterable<{ fileIndex: number; trajectory: number }> } = {},
 ): AsyncIterable<WellTrajectoryStream> {
   return {
     async *[Symbol.asyncIterator]() {
@@ -560,26 +507,6 @@ export function wellTrajectories(
 
 function* rangeIter(n: number): Iterable<number> {
   for (let i = 0; i < n; i++) yield i;
-}
-
-/** A uniform [0, 1) source from the project's shared generator. */
-function rng(seed: number): () => number {
-  const r = new Rng(seed);
-  return () => r.uniform();
-}
-
-/** A seeded Fisher-Yates permutation of 0..n-1. */
-export function seededPermutation(n: number, seed: number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const r = rng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    const tmp = p[i]!;
-    p[i] = p[j]!;
-    p[j] = tmp;
-  }
-  return p;
 }
 
 /** Which fields to read and which channels to keep for a `fields` selection. */

@@ -7,9 +7,9 @@
  * normalising and undone (`expm1`) after denormalising; the statistics must then describe the transformed
  * field (compute them with the same `transforms`).
  */
-import { named, type Stage } from '../core.js';
+import { named, type Stage } from '../../streams/core.js';
 import type { ChannelLayout } from './meta.js';
-import type { AppliedNormalization, WellArray, WellSample } from './dataset.js';
+import type { AppliedNormalization, WellArray, WellSample } from './sample.js';
 import { flatStat, type StatKey, type WellStats } from './stats.js';
 import {
   accumulateFrames,

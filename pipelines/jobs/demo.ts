@@ -5,14 +5,14 @@
  * interrupted demo resumes where it stopped and each step's outputs can be reused.
  */
 import { join } from 'node:path';
-import { generateDataset } from '../src/streams/simulate/index.js';
-import { writeFileAtomic } from '../src/sinks/files.js';
-import type { BandRow } from '../src/sinks/metrics/index.js';
-import { trainAeDefaults, trainAutoencoder } from './autoencoder.js';
+import { generateDataset } from './generate.js';
+import { writeFileAtomic } from '../../src/sinks/files.js';
+import type { BandRow } from '../../src/sinks/metrics/index.js';
+import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
-import { trainEmulator, trainEmulatorDefaults } from './emulator.js';
+import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
 import { evaluate, evaluateDefaults } from './evaluate.js';
-import { openRunDir } from './run-dir.js';
+import { openRunDir } from '../cli/run-dir.js';
 
 export const demoDefaults = {
   out: 'runs/demo',
@@ -102,7 +102,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
     bands: config.eval.bands,
   };
   const { dir: results } = await timed('eval', async () => evaluate(evalConfig, await openRunDir(dir('eval'), 'eval', evalConfig), { index: 0, count: 1 }, signal));
-  const saved = await (await import('../src/sinks/metrics/index.js')).readResults(results);
+  const saved = await (await import('../../src/sinks/metrics/index.js')).readResults(results);
   const rows = saved.aggregates.bandRows;
   const summary: DemoSummary = {
     report: join(results, 'report.html'),

@@ -1,0 +1,123 @@
+/**
+ * The latent cache: Arrow IPC files of encoded trajectories, one file per source file and split, one row per
+ * (trajectory, augmentation). This module is the format: its row and metadata types, the schema entries
+ * written, and the checks applied when a file is opened. `reader.ts` streams rows out, `writer.ts` writes them.
+ *
+ * Schema (documented in README.md, "Latent cache format"):
+ * - `latents`: FixedSizeList<Float32> of T*H*W*C values, row-major (T, H, W, C); field metadata `shape` = JSON [T,H,W,C]
+ * - `labels`: FixedSizeList<Float32> of L values (simulation parameters, transformed); metadata `names` = JSON [..]
+ * - `source_file`: Utf8, `trajectory`: Int32, `augmentation`: Int32 (repeat index), `transform`: Utf8 (e.g. "flip:y;roll:x=3")
+ * - schema metadata: `wellspring.format` = "latent-cache/1", `wellspring.autoencoder` (run id), `wellspring.normalisation`
+ *   (JSON), `wellspring.split`, `wellspring.source`, `wellspring.created`, plus any user entries under `user.`.
+ */
+import type { Schema } from 'apache-arrow';
+
+export const LATENT_CACHE_FORMAT = 'latent-cache/1';
+
+/** One encoded trajectory (or one augmented copy of it). */
+export interface CachedTrajectory {
+  /** Latent states, row-major (T, H, W, C). */
+  latents: Float32Array;
+  /** [T, H, W, C]. */
+  shape: [number, number, number, number];
+  /** Conditioning labels (simulation parameters and flags). */
+  labels: Float32Array;
+  /** Where it came from. */
+  origin: CacheOrigin;
+}
+
+export interface CacheOrigin {
+  /** The Well file the trajectory was read from (base name). */
+  file: string;
+  /** Trajectory index in that file. */
+  trajectory: number;
+  /** Repeat index (0 for the plain encoding). */
+  augmentation: number;
+  /** The augmentation applied, e.g. `flip:y;roll:x=3` ('' for none). */
+  transform: string;
+}
+
+/** What a cache file says about itself. */
+export interface LatentCacheMeta {
+  /** Identifies the autoencoder that produced the latents (run id or checkpoint hash). */
+  autoencoder: string;
+  /** The normalisation applied before encoding (statistics, transforms), as JSON-compatible data. */
+  normalisation: unknown;
+  /** Names of the label entries. */
+  labelNames: string[];
+  /** Split name (train/valid/test). */
+  split: string;
+  /** The source Well file this cache file was made from. */
+  source: string;
+  /** Free-form extra entries, stored under `user.<key>`. */
+  extra?: Record<string, string>;
+}
+
+export interface LatentCacheInfo extends LatentCacheMeta {
+  path: string;
+  /** Rows (trajectory copies) in the file. */
+  trajectories: number;
+  /** [T, H, W, C] of every row. */
+  shape: [number, number, number, number];
+  created: string;
+}
+
+/** Error for a cache file that is not what the caller expects (names the file and what was expected). */
+export class LatentCacheError extends Error {
+  override readonly name = 'LatentCacheError';
+}
+
+export function metaToSchemaEntries(meta: LatentCacheMeta): Map<string, string> {
+  const entries = new Map<string, string>([
+    ['wellspring.format', LATENT_CACHE_FORMAT],
+    ['wellspring.autoencoder', meta.autoencoder],
+    ['wellspring.normalisation', JSON.stringify(meta.normalisation ?? null)],
+    ['wellspring.split', meta.split],
+    ['wellspring.source', meta.source],
+    ['wellspring.created', new Date().toISOString()],
+  ]);
+  for (const [k, v] of Object.entries(meta.extra ?? {})) entries.set(`user.${k}`, v);
+  return entries;
+}
+
+function parseJson(path: string, what: string, text: string | undefined): unknown {
+  if (text === undefined) throw new LatentCacheError(`${path}: missing ${what} in the Arrow schema metadata`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new LatentCacheError(`${path}: ${what} is not valid JSON: ${text.slice(0, 80)}`);
+  }
+}
+
+/** Validates a cache file's schema (named by `path` in errors) and returns what it says about itself. */
+export function infoFromSchema(path: string, schema: Schema, rows: number): LatentCacheInfo {
+  const md = schema.metadata;
+  const format = md.get('wellspring.format');
+  if (format !== LATENT_CACHE_FORMAT) {
+    throw new LatentCacheError(
+      `${path}: not a wellspring latent cache (schema metadata wellspring.format is ${JSON.stringify(format)}, expected "${LATENT_CACHE_FORMAT}")`,
+    );
+  }
+  const latents = schema.fields.find((f) => f.name === 'latents');
+  const labels = schema.fields.find((f) => f.name === 'labels');
+  if (!latents || !labels) throw new LatentCacheError(`${path}: expected columns latents and labels`);
+  const shape = parseJson(path, 'latents field metadata "shape"', latents.metadata.get('shape')) as number[];
+  if (!Array.isArray(shape) || shape.length !== 4) {
+    throw new LatentCacheError(`${path}: latents shape metadata must be [T, H, W, C], got ${JSON.stringify(shape)}`);
+  }
+  const extra: Record<string, string> = {};
+  for (const [k, v] of md) if (k.startsWith('user.')) extra[k.slice(5)] = v;
+  return {
+    path,
+    trajectories: rows,
+    shape: shape as [number, number, number, number],
+    autoencoder: md.get('wellspring.autoencoder') ?? '',
+    normalisation: parseJson(path, 'wellspring.normalisation', md.get('wellspring.normalisation')),
+    labelNames: parseJson(path, 'labels field metadata "names"', labels.metadata.get('names')) as string[],
+    split: md.get('wellspring.split') ?? '',
+    source: md.get('wellspring.source') ?? '',
+    created: md.get('wellspring.created') ?? '',
+    extra,
+  };
+}
+

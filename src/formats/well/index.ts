@@ -1,0 +1,19 @@
+/**
+ * The Well format, in one place: the file schema (`spec.ts`), validated metadata (`meta.ts`), the HDF5 worker
+ * and its operations (`h5worker.ts`, `read-ops.ts`, `write-ops.ts`, `pool.ts`), the reader (`dataset.ts`:
+ * windows and trajectories over files or split directories), the writer (`writer.ts`), `stats.yaml`
+ * (`stats.ts`, `moments.ts`, `compute-stats.ts`) and the normalisers (`normalize.ts`). The stream and sink faces
+ * are `src/streams/well.ts` and `src/sinks/well.ts`.
+ */
+export * from './spec.js';
+export * from './meta.js';
+export * from './dataset.js';
+export * from './normalize.js';
+export * from './moments.js';
+export * from './stats.js';
+export * from './compute-stats.js';
+export * from './writer.js';
+export * from './labels.js';
+export { H5Pool, H5Worker, WorkerCrashError, wellPool, wellWriterWorker, closeWellPool } from './pool.js';
+export type { ChannelCoefficients, WindowNormalization } from './normalize-core.js';
+export type { RawGroup, RawDataset, RawNode, RawValue } from './raw.js';

@@ -1,0 +1,267 @@
+/**
+ * A trained autoencoder run, as a library object: load it from its run directory, encode normalised frames to
+ * latents and decode them back to physical units, and the stage that encodes Well trajectories into latent-cache
+ * rows.
+ *
+ * An autoencoder run directory (written by `wellspring train-ae`) holds:
+ * - `autoencoder.safetensors`: final weights; its `__metadata__` carries the DCAE config (`dcae`) and the data
+ *   layout (`data`);
+ * - `normalization.json`: the statistics (of log1p-transformed fields where configured) and transforms;
+ * - `checkpoints/last.safetensors`: the full training state, for resuming; `metrics.json`: validation scores.
+ *
+ * The autoencoder's id is a hash of its weights file: latent caches and emulators carry it, so that latents of
+ * one autoencoder are never decoded by another.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { named, type Stage } from '../streams/core.js';
+import { Rng, copySeed } from '../streams/random.js';
+import { applyTransform, channelGeometry, describeTransform, IDENTITY_TRANSFORM, randomTransform, type GridTransform } from '../streams/augment.js';
+import { WellNormalizer } from '../formats/well/normalize.js';
+import { wellLabels } from '../formats/well/labels.js';
+import type { ChannelLayout, WellMeta } from '../formats/well/meta.js';
+import type { WellStats } from '../formats/well/stats.js';
+import type { WellTrajectoryStream } from '../formats/well/dataset.js';
+import type { CachedTrajectory } from '../formats/latent-cache/schema.js';
+import { readSafetensors } from '../formats/safetensors.js';
+import { createDcae, type Dcae, type DcaeConfig } from './nn/dcae.js';
+import { loadWeights } from './train/checkpoint.js';
+import { ensureBackend } from './backend/select.js';
+
+/** The normalisation an autoencoder was trained under (`normalization.json`). */
+export interface NormalizationRecord {
+  kind: 'zscore' | 'rms';
+  transforms: Record<string, 'log1p'>;
+  stats: WellStats;
+}
+
+/** What the autoencoder knows about the data it was trained on. */
+export interface AutoencoderData {
+  layout: ChannelLayout;
+  spatialDims: string[];
+  spatialShape: [number, number];
+  periodic: [boolean, boolean];
+}
+
+/** A trained autoencoder with its normalisation: everything needed to go between physical frames and latents. */
+export interface LoadedAutoencoder {
+  /** The run directory it was loaded from ('' when built in memory). */
+  dir: string;
+  dcae: Dcae;
+  normalizer: WellNormalizer;
+  normalization: NormalizationRecord;
+  data: AutoencoderData;
+  /** Identifies these weights (hash of the weights file), stamped into latent caches. */
+  id: string;
+  /** Latent shape (h, w, c) of one state. */
+  latentShape: [number, number, number];
+  /** Frame shape (H, W, C) of one physical state. */
+  frameShape: [number, number, number];
+  /** Frees the network's weights. */
+  dispose(): void;
+}
+
+/** The weights file and normalisation record of an autoencoder run directory. */
+export const AUTOENCODER_FILES = { weights: 'autoencoder.safetensors', normalization: 'normalization.json' } as const;
+
+const PERIODIC = 2;
+
+/** The data description of a 2D Well file, as the autoencoder records it. */
+export function autoencoderDataOf(meta: WellMeta): AutoencoderData {
+  if (meta.nSpatialDims !== 2) throw new Error(`${meta.path}: the autoencoder handles 2D data, this file has ${meta.nSpatialDims} spatial dims`);
+  const bc = meta.boundaryTable;
+  return {
+    layout: meta.layout,
+    spatialDims: meta.spatialDims,
+    spatialShape: [meta.spatialShape[0]!, meta.spatialShape[1]!],
+    periodic: [bc[0] === PERIODIC && bc[1] === PERIODIC, bc[2] === PERIODIC && bc[3] === PERIODIC],
+  };
+}
+
+/** The id of an autoencoder: the first 16 hex digits of the SHA-256 of its weights file. */
+export async function autoencoderId(weightsPath: string): Promise<string> {
+  return createHash('sha256').update(await readFile(weightsPath)).digest('hex').slice(0, 16);
+}
+
+/** Wraps a DCAE and its normalisation (already in memory) as a loaded autoencoder; `id` as `autoencoderId`. */
+export function autoencoderFrom(dcae: Dcae, normalization: NormalizationRecord, data: AutoencoderData, id: string, dir = ''): LoadedAutoencoder {
+  const normalizer = new WellNormalizer(normalization.stats, { kind: normalization.kind, transforms: normalization.transforms });
+  return {
+    dir,
+    dcae,
+    normalizer,
+    normalization,
+    data,
+    id,
+    latentShape: dcae.latentShape(data.spatialShape),
+    frameShape: [...data.spatialShape, data.layout.names.length],
+    dispose: () => dcae.dispose(),
+  };
+}
+
+function parseJsonFile<T>(path: string, text: string, what: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${path}: ${what} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Loads a trained autoencoder from its run directory. Fails naming the directory and the file when the directory
+ * is missing, incomplete, or holds another kind of run (an emulator run, say).
+ */
+export async function loadAutoencoder(dir: string): Promise<LoadedAutoencoder> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`autoencoder run ${dir}: no such directory`);
+  const weights = join(dir, AUTOENCODER_FILES.weights);
+  const normPath = join(dir, AUTOENCODER_FILES.normalization);
+  if (!existsSync(weights)) {
+    const other = existsSync(join(dir, 'emulator.safetensors')) ? ' (it holds emulator.safetensors: this is an emulator run, not an autoencoder run)' : ' (train it first with wellspring train-ae)';
+    throw new Error(`autoencoder run ${dir}: missing ${weights}${other}`);
+  }
+  if (!existsSync(normPath)) throw new Error(`autoencoder run ${dir}: missing ${normPath} (the normalisation the autoencoder was trained under)`);
+  await ensureBackend();
+  const meta = (await readSafetensors(weights)).metadata;
+  if (!meta.dcae || !meta.data) throw new Error(`${weights}: no DCAE config in its metadata (expected keys "dcae" and "data", as written by wellspring train-ae)`);
+  const dcae = createDcae(parseJsonFile<DcaeConfig>(weights, meta.dcae, 'metadata "dcae"'));
+  try {
+    await loadWeights(weights, dcae.params);
+  } catch (err) {
+    dcae.dispose();
+    throw err;
+  }
+  const normalization = parseJsonFile<NormalizationRecord>(normPath, await readFile(normPath, 'utf8'), 'the normalisation record');
+  if (!normalization.stats || (normalization.kind !== 'zscore' && normalization.kind !== 'rms')) {
+    dcae.dispose();
+    throw new Error(`${normPath}: expected {kind: "zscore"|"rms", transforms, stats}`);
+  }
+  return autoencoderFrom(dcae, normalization, parseJsonFile<AutoencoderData>(weights, meta.data, 'metadata "data"'), await autoencoderId(weights), dir);
+}
+
+/**
+ * Runs `fn` over `n` states stored back to back in `input` (each of shape `from`), `batchSize` at a time, and
+ * gathers its outputs (each of shape `to`) into one array. Holds one batch of tensors at a time.
+ */
+function inBatches(
+  fn: (x: tf.Tensor4D) => tf.Tensor4D,
+  input: Float32Array,
+  n: number,
+  from: readonly [number, number, number],
+  to: readonly [number, number, number],
+  batchSize: number,
+): Float32Array {
+  const inSize = from[0] * from[1] * from[2];
+  const outSize = to[0] * to[1] * to[2];
+  if (input.length !== n * inSize) throw new Error(`expected ${n} states of shape [${from}] (${n * inSize} values), got ${input.length} values`);
+  const out = new Float32Array(n * outSize);
+  for (let i = 0; i < n; i += batchSize) {
+    const m = Math.min(batchSize, n - i);
+    const y = tf.tidy(() => fn(tf.tensor4d(input.subarray(i * inSize, (i + m) * inSize), [m, ...from])));
+    out.set(y.dataSync(), i * outSize);
+    y.dispose();
+  }
+  return out;
+}
+
+/** Encodes `n` normalised frames (N, H, W, C) in batches; returns latents (N, h, w, c). */
+export function encodeFrames(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
+  return inBatches((x) => ae.dcae.encode(x), frames, n, ae.frameShape, ae.latentShape, batchSize);
+}
+
+/** Decodes `n` latents (N, h, w, c) in batches; returns normalised frames (N, H, W, C). */
+export function decodeLatents(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
+  return inBatches((z) => ae.dcae.decode(z), latents, n, ae.latentShape, ae.frameShape, batchSize);
+}
+
+/** Decodes `n` latents and undoes the normalisation: physical frames (N, H, W, C). */
+export function decodeToPhysical(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
+  return ae.normalizer.denormalize(decodeLatents(ae, latents, n, batchSize), ae.data.layout);
+}
+
+/** Normalises and encodes `n` physical frames (N, H, W, C): latents (N, h, w, c). */
+export function encodePhysical(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
+  return encodeFrames(ae, ae.normalizer.normalize(frames, ae.data.layout), n, batchSize);
+}
+
+export interface EncodeTrajectoriesOptions {
+  /** Copies of each trajectory: the first plain, the others with seeded random symmetries (default 1). */
+  repeat?: number;
+  /** Seed of the augmentations (default 0); copy transforms depend on (seed, trajectory) only. */
+  seed?: number;
+  /** Frames read and encoded per call (default 16). */
+  batchSize?: number;
+  /** Simulation parameters given as log10 in the labels (see `wellLabels`). */
+  logLabels?: readonly string[];
+}
+
+/** The transforms of the `repeat` copies of one trajectory: identity first, then seeded random symmetries. */
+function copiesOf(ae: LoadedAutoencoder, repeat: number, seed: number): GridTransform[] {
+  const random = new Rng(seed);
+  return Array.from({ length: repeat }, (_, r) =>
+    r === 0 ? IDENTITY_TRANSFORM : randomTransform(random, { periodic: ae.data.periodic, size: ae.data.spatialShape }),
+  );
+}
+
+/**
+ * Stage: Well trajectories (from `wellTrajectories`, physical units, not normalised at read time) in, latent-cache
+ * rows out: each trajectory is normalised, copied `repeat` times (augmented copies after the plain one) and
+ * encoded block by block. Pulls one trajectory at a time and yields its copies once it is encoded; holds that
+ * trajectory's latents for every copy plus one block of frames.
+ */
+export function encodeTrajectories(ae: LoadedAutoencoder, options: EncodeTrajectoriesOptions = {}): Stage<WellTrajectoryStream, CachedTrajectory> {
+  const { repeat = 1, seed = 0, batchSize = 16, logLabels = [] } = options;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`encodeTrajectories: repeat must be an integer >= 1, got ${repeat}`);
+  const [H, W] = ae.data.spatialShape;
+  const C = ae.data.layout.names.length;
+  const [h, w, c] = ae.latentShape;
+  const geometry = channelGeometry(ae.data.layout);
+  const frameSize = H * W * C;
+  const latentSize = h * w * c;
+  return named('encode', async function* (source) {
+    for await (const traj of source) {
+      const where = `${traj.origin.file} trajectory ${traj.origin.trajectory}`;
+      if (traj.layout.names.join() !== ae.data.layout.names.join()) {
+        throw new Error(`${where}: channels [${traj.layout.names}] differ from the autoencoder's [${ae.data.layout.names}]`);
+      }
+      if (traj.normalization) throw new Error(`${where}: read with normalisation; encodeTrajectories normalises itself (open the file without "normalize")`);
+      const labels = wellLabels(traj.meta, logLabels);
+      const T = traj.nFrames;
+      const copies = copiesOf(ae, repeat, copySeed(seed, traj.origin.trajectory));
+      const latents = copies.map(() => new Float32Array(T * latentSize));
+      let block: Float32Array[] = [];
+      let done = 0;
+      const flush = () => {
+        const n = block.length;
+        const normalised = new Float32Array(n * frameSize);
+        block.forEach((f, i) => normalised.set(ae.normalizer.normalize(f, traj.layout), i * frameSize));
+        copies.forEach((transform, r) => {
+          const moved = r === 0 ? normalised : applyTransform(normalised, [n, H, W, C], transform, geometry);
+          latents[r]!.set(encodeFrames(ae, moved, n, batchSize), done * latentSize);
+        });
+        done += n;
+        block = [];
+      };
+      for await (const frame of traj.frames) {
+        block.push(frame.channels);
+        if (block.length === batchSize) flush();
+      }
+      if (block.length > 0) flush();
+      for (let r = 0; r < copies.length; r++) {
+        yield {
+          latents: latents[r]!,
+          shape: [T, h, w, c] as [number, number, number, number],
+          labels: labels.values,
+          origin: {
+            file: basename(traj.origin.file),
+            trajectory: traj.origin.trajectory,
+            augmentation: r,
+            transform: describeTransform(copies[r]!, ae.data.spatialDims as [string, string]),
+          },
+        };
+      }
+    }
+  });
+}

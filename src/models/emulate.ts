@@ -1,0 +1,179 @@
+/**
+ * Emulating cached test trajectories with trained models, as stages that end in the metric sinks:
+ *
+ *   readLatentCache(files) -> rolloutLatents(models, options) -> decodeStates(ae) -> withTruth(splitDir) -> reportSink
+ *
+ * - `rolloutLatents` pulls one cached trajectory at a time and yields latent states model by model: optionally
+ *   the autoencoder's own latents of the predicted span first (model "autoencoder": the reconstruction floor any
+ *   latent emulator sits on), then each emulator's autoregressive rollout from the first `context` states, state
+ *   by state as each window is generated.
+ * - `decodeStates` decodes each state's members and undoes the normalisation (physical units).
+ * - `withTruth` pairs every state with the simulated truth, read from the Well file the trajectory came from, as a
+ *   `RolloutChunk` for the metric sinks.
+ *
+ * Memory: one cached trajectory's latents, one rollout window per emulator, and the truth frames of the current
+ * trajectory (read once, shared by every model).
+ */
+import { join } from 'node:path';
+import { named, type Stage } from '../streams/core.js';
+import { rolloutSeed } from '../streams/random.js';
+import { openWellDataset } from '../formats/well/dataset.js';
+import type { CachedTrajectory, CacheOrigin } from '../formats/latent-cache/schema.js';
+import type { RolloutChunk } from '../sinks/metrics/types.js';
+import { rollout } from './diffusion/rollout.js';
+import { decodeToPhysical, type LoadedAutoencoder } from './autoencoder.js';
+import type { LoadedEmulator } from './emulators.js';
+
+/** One predicted latent state of one model: M members (M, h, w, c). */
+export interface LatentStep {
+  model: string;
+  /** `<file>#<trajectory>`. */
+  trajectory: string;
+  origin: CacheOrigin;
+  /** 1 for the first state after the context. */
+  lead: number;
+  /** Members' latents, back to back. */
+  latents: Float32Array;
+  members: number;
+}
+
+/** One predicted state of one model in physical units: M frames (H, W, C). */
+export interface PhysicalStep {
+  model: string;
+  trajectory: string;
+  origin: CacheOrigin;
+  lead: number;
+  fields: readonly string[];
+  spatialShape: readonly number[];
+  /** Members, each (H, W, C). */
+  ensemble: Float32Array[];
+}
+
+export interface RolloutLatentsOptions {
+  /** States given as context (then carried over between emulator calls); default 1. */
+  context?: number;
+  /** States rolled out (default 0: to the end of each trajectory). */
+  horizon?: number;
+  /** Members of stochastic (diffusion) emulators; a surrogate always has one. Default 16. */
+  ensemble?: number;
+  /** Run seed: trajectory t is rolled out with `rolloutSeed(seed, t)`. Default 0. */
+  seed?: number;
+  /** Also yield the autoencoder's reconstruction of the predicted span, as model "autoencoder". Default false. */
+  reconstruct?: boolean;
+}
+
+/** The model name of the autoencoder's reconstruction in evaluation streams. */
+export const RECONSTRUCTION = 'autoencoder';
+
+/**
+ * Stage: cached trajectories in, latent states of every model out (see the module header). `emulators` maps the
+ * names shown in results to loaded emulators. Checks each trajectory against the models: latent shape, label
+ * count, and a context shorter than each emulator's window.
+ */
+export function rolloutLatents(emulators: Record<string, LoadedEmulator>, options: RolloutLatentsOptions = {}): Stage<CachedTrajectory, LatentStep> {
+  const { context = 1, horizon: requested = 0, ensemble = 16, seed = 0, reconstruct = false } = options;
+  if (!Number.isInteger(context) || context < 1) throw new Error(`rolloutLatents: context must be an integer >= 1, got ${context}`);
+  for (const [name, e] of Object.entries(emulators)) {
+    if (context >= e.window) throw new Error(`rolloutLatents: context (${context}) must be smaller than the ${name} window (${e.window}, ${e.dir})`);
+  }
+  return named('rollout', async function* (source) {
+    for await (const row of source) {
+      const [T, h, w, c] = row.shape;
+      const id = `${row.origin.file}#${row.origin.trajectory}`;
+      const horizon = requested > 0 ? Math.min(requested, T - context) : T - context;
+      if (horizon < 1) throw new Error(`${id}: context (${context}) leaves no state to predict in a trajectory of ${T} states`);
+      const latentSize = h * w * c;
+      if (reconstruct) {
+        for (let k = 0; k < horizon; k++) {
+          const at = (context + k) * latentSize;
+          yield { model: RECONSTRUCTION, trajectory: id, origin: row.origin, lead: k + 1, latents: row.latents.subarray(at, at + latentSize), members: 1 };
+        }
+      }
+      for (const [name, loaded] of Object.entries(emulators)) {
+        if (loaded.latentShape && loaded.latentShape.join() !== [h, w, c].join()) {
+          throw new Error(`${id}: latents of shape [${h},${w},${c}], the ${name} emulator (${loaded.dir}) expects [${loaded.latentShape}]`);
+        }
+        if (loaded.labelNames.length !== row.labels.length) {
+          throw new Error(`${id}: ${row.labels.length} labels, the ${name} emulator (${loaded.dir}) expects ${loaded.labelNames.length} ([${loaded.labelNames}])`);
+        }
+        const members = loaded.kind === 'diffusion' ? ensemble : 1;
+        const states = rollout(
+          loaded.emulator,
+          { states: row.latents.subarray(0, context * latentSize), shape: [context, h, w, c], labels: row.labels.length > 0 ? row.labels : null, id },
+          { horizon, window: loaded.window, context, ensemble: members, seed: rolloutSeed(seed, row.origin.trajectory) },
+        );
+        for await (const state of states) {
+          yield { model: name, trajectory: id, origin: row.origin, lead: state.lead, latents: state.states, members };
+        }
+      }
+    }
+  });
+}
+
+/**
+ * Stage: latent steps in, physical steps out: each step's members are decoded (in batches of `batchSize`) and
+ * returned to physical units. Holds one step.
+ */
+export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: number } = {}): Stage<LatentStep, PhysicalStep> {
+  const batchSize = options.batchSize ?? 16;
+  const fields = ae.data.layout.names;
+  const spatialShape = ae.data.spatialShape;
+  const frame = ae.frameShape[0] * ae.frameShape[1] * ae.frameShape[2];
+  return named('decode', async function* (source) {
+    for await (const step of source) {
+      const physical = decodeToPhysical(ae, step.latents, step.members, batchSize);
+      const ensemble = Array.from({ length: step.members }, (_, m) => physical.subarray(m * frame, (m + 1) * frame));
+      yield { model: step.model, trajectory: step.trajectory, origin: step.origin, lead: step.lead, fields, spatialShape, ensemble };
+    }
+  });
+}
+
+/**
+ * Stage: physical steps in, `RolloutChunk`s (one state, with its truth) out. The truth of lead k is frame
+ * `context + k - 1` of the trajectory in `<splitDir>/<origin.file>`, read when the trajectory is first seen and
+ * extended as later leads ask; holds the current trajectory's truth frames only.
+ */
+export function withTruth(splitDir: string, options: { context?: number } = {}): Stage<PhysicalStep, RolloutChunk> {
+  const context = options.context ?? 1;
+  return named('truth', async function* (source) {
+    let current = '';
+    let truth: Float32Array[] = [];
+    let frames: AsyncIterator<{ channels: Float32Array }> | undefined;
+    const close = async () => {
+      await frames?.return?.();
+      frames = undefined;
+    };
+    try {
+      for await (const step of source) {
+        if (step.trajectory !== current) {
+          await close();
+          current = step.trajectory;
+          truth = [];
+          const file = join(splitDir, step.origin.file);
+          const ds = await openWellDataset(file, { nIn: 1, nOut: 1 });
+          const it = ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context })[Symbol.asyncIterator]();
+          const first = await it.next();
+          if (first.done) throw new Error(`${file}: no trajectory ${step.origin.trajectory}`);
+          frames = first.value.frames[Symbol.asyncIterator]();
+          await it.return?.();
+        }
+        while (truth.length < step.lead) {
+          const next = await frames!.next();
+          if (next.done) throw new Error(`${step.trajectory}: lead ${step.lead} is past the end of the truth (${truth.length} states after the context of ${context})`);
+          truth.push(next.value.channels.slice());
+        }
+        yield {
+          model: step.model,
+          trajectory: step.trajectory,
+          fields: step.fields,
+          spatialShape: step.spatialShape,
+          lead: step.lead,
+          truth: truth[step.lead - 1]!,
+          ensemble: step.ensemble,
+        };
+      }
+    } finally {
+      await close();
+    }
+  });
+}

@@ -1,6 +1,6 @@
 /**
  * wellspring: latent diffusion emulators of physical systems, built as a streaming dataflow of async-iterable
- * stages. Everything public is exported from here: `import { pipe, map, batch } from 'wellspring'`.
+ * stages. Everything public is exported from here: `import { pipe, map, batch } from 'wellspring-latent'`.
  *
  * Folders: `streams` (sources and transform stages), `formats` (The Well, the latent cache, safetensors: one
  * home per file format), `models` (backends, networks, diffusion, training, trained runs), `sinks` (writers,

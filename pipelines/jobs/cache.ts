@@ -14,6 +14,7 @@ import { openLatentCache, writeLatentCache, type CachedTrajectory } from '../../
 import { encodeTrajectories, loadAutoencoder } from '../../src/models/autoencoder.js';
 import { shardTag, type Shard } from '../cli/shard.js';
 import type { RunDir } from '../cli/run-dir.js';
+import { describeBackend, ensureBackend } from '../../src/models/backend/index.js';
 import { ConfigError } from '../cli/config.js';
 
 export const cacheDefaults = {
@@ -45,6 +46,9 @@ export async function cacheLatents(config: CacheConfig, run: RunDir, shard: Shar
   for (const [split, repeat] of Object.entries(config.splits)) {
     if (!Number.isInteger(repeat) || repeat < 0) throw new ConfigError(`splits.${split} must be a whole number of copies, got ${repeat}`);
   }
+  const backend = await ensureBackend();
+  console.error(describeBackend(backend));
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
   const ae = await loadAutoencoder(config.autoencoder);
   await run.log('autoencoder', { id: ae.id, latentShape: ae.latentShape });
   const result: CacheResult = { files: [] };

@@ -22,6 +22,7 @@ import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
 import { shardItems, shardTag, type Shard } from '../cli/shard.js';
 import { ConfigError } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
+import { describeBackend, ensureBackend } from '../../src/models/backend/index.js';
 
 export const evaluateDefaults = {
   /** train-ae run directory. */
@@ -74,6 +75,9 @@ async function loadModels(config: EvaluateConfig): Promise<Models> {
 export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard, signal?: AbortSignal): Promise<{ dir: string; result: MetricsResult }> {
   const bands = parseBands(config.bands);
   if (config.convention !== 'the_well' && config.convention !== 'lola') throw new ConfigError(`convention must be "the_well" or "lola", got "${config.convention}"`);
+  const backend = await ensureBackend();
+  console.error(describeBackend(backend));
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
   const models = await loadModels(config);
   const cacheFiles = await latentCacheFiles(config.cache, config.split);
   for (const f of cacheFiles) {

@@ -7,6 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, extname } from 'node:path';
 import { UsageError, type Command } from './cli/command.js';
+import { InterruptedError } from './cli/pipeline-command.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -59,6 +60,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       console.error(`wellspring ${name}: ${err.message}\n\n${command.help}`);
       return 2;
+    }
+    if (err instanceof InterruptedError) {
+      console.error(`wellspring ${name}: ${err.message}`);
+      return err.exitCode;
     }
     console.error(`wellspring ${name}: ${err instanceof Error ? err.message : String(err)}`);
     if (process.env.WELLSPRING_DEBUG && err instanceof Error) console.error(err.stack);

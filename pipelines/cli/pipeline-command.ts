@@ -36,24 +36,40 @@ export async function parsePipelineArgs<T extends ConfigObject>(
   return { config, runDir, values, positionals: parsed.positionals };
 }
 
+/** A run stopped by SIGINT or SIGTERM after saving: the CLI exits with 128 + the signal number (130, 143). */
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly exitCode: number,
+  ) {
+    super(`interrupted by ${signal}; progress saved, rerun the same command to resume`);
+  }
+}
+
+const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
 /**
- * Runs `body` with an AbortSignal tied to SIGINT/SIGTERM: the first signal aborts (the pipeline saves and
- * stops), a second exits immediately with code 130.
+ * Runs `body` with an AbortSignal tied to SIGINT/SIGTERM: the first signal aborts (the pipeline finishes the
+ * step in flight, saves and stops, and this rejects with `InterruptedError`), a second exits at once (130/143).
  */
 export async function withInterrupt<R>(body: (signal: AbortSignal) => Promise<R>): Promise<R> {
   const controller = new AbortController();
-  let count = 0;
+  let received: NodeJS.Signals | undefined;
   const onSignal = (name: NodeJS.Signals) => {
-    count++;
-    if (count === 1) {
+    if (received === undefined) {
+      received = name;
       console.error(`\n${name}: stopping at the next safe point and saving (again to exit at once)`);
       controller.abort(new Error(`interrupted by ${name}`));
-    } else process.exit(130);
+    } else process.exit(SIGNAL_CODES[name] ?? 1);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     return await body(controller.signal);
+  } catch (err) {
+    if (received !== undefined) throw new InterruptedError(received, SIGNAL_CODES[received] ?? 1);
+    throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -3,9 +3,15 @@
  * configuration), `config.yaml` (the same, for people), `log.jsonl` (one event per line), `checkpoints/`, and the
  * pipeline's outputs. Re-running into the same directory resumes; a different pipeline or configuration there is
  * refused before any work.
+ *
+ * One process at a time: opening a run directory takes its lock (`.lock`, see `lockDirectory`), and leftover
+ * temporaries of killed runs (`*.tmp-<pid>-*`) are removed then. Nothing is written until the job logs its first
+ * event, which it does once its settings and inputs are validated: a refused command leaves the directory as it
+ * was.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, rmdirSync, readFileSync, unlinkSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { tap, type Stage } from '../../src/streams/index.js';
@@ -23,6 +29,8 @@ export interface RunDir {
   log(event: string, fields?: Record<string, unknown>): Promise<void>;
   /** A path inside the run directory. */
   path(...parts: string[]): string;
+  /** Releases the directory's lock (also done when the process exits). */
+  release(): void;
 }
 
 interface RunRecord {
@@ -46,10 +54,140 @@ export interface OpenRunDirOptions {
   mutable?: string[];
 }
 
-/** Creates or reopens a run directory for `kind` with `config`. */
+/** What a lock file holds. */
+interface LockRecord {
+  pid: number;
+  host: string;
+  what: string;
+  started: string;
+}
+
+const held = new Map<string, { path: string; created: boolean }>();
+let exitHook = false;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the lock of `dir` for this process (`<dir>/.lock`, created exclusively, holding pid, host, what and when),
+ * creating the directory if needed. A second process is refused with an error naming the holder; a lock left by a
+ * process of this host that no longer exists is taken over (renamed away first, so two takers cannot both win).
+ * Re-entrant within one process. Released by `releaseDirectory` or when the process exits; a directory this call
+ * created is removed again if it is still empty then.
+ */
+export function lockDirectory(dir: string, what: string): void {
+  const path = join(dir, '.lock');
+  if (held.has(path)) return;
+  const created = !existsSync(dir);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new Error(`${dir}: cannot create the directory (${(err as Error).message})`);
+  }
+  const record: LockRecord = { pid: process.pid, host: hostname(), what, started: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(path, `${JSON.stringify(record)}\n`, { flag: 'wx' });
+      held.set(path, { path, created });
+      if (!exitHook) {
+        exitHook = true;
+        process.on('exit', () => {
+          for (const lock of held.values()) releaseLock(lock);
+        });
+      }
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new Error(`${path}: cannot create the lock file (${(err as Error).message})`);
+    }
+    let holder: LockRecord | undefined;
+    try {
+      holder = JSON.parse(readFileSync(path, 'utf8')) as LockRecord;
+    } catch {
+      holder = undefined; // being written, or torn by a crash: treat as stale only if still unreadable below
+    }
+    if (holder && (holder.host !== record.host || alive(holder.pid))) {
+      throw new Error(
+        `${dir} is in use by ${holder.what} (pid ${holder.pid} on ${holder.host}, since ${holder.started}); ` +
+          `wait for it to finish, or remove ${path} if that process is gone`,
+      );
+    }
+    // Stale: the holder died. Move its lock aside (atomic: only one taker succeeds), then try again.
+    try {
+      renameSync(path, `${path}.stale-${process.pid}`);
+      rmSync(`${path}.stale-${process.pid}`, { force: true });
+    } catch {
+      /* another process took it over first; the next attempt reads its lock */
+    }
+  }
+  throw new Error(`${path}: could not take the lock (another process keeps taking it)`);
+}
+
+function releaseLock(lock: { path: string; created: boolean }): void {
+  try {
+    const holder = JSON.parse(readFileSync(lock.path, 'utf8')) as LockRecord;
+    if (holder.pid === process.pid) unlinkSync(lock.path);
+  } catch {
+    /* already gone */
+  }
+  held.delete(lock.path);
+  if (lock.created) {
+    const dir = join(lock.path, '..');
+    try {
+      if (readdirSync(dir).length === 0) rmdirSync(dir);
+    } catch {
+      /* not empty or gone */
+    }
+  }
+}
+
+/** Releases the lock `lockDirectory` took on `dir` (no-op when this process holds none). */
+export function releaseDirectory(dir: string): void {
+  const lock = held.get(join(dir, '.lock'));
+  if (lock) releaseLock(lock);
+}
+
+/**
+ * Removes temporaries of the project's own naming (`<name>.tmp-<pid>-<random>`) that processes other than this
+ * one left under `dir` (call with the directory's lock held: no other process is writing there). Returns them.
+ */
+export function removeStaleTemporaries(dir: string, depth = 3): string[] {
+  const removed: string[] = [];
+  const walk = (d: string, level: number) => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      const m = /\.tmp-(\d+)-/.exec(e.name);
+      if (m && Number(m[1]) !== process.pid) {
+        rmSync(p, { recursive: true, force: true });
+        removed.push(p);
+      } else if (e.isDirectory() && level < depth) walk(p, level + 1);
+    }
+  };
+  walk(dir, 0);
+  return removed;
+}
+
+/**
+ * Opens a run directory for `kind` with `config`: refuses another kind or configuration there, takes the
+ * directory's lock and removes stale temporaries. `run.json` and `config.yaml` are written with the first logged
+ * event, so a job that validates before logging leaves a refused run's directory untouched.
+ */
 export async function openRunDir(dir: string, kind: string, config: ConfigObject, options: OpenRunDirOptions = {}): Promise<RunDir> {
   const recordPath = join(dir, 'run.json');
   let resumed = false;
+  let created = '';
   if (existsSync(recordPath)) {
     let previous: RunRecord;
     try {
@@ -65,20 +203,32 @@ export async function openRunDir(dir: string, kind: string, config: ConfigObject
       throw new ConfigError(`${dir} was made with another configuration (${changed.join('; ')}): choose another run directory to start afresh`);
     }
     resumed = true;
+    created = previous.created;
   }
-  const record: RunRecord = { kind, created: new Date().toISOString(), config };
-  await writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`);
-  await writeFileAtomic(join(dir, 'config.yaml'), `# ${kind} run, resolved configuration\n${toYaml(config)}`);
-  const run: RunDir = {
+  lockDirectory(dir, `wellspring ${kind}`);
+  const stale = removeStaleTemporaries(dir);
+  let started: Promise<void> | undefined;
+  const logPath = join(dir, 'log.jsonl');
+  const append = (event: string, fields: Record<string, unknown>) => appendJsonLine(logPath, { time: new Date().toISOString(), event, ...fields });
+  const start = () =>
+    (started ??= (async () => {
+      const record: RunRecord = { kind, created: created || new Date().toISOString(), config };
+      await writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+      await writeFileAtomic(join(dir, 'config.yaml'), `# ${kind} run, resolved configuration\n${toYaml(config)}`);
+      await append(resumed ? 'resume' : 'start', { kind, ...(stale.length > 0 ? { removedTemporaries: stale.length } : {}) });
+    })());
+  return {
     dir,
     kind,
     config,
     resumed,
-    log: (event, fields = {}) => appendJsonLine(join(dir, 'log.jsonl'), { time: new Date().toISOString(), event, ...fields }),
+    log: async (event, fields = {}) => {
+      await start();
+      await append(event, fields);
+    },
     path: (...parts) => join(dir, ...parts),
+    release: () => releaseDirectory(dir),
   };
-  await run.log(resumed ? 'resume' : 'start', { kind });
-  return run;
 }
 
 /** Stage: logs every item (or the fields `select` picks from it) to the run's log.jsonl as `event`, passing it on. */

@@ -2,6 +2,8 @@
  * `wellspring generate euler|rayleigh-benard`: simulates a dataset with the built-in solvers and writes it in
  * The Well's layout (`<out>/data/{train,valid,test}/*.hdf5`, `<out>/stats.yaml`).
  */
+import { lockDirectory } from '../cli/run-dir.js';
+import { withInterrupt } from '../cli/pipeline-command.js';
 import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
 import { ALL_GAMMAS, generateDataset, parameterSets, type GenerateDatasetOptions } from '../jobs/generate.js';
 import { EULER_GAMMA_PRESETS } from '../../src/physics/quadrants.js';
@@ -112,21 +114,15 @@ export const command: Command = {
     } catch (err) {
       throw new UsageError(err instanceof Error ? err.message : String(err));
     }
-    const controller = new AbortController();
-    const onSignal = (): void => controller.abort(new Error('interrupted'));
-    process.once('SIGINT', onSignal);
-    try {
-      const result = await generateDataset({ ...options, signal: controller.signal });
-      const parts = [
-        `${result.generated.length} file set(s) written`,
-        result.kept.length ? `${result.kept.length} kept from an earlier run` : '',
-        result.fromCache ? `${result.fromCache} trajectories read from the cache of an interrupted run` : '',
-        `${result.simulated} trajectories simulated in ${result.seconds.toFixed(1)} s`,
-      ].filter(Boolean);
-      console.error(`wellspring generate: ${parts.join(', ')} -> ${result.root}`);
-      return 0;
-    } finally {
-      process.off('SIGINT', onSignal);
-    }
+    lockDirectory(options.out, 'wellspring generate');
+    const result = await withInterrupt((signal) => generateDataset({ ...options, signal }));
+    const parts = [
+      `${result.generated.length} file set(s) written`,
+      result.kept.length ? `${result.kept.length} kept from an earlier run` : '',
+      result.fromCache ? `${result.fromCache} trajectories read from the cache of an interrupted run` : '',
+      `${result.simulated} trajectories simulated in ${result.seconds.toFixed(1)} s`,
+    ].filter(Boolean);
+    console.error(`wellspring generate: ${parts.join(', ')} -> ${result.root}`);
+    return 0;
   },
 };

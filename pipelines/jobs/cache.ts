@@ -46,10 +46,11 @@ export async function cacheLatents(config: CacheConfig, run: RunDir, shard: Shar
   for (const [split, repeat] of Object.entries(config.splits)) {
     if (!Number.isInteger(repeat) || repeat < 0) throw new ConfigError(`splits.${split} must be a whole number of copies, got ${repeat}`);
   }
+  if (!existsSync(config.data.root)) throw new ConfigError(`data.root ${config.data.root}: no such directory`);
+  const ae = await loadAutoencoder(config.autoencoder);
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
-  const ae = await loadAutoencoder(config.autoencoder);
   await run.log('autoencoder', { id: ae.id, latentShape: ae.latentShape });
   const result: CacheResult = { files: [] };
   try {

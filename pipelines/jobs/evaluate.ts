@@ -75,9 +75,6 @@ async function loadModels(config: EvaluateConfig): Promise<Models> {
 export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard, signal?: AbortSignal): Promise<{ dir: string; result: MetricsResult }> {
   const bands = parseBands(config.bands);
   if (config.convention !== 'the_well' && config.convention !== 'lola') throw new ConfigError(`convention must be "the_well" or "lola", got "${config.convention}"`);
-  const backend = await ensureBackend();
-  console.error(describeBackend(backend));
-  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
   const models = await loadModels(config);
   const cacheFiles = await latentCacheFiles(config.cache, config.split);
   for (const f of cacheFiles) {
@@ -85,6 +82,11 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     if (info.autoencoder !== models.ae.id) throw new Error(`${f} was made by autoencoder ${info.autoencoder}, not ${models.ae.id}: re-run the cache step`);
   }
   const truthDir = wellSplitDir(config.data.root, config.split as 'train' | 'valid' | 'test');
+  if (!existsSync(truthDir)) throw new ConfigError(`data.root ${config.data.root}: no ${config.split} split at ${truthDir}`);
+  // Everything is validated: from here on the run directory is written.
+  const backend = await ensureBackend();
+  console.error(describeBackend(backend));
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
 
   /** This shard's test trajectories (plain copies only), in cache order. */
   const rows = () =>

@@ -39,7 +39,7 @@ import {
 import { dcaeLoss, startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { METRICS, scoreFrame } from '../../src/sinks/metrics/index.js';
 import { writeFileAtomic } from '../../src/sinks/files.js';
-import type { ConfigObject } from '../cli/config.js';
+import { ConfigError, type ConfigObject } from '../cli/config.js';
 import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 import type { RunDir } from '../cli/run-dir.js';
 
@@ -90,7 +90,7 @@ async function describeData(root: string): Promise<{ data: AutoencoderData; trai
 }
 
 function dcaeConfigFor(config: TrainAeConfig, data: AutoencoderData): DcaeConfig {
-  if (config.model.preset !== 'dcae-small') throw new Error(`model.preset "${config.model.preset}": the only DCAE preset is "dcae-small"`);
+  if (config.model.preset !== 'dcae-small') throw new ConfigError(`model.preset "${config.model.preset}": the only DCAE preset is "dcae-small"`);
   return presets['dcae-small']({
     inChannels: data.layout.names.length,
     latentChannels: config.model.latentChannels,
@@ -109,11 +109,13 @@ function dcaeConfigFor(config: TrainAeConfig, data: AutoencoderData): DcaeConfig
  */
 export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedAutoencoder> {
   checkTrainConfig(config.train);
+  if (!config.data.root) throw new ConfigError('data.root is not set: give the dataset root (holding data/train, data/valid)');
+  const { data, trainDir, validDir } = await describeData(config.data.root);
+  const dcaeConfig = dcaeConfigFor(config, data);
+  // Everything is validated: from here on the run directory is written.
   const backend = await selectBackend();
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
   console.error(describeBackend(backend));
-  if (!config.data.root) throw new Error('data.root is not set: give the dataset root (holding data/train, data/valid)');
-  const { data, trainDir, validDir } = await describeData(config.data.root);
 
   // Normalisation statistics of the (transformed) train split, computed once per run.
   const transforms = Object.fromEntries(config.data.log1p.filter((f) => data.layout.fields.includes(f)).map((f) => [f, 'log1p' as const]));
@@ -128,7 +130,6 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   }
   const normalizer = new WellNormalizer(normalization.stats, { kind: normalization.kind, transforms });
 
-  const dcaeConfig = dcaeConfigFor(config, data);
   const dcae = createDcae(dcaeConfig);
   const { batchSize, seed, steps } = config.train;
   const workers = trainingWorkers(config.train.workers, backend);

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { abortable, pipe, progress } from '../../src/streams/index.js';
+import { AbortedError, abortable, pipe, progress } from '../../src/streams/index.js';
 import type { ParallelGradients, StepReport, Trainer } from '../../src/models/train/index.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { ConfigError } from '../cli/config.js';
@@ -38,18 +38,36 @@ export interface TrainingLoop<B> {
   parallel?: ParallelGradients;
 }
 
-/** Trains until `steps` (or the signal), then saves a checkpoint and frees the trainer and its workers. */
+/**
+ * Trains until `steps` (or the signal), then saves a checkpoint and frees the trainer and its workers. The signal
+ * is honoured between steps only: a step in flight finishes (its update applied in full) before the checkpoint
+ * is written, so a checkpoint is always one consistent state; then the loop throws `AbortedError`. Waiting for
+ * a batch is interrupted at once (no step is in flight then).
+ */
 export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
-  const { trainer, run, checkpoint } = loop;
+  const { trainer, run, checkpoint, signal } = loop;
   const remaining = Math.max(0, loop.steps - trainer.step);
-  const reports = pipe(loop.batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining }));
-  const stream = loop.signal ? pipe(reports, abortable<StepReport>(loop.signal)) : reports;
+  const batches = signal ? pipe(loop.batches, abortable<B>(signal)) : loop.batches;
+  const reports = pipe(batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining }));
+  let stopped = false;
   try {
-    if (remaining > 0) {
-      for await (const report of stream) {
-        if (report.step % 10 === 0 || report.skipped) await run.log('step', { ...report });
-        if (trainer.step % loop.checkpointEvery === 0) await trainer.save(checkpoint);
-        if (trainer.step >= loop.steps) break;
+    if (remaining > 0 && !signal?.aborted) {
+      try {
+        for await (const report of reports) {
+          if (report.step % 10 === 0 || report.skipped) await run.log('step', { ...report });
+          if (trainer.step % loop.checkpointEvery === 0) await trainer.save(checkpoint);
+          if (trainer.step >= loop.steps) break;
+          // Let signal handlers run (they are macrotasks; a step can otherwise chain microtasks only).
+          await new Promise((resolve) => setImmediate(resolve));
+          if (signal?.aborted) {
+            stopped = true;
+            break;
+          }
+        }
+      } catch (err) {
+        // The signal fired while waiting for a batch (no step in flight): stop like between steps.
+        if (!isAbort(err)) throw err;
+        stopped = true;
       }
     }
   } finally {
@@ -57,6 +75,16 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
     trainer.dispose();
     await loop.parallel?.close();
   }
+  if (stopped || (signal?.aborted && trainer.step < loop.steps)) {
+    await run.log('interrupted', { step: trainer.step });
+    throw new AbortedError(signal!.reason);
+  }
+}
+
+/** True for an AbortedError, also when a stage wrapped it (StageError's cause). */
+function isAbort(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof AbortedError) return true;
+  return false;
 }
 
 /** Checks training settings that the types cannot, before any work. */

@@ -78,7 +78,7 @@ export async function computeWellStats(source: string | string[], options: Compu
   const launch = () => {
     while (inFlight.length < concurrency && next < total) {
       const t = tasks[next++]!;
-      const p = pool.call<{ moments: MomentSet; nonFinite: number }>(
+      const p = pool.call(
         'moments',
         t,
         `computing statistics of trajectory ${t.trajectories[0]} of ${t.path}`,

@@ -259,7 +259,7 @@ export class WellDataset {
       nonFinite: this.options.nonFinite,
       ...(norm ? { normalize: norm.windowPlan(e.readLayout, firstOutput ?? count, firstOutput !== null && norm.delta) } : {}),
     };
-    const r = await this.options.pool.call<WindowReadResult>('readWindow', plan, label);
+    const r = await this.options.pool.call('readWindow', plan, label);
     if (e.keep) r.data = keepChannels(r.data, e.readChannels, e.keep);
     return r;
   }
@@ -278,7 +278,7 @@ export class WellDataset {
       nonFinite: this.options.nonFinite,
       ...(this.options.normalize ? { normalize: this.options.normalize.windowPlan(e.meta.constantLayout, 1, false) } : {}),
     };
-    return this.options.pool.call<WindowReadResult>('readWindow', plan, `reading constant fields of ${e.meta.path}`);
+    return this.options.pool.call('readWindow', plan, `reading constant fields of ${e.meta.path}`);
   }
 
   /** Reads sample `index`. */

@@ -1,12 +1,14 @@
 /**
  * Worker-thread entry point for every HDF5 operation (h5wasm is synchronous, so it never runs on the main
- * thread). Each worker has its own wasm heap and its own open-file cache. Protocol: the parent posts
- * `{ id, op, args }`; the worker answers `{ id, ok: true, value }` (typed arrays in the value are transferred,
- * not copied) or `{ id, ok: false, message }`. The HDF5 library's error stack, which h5wasm prints through
+ * thread). Each worker has its own wasm heap and its own open-file cache. Protocol (typed by `H5Ops` in
+ * `protocol.ts`): the parent posts `{ id, op, args }`; the worker answers `{ id, ok: true, value }` (typed
+ * arrays in the value are transferred, not copied) or `{ id, ok: false, message }`. The HDF5 library's error stack, which h5wasm prints through
  * console.error, is captured and summarised into the error message instead of being printed.
  */
 import { parentPort } from 'node:worker_threads';
 import fs from 'node:fs';
+import type { H5Handler, H5Handlers, H5OpName, H5Request, H5Response, H5Result } from './protocol.js';
+import type { H5Module } from './read-ops.js';
 
 if (!parentPort) throw new Error('h5worker must run in a worker thread');
 const port = parentPort;
@@ -42,19 +44,32 @@ const h5module = await h5wasm.ready;
 const { createReadOps } = await import('./read-ops.js');
 const { createWriteOps } = await import('./write-ops.js');
 
-type Op = (args: never) => unknown;
-const ops: Record<string, Op> = {
-  ...(createReadOps(h5wasm, diag, h5module as unknown as Parameters<typeof createReadOps>[2]) as unknown as Record<string, Op>),
-  ...(createWriteOps(h5wasm, diag) as unknown as Record<string, Op>),
-  __diag: (() => [...diag]) as Op,
+/** Thrown by an operation that must never be answered (the crash hook). */
+const NO_ANSWER = Symbol('no answer');
+
+/** The dispatch table: every operation of `H5Ops`, each checked against its argument and result types. */
+const ops: H5Handlers = {
+  ...createReadOps(h5wasm, diag, h5module as unknown as H5Module),
+  ...createWriteOps(h5wasm, diag),
+  __diag: () => [...diag],
   /** Test hook: makes this worker die the way a wasm abort would (an uncaught error outside any request). */
-  __crash: (() => {
+  __crash: () => {
     setImmediate(() => {
       throw new Error('deliberate crash requested by a test');
     });
-    return new Promise(() => {});
-  }) as Op,
+    throw NO_ANSWER;
+  },
 };
+
+function isOp(name: string): name is H5OpName {
+  return Object.prototype.hasOwnProperty.call(ops, name);
+}
+
+/** Runs one request through the table (`op` and `args` of a request always belong to the same operation). */
+function run<K extends H5OpName>(request: H5Request<K>): H5Result<K> {
+  const handler: H5Handler<K> = ops[request.op];
+  return handler(request.args);
+}
 
 function transferables(value: unknown, out: ArrayBuffer[] = [], depth = 0): ArrayBuffer[] {
   if (depth > 4 || value === null || typeof value !== 'object') return out;
@@ -66,23 +81,26 @@ function transferables(value: unknown, out: ArrayBuffer[] = [], depth = 0): Arra
   return out;
 }
 
+const answer = (response: H5Response, transfer: ArrayBuffer[] = []) => port.postMessage(response, transfer);
+
 port.on('message', (msg: { id: number; op: string; args: unknown }) => {
-  const op = ops[msg.op];
-  if (!op) {
-    port.postMessage({ id: msg.id, ok: false, message: `unknown HDF5 worker operation "${msg.op}"` });
+  const name = msg.op;
+  if (!isOp(name)) {
+    answer({ id: msg.id, ok: false, message: `unknown HDF5 worker operation "${name}"` });
     return;
   }
-  if (msg.op !== '__diag') {
+  if (name !== '__diag') {
     diag.length = 0;
     partial = '';
   }
   try {
-    const value = op(msg.args as never);
-    if (value instanceof Promise) return; // only the crash hook
-    port.postMessage({ id: msg.id, ok: true, value }, transferables(value));
+    // the message came from H5Worker.call, which typed `args` by `op`
+    const value = run(msg as H5Request);
+    answer({ id: msg.id, ok: true, value }, transferables(value));
   } catch (err) {
+    if (err === NO_ANSWER) return;
     const message = err instanceof Error ? err.message : String(err);
-    port.postMessage({ id: msg.id, ok: false, message });
+    answer({ id: msg.id, ok: false, message });
   }
 });
 port.postMessage({ ready: true });

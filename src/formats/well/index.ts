@@ -15,5 +15,6 @@ export * from './compute-stats.js';
 export * from './writer.js';
 export * from './labels.js';
 export { H5Pool, H5Worker, WorkerCrashError, wellPool, wellWriterWorker, closeWellPool } from './pool.js';
+export type { H5Ops, H5OpName, H5Args, H5Result } from './protocol.js';
 export type { ChannelCoefficients, WindowNormalization } from './normalize-core.js';
 export type { RawGroup, RawDataset, RawNode, RawValue } from './raw.js';

@@ -376,6 +376,6 @@ function maskSlice(mask: boolean[], shape: number[], axis: number, at: number): 
  * attributes and small metadata datasets; field data is not touched).
  */
 export async function openWell(path: string, pool: H5Pool = wellPool()): Promise<WellMeta> {
-  const raw = await pool.call<RawGroup>('describe', { path }, `reading the structure of ${path}`);
+  const raw = await pool.call('describe', { path }, `reading the structure of ${path}`);
   return parseWellMeta(path, raw);
 }

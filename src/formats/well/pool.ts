@@ -4,13 +4,18 @@
  * exit) rejects every request it had in flight with an error naming what it was doing and the file, and the
  * pool replaces it on the next request: nothing hangs. Idle workers are unref'd, so an idle pool never keeps
  * the process alive; a worker with requests in flight is ref'd, so awaiting it does.
+ *
+ * Requests are typed by the operation map of `protocol.ts`: `call('readWindow', plan, label)` checks `plan`
+ * against the operation's argument type and resolves to its result type.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { siblingModule } from '../../streams/core.js';
+import type { H5Args, H5OpName, H5Request, H5Response, H5Result } from './protocol.js';
 
 interface Pending {
-  resolve(value: unknown): void;
+  /** Settles the caller's promise with the answer's value (whose type the request's operation fixed). */
+  resolve(value: H5Result<H5OpName>): void;
   reject(err: Error): void;
   label: string;
 }
@@ -29,8 +34,8 @@ export class H5Worker {
   constructor() {
     this.worker = new Worker(siblingModule(import.meta.url, 'h5worker'));
     this.worker.unref();
-    this.worker.on('message', (msg: { id?: number; ok?: boolean; value?: unknown; message?: string }) => {
-      if (msg.id === undefined) return;
+    this.worker.on('message', (msg: H5Response | { ready: true }) => {
+      if (!('id' in msg)) return;
       const p = this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id);
@@ -52,18 +57,20 @@ export class H5Worker {
   }
 
   /**
-   * Runs `op` in the worker. `label` says what is being done, with the file path (`reading /a/b.hdf5`): it is
-   * what a crash error names. Typed arrays in `transfer` are moved, not copied.
+   * Runs operation `op` (see `H5Ops`) in the worker. `label` says what is being done, with the file path
+   * (`reading /a/b.hdf5`): it is what a crash error names. Typed arrays in `transfer` are moved, not copied.
    */
-  call<T>(op: string, args: unknown, label: string, transfer: ArrayBuffer[] = []): Promise<T> {
+  call<K extends H5OpName>(op: K, args: H5Args<K>, label: string, transfer: ArrayBuffer[] = []): Promise<H5Result<K>> {
     if (this.deadReason !== null) {
       return Promise.reject(new WorkerCrashError(`HDF5 worker ${this.deadReason}; cannot start ${label}`));
     }
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, label });
+    const request = { id, op, args } as H5Request<K>;
+    return new Promise<H5Result<K>>((resolve, reject) => {
+      // the worker answers request `id` with the result of `op`, so its value is an H5Result<K>
+      this.pending.set(id, { resolve: resolve as (value: H5Result<H5OpName>) => void, reject, label });
       this.updateRef();
-      this.worker.postMessage({ id, op, args }, transfer);
+      this.worker.postMessage(request, transfer);
     });
   }
 
@@ -99,7 +106,8 @@ export class H5Pool {
     if (!Number.isInteger(size) || size < 1) throw new Error(`H5Pool size must be a positive integer, got ${size}`);
   }
 
-  call<T>(op: string, args: unknown, label: string, transfer: ArrayBuffer[] = []): Promise<T> {
+  /** Runs operation `op` (see `H5Ops`) in the least busy worker; as `H5Worker.call`. */
+  call<K extends H5OpName>(op: K, args: H5Args<K>, label: string, transfer: ArrayBuffer[] = []): Promise<H5Result<K>> {
     this.workers = this.workers.filter((w) => w.alive);
     let worker: H5Worker | undefined;
     if (this.workers.length < this.size) {
@@ -109,7 +117,7 @@ export class H5Pool {
     } else {
       worker = this.workers.reduce((a, b) => (b.load < a.load ? b : a));
     }
-    return worker.call<T>(op, args, label, transfer);
+    return worker.call(op, args, label, transfer);
   }
 
   /**
@@ -123,7 +131,7 @@ export class H5Pool {
   }
 
   /** Asks every worker to run `op` (e.g. close a file everywhere). */
-  async broadcast(op: string, args: unknown, label: string): Promise<void> {
+  async broadcast<K extends H5OpName>(op: K, args: H5Args<K>, label: string): Promise<void> {
     await Promise.all(this.workers.filter((w) => w.alive).map((w) => w.call(op, args, label)));
   }
 

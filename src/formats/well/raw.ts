@@ -29,6 +29,8 @@ export interface RawGroup {
 export type RawNode = RawGroup | RawDataset | { kind: 'other' };
 
 import type { WindowNormalization } from './normalize-core.js';
+import type { MomentSet } from './moments.js';
+import type { WellFileSpec } from './spec.js';
 
 /** One field dataset's part in a window read. */
 export interface FieldReadPlan {
@@ -87,4 +89,29 @@ export interface MomentsPlan {
   /** Upper bound on values per read (bounds worker memory). */
   maxValuesPerRead: number;
   nonFinite: 'error' | 'count';
+}
+
+export interface MomentsResult {
+  moments: MomentSet;
+  nonFinite: number;
+}
+
+/** Creates a Well file under `tmpPath` (the writer's `create` operation). */
+export interface CreatePlan {
+  tmpPath: string;
+  spec: WellFileSpec;
+  /** gzip level 1-9, or 0 / undefined for none. */
+  compression?: number;
+  /** Frames per chunk along the time axis (default 1: one chunk per frame and trajectory). */
+  chunkFrames?: number;
+  computeStats?: boolean;
+  nonFinite: 'error' | 'count';
+}
+
+/** What a finished write reports. */
+export interface FinishResult {
+  nTrajectories: number;
+  bytes: number;
+  moments: MomentSet | null;
+  nonFinite: number;
 }

@@ -10,6 +10,7 @@ import type h5wasmDefault from 'h5wasm';
 import type {
   FieldReadPlan,
   MomentsPlan,
+  MomentsResult,
   RawDataset,
   RawGroup,
   RawNode,
@@ -19,6 +20,7 @@ import type {
 } from './raw.js';
 import { addBlock, emptyMoments, type MomentSet } from './moments.js';
 import { normalizeWindowInPlace, type ChannelCoefficients } from './normalize-core.js';
+import type { H5Handlers, H5ReadOpName } from './protocol.js';
 
 type H5 = typeof h5wasmDefault;
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -103,15 +105,71 @@ function toRawValue(read: () => unknown): RawValue {
   }
 }
 
-/** The emscripten module behind h5wasm: only the calls used for direct hyperslab reads. */
-interface H5Module {
+/** The emscripten module behind h5wasm: only the calls used for direct reads and their status checks. */
+export interface H5Module {
   HEAPU8: Uint8Array;
   _malloc(bytes: number): number;
   _free(ptr: number): void;
-  get_dataset_data(fileId: bigint, path: string, count: bigint[], offset: bigint[], strides: bigint[], ptr: bigint): number;
+  get_dataset_data(
+    fileId: bigint,
+    path: string,
+    count: bigint[] | null,
+    offset: bigint[] | null,
+    strides: bigint[] | null,
+    ptr: bigint,
+  ): number;
+  get_attribute_data(fileId: bigint, objectName: string, attributeName: string, ptr: bigint): number;
 }
 
-export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
+/** The message of the error a failed low-level read throws once `checkReads` has wrapped the module. */
+export const READ_FAILED = 'the HDF5 read returned an error status';
+const checkedModules = new WeakSet<H5Module>();
+
+/**
+ * h5wasm's own reads (`Dataset.slice`, `Dataset.value`, attribute values) ignore the status that H5Dread and
+ * H5Aread return: a chunk whose gzip data is damaged then "reads" as whatever its buffer held before. This
+ * wraps the module's two low-level reads so that a failed read throws instead (h5wasm frees its buffer in a
+ * `finally`); the callers below add the file, the dataset and the hyperslab to the message.
+ */
+export function checkReads(module: H5Module): void {
+  if (checkedModules.has(module)) return;
+  checkedModules.add(module);
+  const getData = module.get_dataset_data;
+  const getAttr = module.get_attribute_data;
+  module.get_dataset_data = (...args) => {
+    const status = getData.apply(module, args);
+    if (status < 0) throw new Error(READ_FAILED);
+    return status;
+  };
+  module.get_attribute_data = (...args) => {
+    const status = getAttr.apply(module, args);
+    if (status < 0) throw new Error(READ_FAILED);
+    return status;
+  };
+}
+
+/** Which part of a dataset a read covers, for error messages. */
+interface SlabPlace {
+  /** Trajectory index (the first axis of a sample-varying field); absent for fields shared by trajectories. */
+  trajectory?: number;
+  /** Position of the time axis in the ranges; absent for fields constant in time. */
+  timeAxis?: number;
+}
+
+function describePlace(place: SlabPlace, ranges: [number, number, number?][]): string {
+  const parts: string[] = [];
+  parts.push(place.trajectory === undefined ? 'the data shared by all trajectories' : `trajectory ${place.trajectory}`);
+  const time = place.timeAxis === undefined ? undefined : ranges[place.timeAxis];
+  if (time) {
+    const [start, stop, step = 1] = time;
+    const last = start + Math.max(0, Math.ceil((stop - start) / step) - 1) * step;
+    parts.push(start === last ? `frame ${start}` : `frames ${start}..${last}${step === 1 ? '' : ` (every ${step})`}`);
+  } else parts.push('constant in time');
+  return parts.join(', ');
+}
+
+export function createReadOps(h5: H5, diag: string[], module: H5Module): H5Handlers<H5ReadOpName> {
+  checkReads(module);
   const open = new Map<string, H5File>();
   /** Dataset handles per file (h5wasm caches a dataset's metadata on its object). */
   const datasets = new Map<string, Map<string, Dataset>>();
@@ -151,22 +209,91 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     if (!byName) datasets.set(path, (byName = new Map()));
     const cached = byName.get(name);
     if (cached) return cached;
-    const node = f.get(name);
+    let node: ReturnType<H5File['get']>;
+    try {
+      node = f.get(name);
+      if (node instanceof h5.Dataset) void node.metadata; // h5wasm reads (and caches) the dataset's header here
+    } catch (err) {
+      throw new Error(`${path}: /${name}: cannot open the dataset: ${why(err)}`);
+    }
     if (!node || !(node instanceof h5.Dataset)) throw new Error(`${path}: missing dataset /${name}`);
     byName.set(name, node);
     return node;
   }
 
   /**
+   * What went wrong in an h5wasm call, in words, with the HDF5 library's own last message: h5wasm's errors
+   * ("error - name not defined!") name neither the file nor the cause.
+   */
+  function why(err: unknown, filters: string[] = []): string {
+    const message = err instanceof Error ? err.message : String(err);
+    const hdf = diagSummary(diag);
+    if (diag.some((l) => /filter returned failure|Filter operation failed|inflate\(\) failed/.test(l))) {
+      const by = filters.length > 0 ? ` by its filters (${filters.join(', ')})` : '';
+      return `a compressed chunk could not be decoded${by}, the stored data is damaged${hdf}`;
+    }
+    if (message === READ_FAILED) return `HDF5 could not read the data, the file may be damaged${hdf}`;
+    if (/name not defined/.test(message)) return `HDF5 could not open the object, the file may be damaged${hdf}`;
+    return `${message}${hdf}`;
+  }
+
+  /** An error that already names the file passes through; anything else gets the file, dataset and place. */
+  function readError(err: unknown, path: string, name: string, where: string, detail = ''): Error {
+    if (err instanceof Error && err.message.startsWith(`${path}:`)) return err;
+    let filters: string[] = [];
+    try {
+      filters = datasets.get(path)?.get(name)?.filters.map((x) => x.name) ?? [];
+    } catch {
+      // the names only decorate the message
+    }
+    return new Error(`${path}: /${name}: reading ${where} failed${detail}: ${why(err, filters)}`);
+  }
+
+  /**
+   * Reads a hyperslab, checking the read's status: a read that fails (a damaged chunk whose gzip data does not
+   * decode, an unreadable dataset header) throws an error naming the file, the dataset, the trajectory and
+   * frames (`place`) and the cause; when it spanned several frames, the frames that fail alone are named too.
+   * Nothing of a failed read is ever returned.
+   */
+  function readSlab(path: string, name: string, ranges: [number, number, number?][], place: SlabPlace): ArrayLike<number> {
+    diag.length = 0; // only this read's HDF5 messages explain its failure
+    try {
+      return readSlabUnchecked(path, name, ranges);
+    } catch (err) {
+      const first = diag.slice(); // the probes below add their own messages
+      let detail = '';
+      const time = place.timeAxis === undefined ? undefined : ranges[place.timeAxis];
+      if (err instanceof Error && err.message === READ_FAILED && time) {
+        const [start, stop, step = 1] = time;
+        const bad: number[] = [];
+        for (let t = start; t < stop; t += step) {
+          const one = ranges.slice();
+          one[place.timeAxis!] = [t, t + 1];
+          try {
+            readSlabUnchecked(path, name, one);
+          } catch {
+            bad.push(t);
+          }
+        }
+        if (bad.length > 0 && bad.length < Math.ceil((stop - start) / step)) {
+          detail = ` (${bad.length === 1 ? `frame ${bad[0]}` : `frames ${bad.join(', ')}`} cannot be read)`;
+        }
+      }
+      diag.splice(0, diag.length, ...first);
+      throw readError(err, path, name, describePlace(place, ranges), detail);
+    }
+  }
+
+  /**
    * Reads a hyperslab. Little-endian float32 datasets are read straight into a reusable wasm buffer and
    * returned as a view on the wasm heap (valid until the next read); anything else goes through h5wasm's
-   * `slice` (a fresh array).
+   * `slice` (a fresh array). Either way a failed read throws (see `checkReads`).
    */
-  function readSlab(path: string, name: string, ranges: [number, number, number?][]): ArrayLike<number> {
+  function readSlabUnchecked(path: string, name: string, ranges: [number, number, number?][]): ArrayLike<number> {
     const ds = dataset(path, name);
     const meta = ds.metadata;
     const shape = meta.shape ?? [];
-    const direct = module && meta.type === 1 && meta.size === 4 && meta.littleEndian && !meta.vlen;
+    const direct = meta.type === 1 && meta.size === 4 && meta.littleEndian && !meta.vlen;
     if (!direct) {
       const raw = ds.slice(ranges as [number, number][]);
       if (!raw || !ArrayBuffer.isView(raw)) throw new Error(`${path}: /${name} did not read as numbers`);
@@ -188,14 +315,31 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     });
     const bytes = total * 4;
     if (bytes > buffer.bytes) {
-      if (buffer.ptr) module._free(buffer.ptr);
+      releaseBuffer();
       const size = Math.max(bytes, 1 << 20);
       const ptr = module._malloc(size);
       if (!ptr) throw new Error(`${path}: /${name}: cannot allocate ${size} bytes in the wasm heap`);
       buffer = { ptr, bytes: size };
     }
-    if (total > 0) module.get_dataset_data(f(path), '/' + name, count, offset, strides, BigInt(buffer.ptr));
+    if (total > 0) {
+      try {
+        module.get_dataset_data(f(path), '/' + name, count, offset, strides, BigInt(buffer.ptr));
+      } catch (err) {
+        // whatever the failed read left in the buffer (parts of this read, the previous frame) must never be
+        // seen: drop the buffer, the next read allocates a fresh one
+        releaseBuffer();
+        throw err;
+      }
+    }
     return new Float32Array(module.HEAPU8.buffer, buffer.ptr, total);
+  }
+
+  function releaseBuffer(): void {
+    if (buffer.ptr) {
+      module.HEAPU8.fill(0, buffer.ptr, buffer.ptr + buffer.bytes);
+      module._free(buffer.ptr);
+    }
+    buffer = { ptr: 0, bytes: 0 };
   }
 
   function f(path: string): bigint {
@@ -210,7 +354,15 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     } catch (err) {
       return { __error__: { unreadable: err instanceof Error ? err.message : String(err) } };
     }
-    for (const name of names) out[name] = toRawValue(() => node.get_attribute(name, false));
+    for (const name of names) {
+      out[name] = toRawValue(() => {
+        try {
+          return node.get_attribute(name, false);
+        } catch (err) {
+          throw new Error(why(err));
+        }
+      });
+    }
     return out;
   }
 
@@ -218,7 +370,17 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     return /^\/?(dimensions\/[^/]+|boundary_conditions\/[^/]+\/mask|scalars\/[^/]+)$/.test(path);
   }
 
+  /** Describes the node at `path`; a failure names the file and the node (and never leaves h5wasm's words alone). */
   function describeNode(f: H5File, path: string, filePath: string): RawNode {
+    try {
+      return describeNodeUnchecked(f, path, filePath);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith(`${filePath}:`)) throw err;
+      throw new Error(`${filePath}: /${path}: cannot read the file's structure here: ${why(err)}`);
+    }
+  }
+
+  function describeNodeUnchecked(f: H5File, path: string, filePath: string): RawNode {
     const node = path === '' ? f : f.get(path);
     if (node instanceof h5.Group) {
       const children: Record<string, RawNode> = {};
@@ -239,7 +401,13 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
       if (wantsValue(path)) {
         const n = out.shape.reduce((a, b) => a * b, 1);
         if (n > MAX_METADATA_VALUES) throw new Error(`${filePath}: /${path} has ${n} values, too many for metadata`);
-        const v = toRawValue(() => node.value);
+        const v = toRawValue(() => {
+          try {
+            return node.value;
+          } catch (err) {
+            throw new Error(why(err));
+          }
+        });
         if (Array.isArray(v)) out.value = v.map(Number);
         else if (typeof v === 'number') out.value = [v];
       }
@@ -248,16 +416,20 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     return { kind: 'other' };
   }
 
-  /** Reads `count` frames of one field into the channel-last output. Returns the number of non-finite values. */
   /** Reads one field's frames into the channel-last output; `fused` scales while copying (plain normalisation). */
   function readField(plan: WindowReadPlan, fp: FieldReadPlan, out: Float32Array, fused?: ChannelCoefficients): number {
     const ranges: [number, number, number?][] = [];
-    if (fp.sampleVarying) ranges.push([plan.trajectory, plan.trajectory + 1]);
+    const place: SlabPlace = {};
+    if (fp.sampleVarying) {
+      ranges.push([plan.trajectory, plan.trajectory + 1]);
+      place.trajectory = plan.trajectory;
+    }
     if (fp.timeVarying) {
       const last = plan.start + (plan.count - 1) * plan.stride;
+      place.timeAxis = ranges.length;
       ranges.push(plan.stride === 1 ? [plan.start, last + 1] : [plan.start, last + 1, plan.stride]);
     }
-    const src = readSlab(plan.path, fp.dataset, ranges);
+    const src = readSlab(plan.path, fp.dataset, ranges, place);
     const frames = fp.timeVarying ? plan.count : 1;
     const spatial = plan.spatial;
     const S = spatial.reduce((a, b) => a * b, 1);
@@ -340,13 +512,13 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
     },
 
     /** Moments of the listed fields over a whole file, in bounded blocks of frames. */
-    moments(plan: MomentsPlan): { moments: MomentSet; nonFinite: number } {
+    moments(plan: MomentsPlan): MomentsResult {
       const result: MomentSet = { fields: {}, deltas: {} };
       let nonFinite = 0;
       for (const fp of plan.fields) {
         const acc = emptyMoments(fp.components);
         const dAcc = emptyMoments(fp.components);
-        const ds = dataset(plan.path, fp.dataset);
+        dataset(plan.path, fp.dataset); // a missing or unreadable dataset fails here, before any read
         const [from, to] = fp.sampleVarying ? plan.trajectories : plan.trajectories[0] === 0 ? [0, 1] : [0, 0];
         const steps = fp.timeVarying ? plan.nSteps : 1;
         const block = Math.max(2, Math.floor(plan.maxValuesPerRead / fp.frameSize));
@@ -366,9 +538,16 @@ export function createReadOps(h5: H5, diag: string[], module?: H5Module) {
           for (let t0 = 0; t0 < steps; t0 += block - 1) {
             const t1 = Math.min(steps, t0 + block);
             const ranges: [number, number][] = [];
-            if (fp.sampleVarying) ranges.push([b, b + 1]);
-            if (fp.timeVarying) ranges.push([t0, t1]);
-            const raw = readSlab(plan.path, fp.dataset, ranges);
+            const place: SlabPlace = {};
+            if (fp.sampleVarying) {
+              ranges.push([b, b + 1]);
+              place.trajectory = b;
+            }
+            if (fp.timeVarying) {
+              place.timeAxis = ranges.length;
+              ranges.push([t0, t1]);
+            }
+            const raw = readSlab(plan.path, fp.dataset, ranges, place);
             let values = raw instanceof Float64Array ? raw : raw instanceof Float32Array ? raw : Float32Array.from(raw);
             check(values, b, t0);
             if (fp.transform === 'log1p') values = values.map(Math.log1p);

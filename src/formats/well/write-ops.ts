@@ -8,22 +8,15 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
 import type { Dataset, File as H5File, Group } from 'h5wasm';
 import type h5wasmDefault from 'h5wasm';
-import { componentCount, frameShape, type WellFieldSpec, type WellFileSpec } from './spec.js';
+import { componentCount, frameShape, type WellFieldSpec } from './spec.js';
 import { addBlock, emptyMoments, type MomentSet } from './moments.js';
 import { diagSummary } from './read-ops.js';
+import type { CreatePlan, FinishResult } from './raw.js';
+import type { H5Handlers, H5WriteOpName } from './protocol.js';
 
 type H5 = typeof h5wasmDefault;
 
-export interface CreatePlan {
-  tmpPath: string;
-  spec: WellFileSpec;
-  /** gzip level 1-9, or 0 / undefined for none. */
-  compression?: number;
-  /** Frames per chunk along the time axis (default 1: one chunk per frame and trajectory). */
-  chunkFrames?: number;
-  computeStats?: boolean;
-  nonFinite: 'error' | 'count';
-}
+export type { CreatePlan, FinishResult } from './raw.js';
 
 interface WriterState {
   plan: CreatePlan;
@@ -51,7 +44,7 @@ function flags(node: Dataset | Group, sampleVarying: boolean, timeVarying: boole
   node.create_attribute('time_varying', bool(timeVarying), [], '<b');
 }
 
-export function createWriteOps(h5: H5, diag: string[]) {
+export function createWriteOps(h5: H5, diag: string[]): H5Handlers<H5WriteOpName> {
   const writers = new Map<number, WriterState>();
   let nextHandle = 1;
 
@@ -253,12 +246,7 @@ export function createWriteOps(h5: H5, diag: string[]) {
     },
 
     /** Records n_trajectories, closes the file and renames it to `finalPath`. */
-    finish(args: { handle: number; finalPath: string }): {
-      nTrajectories: number;
-      bytes: number;
-      moments: MomentSet | null;
-      nonFinite: number;
-    } {
+    finish(args: { handle: number; finalPath: string }): FinishResult {
       const s = state(args.handle);
       const n = s.trajectory + 1;
       s.file.delete_attribute('n_trajectories');

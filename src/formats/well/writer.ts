@@ -14,7 +14,7 @@ import { wellWriterWorker, type H5Worker } from './pool.js';
 import { mergeMomentSets, type MomentSet } from './moments.js';
 import { formatStatsYaml, statsFromMoments, type WellStats } from './stats.js';
 import { componentCount, frameShape, type WellFieldSpec, type WellFileSpec } from './spec.js';
-import type { CreatePlan } from './write-ops.js';
+import type { CreatePlan } from './raw.js';
 
 /**
  * One frame of a trajectory. Give either `fields` (one Float32Array per time-varying field, in stored layout:
@@ -181,7 +181,7 @@ export class WellFileWriter {
       computeStats: options.computeStats ?? false,
       nonFinite: options.nonFinite ?? 'error',
     };
-    const handle = await worker.call<number>('create', plan, `creating ${path}`);
+    const handle = await worker.call('create', plan, `creating ${path}`);
     return new WellFileWriter(worker, handle, path, tmpPath, plain, options);
   }
 
@@ -237,7 +237,7 @@ export class WellFileWriter {
 
   /** Closes the file and renames it into place. */
   async finish(): Promise<WriteWellResult> {
-    const r = await this.worker.call<{ nTrajectories: number; bytes: number; moments: MomentSet | null; nonFinite: number }>(
+    const r = await this.worker.call(
       'finish',
       { handle: this.handle, finalPath: this.path },
       `finishing ${this.path}`,

@@ -15,7 +15,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { tap, type Stage } from '../../src/streams/index.js';
-import { appendJsonLine, writeFileAtomic } from '../../src/sinks/files.js';
+import { appendJsonLine } from '../../src/sinks/files.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 import type { ConfigObject, ConfigValue } from './config.js';
 import { ConfigError } from './config.js';
 

@@ -15,7 +15,7 @@ import {
   type MetricName,
 } from '../../src/sinks/metrics/index.js';
 import { frameGridPng, renderSavedReport, REPORT_FILE } from '../../src/sinks/report/index.js';
-import { writeFileAtomic } from '../../src/sinks/files.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 
 const help = `Usage: wellspring report <results-dir> [<results-dir> ...] [options]
 

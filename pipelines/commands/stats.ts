@@ -2,10 +2,10 @@
  * `wellspring stats <split dir>`: computes a dataset's stats.yaml (mean, std, rms and their one-step-delta
  * versions per field) in one streaming pass over a split, with progress on stderr.
  */
-import { rename, writeFile } from 'node:fs/promises';
 import { UsageError, parseCommandArgs, type Command } from '../cli/command.js';
 import { computeWellStats, formatStatsYaml } from '../../src/formats/well/index.js';
 import { formatProgress } from '../../src/streams/progress.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 
 const help = `Usage: wellspring stats <split dir | file.hdf5 ...> [--out stats.yaml] [options]
 
@@ -65,9 +65,7 @@ export const command: Command = {
     const yaml = formatStatsYaml(result.stats);
     if (nonFinite === 'count') console.error(`non-finite values met: ${result.nonFinite}`);
     if (parsed.values.out) {
-      const tmp = `${parsed.values.out}.tmp-${process.pid}`;
-      await writeFile(tmp, yaml);
-      await rename(tmp, parsed.values.out);
+      await writeFileAtomic(parsed.values.out, yaml);
       if (!parsed.values.quiet) console.error(`wrote ${parsed.values.out} (${result.files.length} file(s))`);
     } else process.stdout.write(yaml);
     return 0;

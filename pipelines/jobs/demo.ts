@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { generateDataset } from './generate.js';
-import { writeFileAtomic } from '../../src/sinks/files.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 import type { BandRow } from '../../src/sinks/metrics/index.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';

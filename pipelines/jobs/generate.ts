@@ -11,10 +11,11 @@
  * written under a temporary name and renamed when complete, and stale temporaries of an interrupted run are
  * removed. Progress (count, rate, ETA) is reported per parameter set.
  */
-import { mkdir, readFile, readdir, rename, rm, writeFile, access } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, access } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pipe } from '../../src/streams/core.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 import { map } from '../../src/streams/basic.js';
 import { abortable, progress, type ProgressOptions } from '../../src/streams/progress.js';
 import { workerMap } from '../../src/streams/workers.js';
@@ -203,9 +204,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
         );
       }
     } else {
-      await mkdir(cacheDir, { recursive: true });
-      await writeFile(`${cacheSettings}.tmp-${process.pid}`, JSON.stringify(settings));
-      await rename(`${cacheSettings}.tmp-${process.pid}`, cacheSettings);
+      await writeFileAtomic(cacheSettings, JSON.stringify(settings));
     }
     const jobs: TrajectoryJob[] = tasks.map((task, i) => ({ task, cache: trajectoryCachePath(options.out, stem, i) }));
     const steps = template.snapshots;
@@ -244,9 +243,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
       options.signal?.removeEventListener('abort', onAbort);
     }
     const moments = result.files.train?.moments ?? { fields: {}, deltas: {} };
-    const tmp = `${recordPath}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify({ settings, moments } satisfies SetRecord));
-    await rename(tmp, recordPath);
+    await writeFileAtomic(recordPath, JSON.stringify({ settings, moments } satisfies SetRecord));
     await rm(cacheDir, { recursive: true, force: true });
     mergeMomentSets(pooled, moments);
     generated.push(stem);
@@ -257,9 +254,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
   const orders = Object.fromEntries(SYSTEM_FIELDS[first.system].map((f) => [f.name, f.order]));
   const stats = statsFromMoments(pooled, orders, taskGrid({ ...first, seed: 0 } as SimulationTask).length);
   const statsPath = join(options.out, 'stats.yaml');
-  const tmp = `${statsPath}.tmp-${process.pid}`;
-  await writeFile(tmp, formatStatsYaml(stats));
-  await rename(tmp, statsPath);
+  await writeFileAtomic(statsPath, formatStatsYaml(stats));
   return { root: options.out, generated, kept, simulated, fromCache, stats, seconds: (performance.now() - start) / 1000 };
 }
 

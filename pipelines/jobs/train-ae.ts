@@ -38,7 +38,7 @@ import {
 } from '../../src/models/autoencoder.js';
 import { dcaeLoss, startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { METRICS, scoreFrame } from '../../src/sinks/metrics/index.js';
-import { writeFileAtomic } from '../../src/sinks/files.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 import { ConfigError, type ConfigObject } from '../cli/config.js';
 import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 import type { RunDir } from '../cli/run-dir.js';

@@ -24,7 +24,7 @@ import {
   type ShardedWindowBatch,
 } from '../../src/models/emulators.js';
 import { startParallel, trainingWorkers } from '../../src/models/worker-models.js';
-import { writeFileAtomic } from '../../src/sinks/files.js';
+import { writeFileAtomic } from '../../src/streams/atomic.js';
 import { ConfigError } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';

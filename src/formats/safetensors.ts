@@ -12,8 +12,9 @@
  * ```
  * Supported dtypes: F32, F64, I32, I64 (read as numbers), U8, BOOL. Metadata values must be strings.
  */
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { writeFileAtomic } from '../streams/atomic.js';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'BOOL';
 
@@ -141,25 +142,13 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors buffe
   return { tensors, metadata };
 }
 
-/** Writes a safetensors file atomically: a temporary name in the same folder, flushed, then renamed. */
+/** Writes a safetensors file atomically (`writeFileAtomic`: temporary name beside it, fsync, rename, fsync of the folder). */
 export async function writeSafetensors(
   path: string,
   tensors: Map<string, StoredTensor>,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
-  const file = await open(tmp, 'w');
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } catch (err) {
-    await file.close();
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await file.close();
-  await rename(tmp, path);
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 /** Reads a whole safetensors file. */

@@ -1,22 +1,20 @@
 /**
- * Writing files so that a reader never sees a half-written one: write beside the target under a temporary
- * name, then rename (atomic on one file system). An interrupted run leaves at most a `.tmp-*` file behind.
+ * Files written so that a reader never sees a half-written one. The atomic writing itself (temporary name,
+ * fsync, rename, fsync of the folder) lives in `streams/atomic.ts`, where every folder can import it; it is
+ * re-exported here with the other file sinks.
  */
-import { mkdir, rename, rm, writeFile, appendFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** Writes `data` to `path` (creating its folder) through a temporary file beside it, then renames it into place. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await mkdir(dirname(path), { recursive: true });
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
+export {
+  atomicTarget,
+  commitFile,
+  commitFileSync,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  type AtomicData,
+  type AtomicTarget,
+} from '../streams/atomic.js';
 
 /** Appends one JSON object as a line to a JSONL file (creating it). Lines are whole: one write each. */
 export async function appendJsonLine(path: string, record: unknown): Promise<void> {

@@ -30,7 +30,7 @@ function rng(seed: number): () => number {
   };
 }
 
-t.test('FFT: fft.js + Bluestein equal a direct DFT (2D 6x5, 3D 4x3x5), paired real transforms, Parseval', async (t) => {
+t.test('FFT: radix-2 + Bluestein equal a direct DFT (2D 6x5, 3D 4x3x5), paired real transforms, Parseval', async (t) => {
   const next = rng(3);
   for (const shape of [[6, 5], [4, 3, 5], [16, 12]]) {
     const n = shape.reduce((a, b) => a * b, 1);

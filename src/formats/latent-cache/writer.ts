@@ -2,7 +2,7 @@
  * Writes encoded trajectories to an Arrow IPC file (the latent cache format of schema.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
@@ -25,9 +25,10 @@ import {
   type LatentCacheMeta,
   type CachedTrajectory,
 } from './schema.js';
+import { atomicTarget } from '../../streams/atomic.js';
 
 export interface WriteLatentCacheOptions {
-  /** Final path of the `.arrow` file. It appears only when the whole stream is written (temp name, then rename). */
+  /** Final path of the `.arrow` file. It appears only when the whole stream is written (temp name, fsync, rename). */
   path: string;
   meta: LatentCacheMeta;
   /** Rows per record batch (default 1: a reader then holds one trajectory at a time). */
@@ -57,7 +58,7 @@ export async function writeLatentCache(
 ): Promise<WriteLatentCacheResult> {
   const rowsPerBatch = options.rowsPerBatch ?? 1;
   const path = options.path;
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const target = atomicTarget(path);
   let shape: [number, number, number, number] | undefined;
   let labelCount = 0;
   let schema: Schema | undefined;
@@ -128,7 +129,7 @@ export async function writeLatentCache(
   }
 
   await mkdir(dirname(path), { recursive: true });
-  const out = createWriteStream(tmp);
+  const out = createWriteStream(target.tmp);
   const outClosed = finished(out);
   outClosed.catch(() => undefined);
   const writer = new RecordBatchFileWriter();
@@ -156,12 +157,12 @@ export async function writeLatentCache(
     await handOver(true);
     out.end();
     await outClosed;
-    await rename(tmp, path);
+    await target.commit();
   } catch (err) {
     writer.abort();
     out.destroy();
     await outClosed.catch(() => undefined);
-    await rm(tmp, { force: true });
+    await target.abort();
     throw err;
   }
   return { path, trajectories: count, shape: shape! };

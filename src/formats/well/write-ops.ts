@@ -2,10 +2,11 @@
  * The write side of the HDF5 worker (runs inside a worker thread): creates a Well-schema file under a
  * temporary name, appends trajectories frame by frame into chunked datasets whose trajectory axis is resizable,
  * optionally accumulates moments for stats.yaml on the way, and on finish records `n_trajectories`, closes and
- * renames the file into place. Booleans are written as int8 0/1 (h5wasm cannot write h5py's bool enum; The
- * Well's loader and this package's reader both accept int8).
+ * commits the file into place (fsync, rename, fsync of the folder). Booleans are written as int8 0/1 (h5wasm
+ * cannot write h5py's bool enum; The Well's loader and this package's reader both accept int8).
  */
-import { renameSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
+import { commitFileSync } from '../../streams/atomic.js';
 import type { Dataset, File as H5File, Group } from 'h5wasm';
 import type h5wasmDefault from 'h5wasm';
 import { componentCount, frameShape, type WellFieldSpec } from './spec.js';
@@ -245,7 +246,7 @@ export function createWriteOps(h5: H5, diag: string[]): H5Handlers<H5WriteOpName
       return true;
     },
 
-    /** Records n_trajectories, closes the file and renames it to `finalPath`. */
+    /** Records n_trajectories, closes the file and commits it to `finalPath` (fsync, rename, fsync of the folder). */
     finish(args: { handle: number; finalPath: string }): FinishResult {
       const s = state(args.handle);
       const n = s.trajectory + 1;
@@ -253,7 +254,7 @@ export function createWriteOps(h5: H5, diag: string[]): H5Handlers<H5WriteOpName
       s.file.create_attribute('n_trajectories', new BigInt64Array([BigInt(n)]), [], '<q');
       s.file.close();
       writers.delete(args.handle);
-      renameSync(s.plan.tmpPath, args.finalPath);
+      commitFileSync(s.plan.tmpPath, args.finalPath);
       return {
         nTrajectories: n,
         bytes: statSync(args.finalPath).size,

@@ -6,10 +6,11 @@
  * holds about two frames whatever the trajectory length. Files are written under a temporary name and renamed
  * when complete: an error or abort leaves any earlier file at the destination untouched.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { from, type Source } from '../../streams/core.js';
+import { writeFileAtomic } from '../../streams/atomic.js';
 import { wellWriterWorker, type H5Worker } from './pool.js';
 import { mergeMomentSets, type MomentSet } from './moments.js';
 import { formatStatsYaml, statsFromMoments, type WellStats } from './stats.js';
@@ -235,7 +236,7 @@ export class WellFileWriter {
     this.options.onTrajectory?.(b);
   }
 
-  /** Closes the file and renames it into place. */
+  /** Closes the file and commits it into place (fsync, rename, fsync of the folder). */
   async finish(): Promise<WriteWellResult> {
     const r = await this.worker.call(
       'finish',
@@ -383,9 +384,7 @@ export async function writeWellDataset(
     const orders = Object.fromEntries(spec.fields.map((f) => [f.name, f.order]));
     const stats = statsFromMoments(moments, orders, spec.spatialDims.length);
     const statsPath = join(root, 'stats.yaml');
-    const tmp = `${statsPath}.tmp-${process.pid}`;
-    await writeFile(tmp, formatStatsYaml(stats));
-    await rename(tmp, statsPath);
+    await writeFileAtomic(statsPath, formatStatsYaml(stats));
     return { root, files, stats };
   } catch (err) {
     for (const w of Object.values(writers)) await w?.abort();

@@ -45,7 +45,7 @@ function checkName(name: string): void {
   }
 }
 
-/** Saves weights, optimiser state, EMA, step and RNG state to `path` atomically (temporary name, then rename). */
+/** Saves weights, optimiser state, EMA, step and RNG state to `path` atomically (`writeFileAtomic`). */
 export async function saveCheckpoint(path: string, state: TrainingState, metadata: Record<string, string> = {}): Promise<void> {
   const tensors = new Map<string, StoredTensor>();
   for (const [name, p] of state.params) {

@@ -24,7 +24,7 @@
  * - w1: exact Wasserstein-1 distance between the empirical distribution of the N truth values and that of the
  *   M x N pooled member values (as the reference's `wasserstein_1d(u.flatten(), v.flatten())`).
  */
-import { fftnReal, fftnRealPair, type ComplexArray } from './fft.js';
+import { fftnReal, fftnRealPair, type ComplexArray } from '../../physics/fft.js';
 import { addIsotropicCross, addIsotropicPower, isotropicBinning, SPECTRAL_BANDS, wellBinning } from './spectra.js';
 
 export const METRICS = [

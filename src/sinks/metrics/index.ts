@@ -2,7 +2,7 @@
  * Metric sinks: streaming scores of rollouts against the truth (per model, field and lead time), lead-band and
  * over-field aggregates, and the results directory (JSON, CSV, Arrow) they are saved to.
  */
-export { fftnReal, fftnRealPair, fftnInPlace, type ComplexArray } from './fft.js';
+export { fftnReal, fftnRealPair, fftnInPlace, type ComplexArray } from '../../physics/fft.js';
 export {
   fftfreqF32,
   wellBinning,

@@ -31,7 +31,7 @@ import { RecordBatch, Schema, Table, tableToIPC, Utf8, vectorFromArray } from 'a
 import { aggregate, DEFAULT_BANDS, type Aggregates, type BandRow, type LeadBand } from './aggregate.js';
 import { METRICS, type MetricName } from './frame.js';
 import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
-import { writeFileAtomic } from '../files.js';
+import { writeFileAtomic } from '../../streams/atomic.js';
 
 export const RESULTS_FILE = 'results.json';
 export const SNAPSHOTS_FILE = 'snapshots.json';

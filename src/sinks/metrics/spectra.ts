@@ -5,7 +5,7 @@
  * same side as in the reference. Power sums themselves are float64.
  */
 
-import { fftnReal } from './fft.js';
+import { fftnReal } from '../../physics/fft.js';
 
 const f32 = Math.fround;
 

@@ -5,7 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { Source } from '../../streams/core.js';
 import {
   reduceMetrics,
@@ -20,7 +20,7 @@ import {
 } from '../metrics/index.js';
 import { renderReport, type ReportOptions } from './html.js';
 import { frameGridPng } from './images.js';
-import { writeFileAtomic } from '../files.js';
+import { atomicTarget, writeFileAtomic } from '../../streams/atomic.js';
 
 export const REPORT_FILE = 'report.html';
 
@@ -40,11 +40,11 @@ export interface ReportSinkOptions extends MetricsOptions, ReportOptions {
 
 export const FRAME_LOG_FILE = 'frames.csv';
 
-/** A CSV writer of frame records to a temporary file, renamed into place by `close()` (removed by `abort()`). */
+/** A CSV writer of frame records to a temporary file, committed into place by `close()` (removed by `abort()`). */
 async function frameLogWriter(path: string): Promise<{ write: (r: FrameRecord) => void; close: () => Promise<void>; abort: () => Promise<void> }> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const out = createWriteStream(tmp);
+  const target = atomicTarget(path);
+  const out = createWriteStream(target.tmp);
   let failure: Error | undefined;
   out.on('error', (err) => (failure = err));
   out.write(['model', 'trajectory', 'field', 'lead', ...METRICS].join(',') + '\n');
@@ -59,7 +59,7 @@ async function frameLogWriter(path: string): Promise<{ write: (r: FrameRecord) =
     async close() {
       await finish();
       if (failure) throw failure;
-      await rename(tmp, path);
+      await target.commit();
     },
     async abort() {
       // Wait for the stream to close: it may still be opening the file, which would recreate it after rm.
@@ -68,7 +68,7 @@ async function frameLogWriter(path: string): Promise<{ write: (r: FrameRecord) =
         out.once('close', () => resolve());
         out.destroy();
       });
-      await rm(tmp, { force: true });
+      await target.abort();
     },
   };
 }

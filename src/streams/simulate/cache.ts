@@ -1,11 +1,13 @@
 /**
  * Per-trajectory cache of the dataset generator, so that an interrupted run resumes at trajectory granularity:
- * each simulated trajectory is written (temporary name, then rename) to `<out>/.wellspring/<file stem>/<i>.f32`
- * as raw float32, fields in the system's field order; a later run reads it instead of simulating again. The
- * generator deletes a set's cache once its files are complete. Synchronous I/O: this runs in worker threads.
+ * each simulated trajectory is written atomically (temporary name, fsync, rename) to
+ * `<out>/.wellspring/<file stem>/<i>.f32` as raw float32, fields in the system's field order; a later run reads
+ * it instead of simulating again. The generator deletes a set's cache once its files are complete. Synchronous
+ * I/O: this runs in worker threads.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomicSync } from '../atomic.js';
 import { siblingModule } from '../core.js';
 import { runTask, SYSTEM_FIELDS, taskGrid, type SimulationTask, type TrajectoryFields } from './systems.js';
 
@@ -54,17 +56,14 @@ export function readCachedTrajectory(path: string, task: SimulationTask): Trajec
   return out;
 }
 
-/** Writes a trajectory to the cache atomically (temporary name, then rename). */
+/** Writes a trajectory to the cache atomically (`writeFileAtomicSync`). */
 export function writeCachedTrajectory(path: string, task: SimulationTask, fields: TrajectoryFields): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const parts = fieldSizes(task).map((f) => {
     const a = fields[f.name];
     if (!a || a.length !== f.size) throw new Error(`trajectory cache: field ${f.name} has ${a?.length ?? 0} values, expected ${f.size}`);
     return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
   });
-  writeFileSync(tmp, Buffer.concat(parts));
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, Buffer.concat(parts));
 }
 
 /** Runs a job: from the cache when it holds the trajectory, else simulated (and cached when a path is given). */

@@ -1,13 +1,15 @@
 // End to end through the CLI on a tiny dataset: generate, train-ae (interrupted with SIGINT, then resumed),
 // cache (two shards and a merge), train-surrogate, train-diffusion, eval, report. Checks the outputs' structure,
 // that the autoencoder beats the mean-field baseline, and that bad input stops before any work with a clear
-// message. Uses the compiled CLI (`npm test` builds first); skipped with a reason without it.
+// message, and that the runs it wrote, loaded through the public API, give the CLI's evaluation figures exactly.
+// Uses the compiled CLI and package (`npm test` builds first); skipped with a reason without them.
 import t from 'tap';
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CachedTrajectory } from 'wellspring-latent';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(root, 'dist/pipelines/cli.js');
@@ -93,6 +95,45 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   t.same(saved.result.leads, Array.from({ length: 11 }, (_, i) => i + 1), 'every lead of the 12-state trajectories after one context state');
   ok(t, ['report', results, '--out', join(dir, 'again.html')]);
   t.ok(existsSync(join(dir, 'again.html')));
+
+  // The same evaluation through the public API: the runs the CLI wrote, loaded from the package root, and a pipe
+  // of public stages with eval's options (defaults context 1, horizon 0, seed 0, convention the_well; ensemble and
+  // bands as set above) give the CLI's figures exactly, on the CLI's backend.
+  process.env.WELLSPRING_BACKEND = 'wasm';
+  const api = await import('wellspring-latent');
+  const aeRun = await api.loadAutoencoder(ae);
+  const testFiles = await api.latentCacheFiles(cache, 'test');
+  const { labelNames } = await api.openLatentCache(testFiles[0]!);
+  const emulators = {
+    surrogate: await api.loadEmulator(join(dir, 'sur'), { autoencoder: aeRun, labelNames }),
+    diffusion: await api.loadEmulator(join(dir, 'dif'), { autoencoder: aeRun, labelNames }),
+  };
+  const context = 1;
+  const chunks = () =>
+    api.pipe(
+      api.readLatentCache(testFiles, { autoencoder: aeRun.id }),
+      api.filter((row: CachedTrajectory) => row.origin.augmentation === 0),
+      api.rolloutLatents(emulators, { context, horizon: 0, ensemble: 2, seed: 0, reconstruct: true }),
+      api.decodeStates(aeRun),
+      api.withTruth(api.wellSplitDir(data, 'test'), { context }),
+    );
+  const bands = api.parseBands('1-5,6-11');
+  const byApi = join(dir, 'eval-api');
+  await api.reportSink(chunks(), { dir: byApi, title: `wellspring evaluation (test split, context ${context})`, bands, convention: 'the_well' });
+  const resultsDoc = (d: string) => {
+    const { created, ...rest } = JSON.parse(readFileSync(join(d, 'results.json'), 'utf8')) as { created: string; result: unknown; aggregates: unknown };
+    t.match(created, /^\d{4}-\d\d-\d\dT/, `${d}: results.json has its creation time`);
+    return rest;
+  };
+  const cliDoc = resultsDoc(results);
+  t.strictSame(resultsDoc(byApi), cliDoc, 'results.json of the API pipe equals the CLI\'s (but for its creation time)');
+  t.equal(readFileSync(join(byApi, 'metrics.csv'), 'utf8'), readFileSync(join(results, 'metrics.csv'), 'utf8'), 'metrics.csv is the same file');
+  const reduced = api.summarize(await api.reduceMetrics(chunks(), { convention: 'the_well' }), { bands });
+  const { snapshots, ...rows } = reduced.result;
+  t.ok(snapshots.length > 0, 'reduceMetrics keeps snapshot frames');
+  t.strictSame(JSON.parse(JSON.stringify({ result: rows, aggregates: reduced.aggregates })), { result: cliDoc.result, aggregates: cliDoc.aggregates }, 'reduceMetrics gives the same rows and aggregates');
+  aeRun.dispose();
+  for (const e of Object.values(emulators)) e.dispose();
   t.same(tmpFiles(dir), [], 'no temporary files left anywhere');
 
   // Bad input stops before any work, naming what is wrong.

@@ -21,7 +21,7 @@ import { named, type Stage } from '../streams/core.js';
 import { Rng, copySeed } from '../streams/random.js';
 import { applyTransform, channelGeometry, describeTransform, IDENTITY_TRANSFORM, randomTransform, type GridTransform } from '../streams/augment.js';
 import { WellNormalizer } from '../formats/well/normalize.js';
-import { wellLabels } from '../formats/well/labels.js';
+import { DEFAULT_LOG_LABELS, wellLabels } from '../formats/well/labels.js';
 import type { ChannelLayout, WellMeta } from '../formats/well/meta.js';
 import type { WellStats } from '../formats/well/stats.js';
 import type { WellTrajectoryStream } from '../formats/well/dataset.js';
@@ -193,7 +193,7 @@ export interface EncodeTrajectoriesOptions {
   seed?: number;
   /** Frames read and encoded per call (default 16). */
   batchSize?: number;
-  /** Simulation parameters given as log10 in the labels (see `wellLabels`). */
+  /** Simulation parameters given as log10 in the labels (default `DEFAULT_LOG_LABELS`, as `wellLabels`). */
   logLabels?: readonly string[];
 }
 
@@ -212,7 +212,7 @@ function copiesOf(ae: LoadedAutoencoder, repeat: number, seed: number): GridTran
  * trajectory's latents for every copy plus one block of frames.
  */
 export function encodeTrajectories(ae: LoadedAutoencoder, options: EncodeTrajectoriesOptions = {}): Stage<WellTrajectoryStream, CachedTrajectory> {
-  const { repeat = 1, seed = 0, batchSize = 16, logLabels = [] } = options;
+  const { repeat = 1, seed = 0, batchSize = 16, logLabels = DEFAULT_LOG_LABELS } = options;
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`encodeTrajectories: repeat must be an integer >= 1, got ${repeat}`);
   const [H, W] = ae.data.spatialShape;
   const C = ae.data.layout.names.length;

@@ -53,7 +53,12 @@ export function parseOverride(text: string): ConfigObject {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--set ${text}: expected key=value (e.g. --set train.steps=200)`);
   const keys = text.slice(0, eq).split('.');
-  let value: ConfigValue = parseYaml(text.slice(eq + 1)) as ConfigValue;
+  let value: ConfigValue;
+  try {
+    value = parseYaml(text.slice(eq + 1)) as ConfigValue;
+  } catch (err) {
+    throw new ConfigError(`--set ${text}: the value is not valid YAML (${(err as Error).message.split('\n')[0]}); quote strings, e.g. --set 'key="a: b"'`);
+  }
   for (const key of keys.reverse()) value = { [key]: value };
   return value as ConfigObject;
 }

@@ -24,8 +24,8 @@ import { formatStatsYaml, statsFromMoments, type WellStats } from '../../src/for
 import { writeWellDataset, WELL_SPLITS, type WellSplit, type WellTrajectory } from '../../src/formats/well/writer.js';
 import type { EulerBoundary } from '../../src/physics/euler.js';
 import { EULER_GAMMA_PRESETS } from '../../src/physics/quadrants.js';
-import { simulationTasks } from '../../src/streams/simulate/source.js';
-import { SIMULATION_WORKER, trajectoryCacheDir, trajectoryCachePath, type TrajectoryJob, type TrajectoryResult } from '../../src/streams/simulate/cache.js';
+import { simulationTasks } from '../../src/physics/simulate/source.js';
+import { SIMULATION_WORKER, trajectoryCacheDir, trajectoryCachePath, type TrajectoryJob, type TrajectoryResult } from '../../src/physics/simulate/cache.js';
 import {
   SYSTEM_FIELDS,
   taskFileStem,
@@ -35,7 +35,7 @@ import {
   type SystemName,
   type TaskTemplate,
   type TrajectoryFields,
-} from '../../src/streams/simulate/systems.js';
+} from '../../src/physics/simulate/systems.js';
 
 export interface GenerateDatasetOptions {
   system: SystemName;
@@ -238,6 +238,7 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
         fractions,
         compression: options.compression,
         signal: options.signal,
+        writeStats: false, // written once, last, from every set in the root (below)
       });
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
@@ -249,7 +250,22 @@ export async function generateDataset(options: GenerateDatasetOptions): Promise<
     generated.push(stem);
   }
 
-  // stats.yaml pools the train splits of every parameter set of this dataset
+  // stats.yaml, written last: the train splits of every parameter set in this root, those of earlier runs with
+  // other sets included (each set's record keeps its train moments), as long as its files are still there.
+  for (const name of (await readdir(recordDir)).filter((f) => f.endsWith('.json')).sort()) {
+    const stem = name.slice(0, -'.json'.length);
+    if (generated.includes(stem) || kept.includes(stem)) continue;
+    if (!(await exists(join(options.out, 'data', 'train', `${stem}.hdf5`)))) continue;
+    let record: SetRecord;
+    try {
+      record = JSON.parse(await readFile(join(recordDir, name), 'utf8')) as SetRecord;
+    } catch (err) {
+      throw new Error(`${join(recordDir, name)}: unreadable set record (${(err as Error).message}); delete it and regenerate that set`);
+    }
+    if (record.settings.template.system !== sets[0].system) continue;
+    mergeMomentSets(pooled, record.moments);
+    kept.push(stem);
+  }
   const first = sets[0];
   const orders = Object.fromEntries(SYSTEM_FIELDS[first.system].map((f) => [f.name, f.order]));
   const stats = statsFromMoments(pooled, orders, taskGrid({ ...first, seed: 0 } as SimulationTask).length);

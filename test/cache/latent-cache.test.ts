@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
@@ -81,7 +81,12 @@ t.test('bad rows stop the write and leave nothing under the final name', async (
   t.same(readdirSync(dir), [], 'temporary file removed');
   const nan = trajectories(2, [2, 2, 2, 2]);
   nan[1]!.latents[5] = NaN;
-  await t.rejects(writeLatentCache(nan, { path, meta }), /non-finite latent value at flat index 5/);
+  // shape [2, 2, 2, 2]: flat index 5 is state 0, latent pixel (1, 0), channel 1
+  await t.rejects(writeLatentCache(nan, { path, meta }), /trajectory 0 of euler_mini.hdf5 \(augmentation 1\): column latents holds NaN at state 0, latent pixel \(1, 0\), channel 1 \(flat index 5\)/);
+  const infLabel = trajectories(1, [2, 2, 2, 2]);
+  infLabel[0]!.labels[1] = Infinity;
+  await t.rejects(writeLatentCache(infLabel, { path, meta }), /column labels holds Infinity at entry 1/);
+  t.same(readdirSync(dir), [], 'nothing written by the refused writes');
   await t.rejects(writeLatentCache([], { path, meta }), /no trajectories/);
   await t.rejects(writeLatentCache(trajectories(1, [1, 1, 1, 1]), { path, meta: { ...meta, labelNames: ['one'] } }), /2 labels but meta.labelNames has 1/);
 });
@@ -115,4 +120,27 @@ print(json.dumps({"rows": t.num_rows, "shape": shape, "head": [r[:4] for r in t.
   t.equal(out.rows, 3);
   t.same(out.shape, [2, 3, 3, 2]);
   out.head.forEach((h, i) => h.forEach((v, j) => t.ok(Math.abs(v - expected[i]![j]!) < 1e-7)));
+});
+
+t.test('a cache file holding NaN (damaged, or written by another tool) is refused at read, naming the row', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'nan.arrow');
+  const rows = trajectories(3, [2, 2, 2, 2], 7);
+  const marker = 1234.5678;
+  rows[2]!.latents[9] = marker; // state 1, latent pixel (0, 0), channel 1
+  await writeLatentCache(rows, { path, meta });
+  const bytes = readFileSync(path);
+  const needle = Buffer.from(new Float32Array([marker]).buffer);
+  const at = bytes.indexOf(needle);
+  t.ok(at > 0, 'the marker value is found in the file');
+  bytes.set(Buffer.from(new Float32Array([NaN]).buffer), at);
+  writeFileSync(path, bytes);
+  const seen: number[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const row of readLatentCache(path)) seen.push(row.origin.trajectory);
+    })(),
+    /nan\.arrow: row 2 \(trajectory 1 of euler_mini\.hdf5\): column latents holds NaN at state 1, latent pixel \(0, 0\), channel 1 \(flat index 9\)/,
+  );
+  t.same(seen, [0, 0], 'the rows before the damaged one were read');
 });

@@ -3,13 +3,13 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import h5wasm from 'h5wasm/node';
-import { simulate, simulatedFrames, taskSpec } from '../../src/streams/simulate/index.js';
+import { simulate, simulatedFrames, taskSpec } from '../../src/physics/simulate/index.js';
 import { generateDataset, parameterSets } from '../../pipelines/jobs/generate.js';
 import { collect } from '../../src/sinks/basic.js';
 import { pipe } from '../../src/streams/core.js';
 import { parseStatsYaml } from '../../src/formats/well/stats.js';
 import { closeWellPool, openWellDataset, wellSplitDir } from '../../src/formats/well/index.js';
-import { runJob, runTask, simulationTasks, trajectoryCachePath } from '../../src/streams/simulate/index.js';
+import { runJob, runTask, simulationTasks, trajectoryCachePath } from '../../src/physics/simulate/index.js';
 import { writeWell } from '../../src/formats/well/index.js';
 
 await h5wasm.ready;
@@ -256,4 +256,27 @@ t.test('simulate source yields lazy trajectories that match the generator', asyn
   t.throws(() => parameterSets({ system: 'rayleigh-benard', out: dir, resolution: 12, trajectories: 1 }), /power of two/);
   t.throws(() => parameterSets({ system: 'euler', out: dir, resolution: 8, trajectories: 0 }), /trajectories/);
   t.throws(() => parameterSets({ system: 'navier' as 'euler', out: dir, resolution: 8, trajectories: 1 }), /unknown system/);
+});
+
+t.test('stats.yaml covers every set in the root: a later generate that adds a gamma pools both', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'ws-stats-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const base = { system: 'euler' as const, out, resolution: 16, trajectories: 5, steps: 6, seed: 3, threads: 1 };
+  await generateDataset({ ...base, gammas: [1.4] });
+  const alone = parseStatsYaml(await readFile(join(out, 'stats.yaml'), 'utf8'));
+  const second = await generateDataset({ ...base, gammas: [1.13] });
+  t.same(second.generated.length, 1);
+  t.same(second.kept.length, 1, 'the earlier set is kept and pooled');
+  const both = parseStatsYaml(await readFile(join(out, 'stats.yaml'), 'utf8'));
+  const { computeWellStats } = await import('../../src/formats/well/compute-stats.js');
+  const { stats: direct } = await computeWellStats(wellSplitDir(out, 'train'));
+  for (const key of ['mean', 'std', 'rms'] as const) {
+    for (const field of Object.keys(direct[key])) {
+      const a = [direct[key][field]].flat(2) as number[];
+      const b = [both[key][field]].flat(2) as number[];
+      a.forEach((v, i) => t.ok(Math.abs(v - b[i]!) <= 2e-4 * Math.abs(v) + 1e-9, `${key}.${field}[${i}]: stats.yaml ${b[i]} = a pass over both train files ${v}`));
+    }
+  }
+  t.not(JSON.stringify(both.mean), JSON.stringify(alone.mean), 'the pooled statistics differ from the first set alone');
+  await closeWellPool();
 });

@@ -19,6 +19,7 @@ t.test('bad configurations are refused with the source and key named', async (t)
   const dir = t.testdir({ 'typo.yaml': 'train:\n  stesp: 5\n', 'type.yaml': 'train:\n  steps: many\n', 'bad.yaml': 'train: [1\n', 'list.yaml': '- 1\n- 2\n' });
   await t.rejects(resolveConfig(defaults, join(dir, 'typo.yaml')), /typo.yaml: unknown key "train.stesp" \(known keys of train: steps, lr, channels\)/);
   await t.rejects(resolveConfig(defaults, join(dir, 'type.yaml')), /"train.steps" must be a number \(like 100\), got "many"/);
+  await t.rejects(resolveConfig(defaults, undefined, ['train.channels=[32, 64']), { name: 'ConfigError', message: /^--set train.channels=\[32, 64: the value is not valid YAML/ });
   await t.rejects(resolveConfig(defaults, join(dir, 'bad.yaml')), /bad.yaml: not valid YAML/);
   await t.rejects(resolveConfig(defaults, join(dir, 'list.yaml')), /expected a mapping at the top level, got list/);
   await t.rejects(resolveConfig(defaults, join(dir, 'missing.yaml')), /missing.yaml: cannot read it \(ENOENT\)/);

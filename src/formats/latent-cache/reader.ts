@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecordBatchReader, type RecordBatch, type Vector, type FixedSizeList, type Float32 } from 'apache-arrow';
-import { infoFromSchema, LatentCacheError, type CachedTrajectory, type LatentCacheInfo } from './schema.js';
+import { checkFiniteRow, infoFromSchema, LatentCacheError, type CachedTrajectory, type LatentCacheInfo } from './schema.js';
 
 export interface ReadLatentCacheOptions {
   /** Fail before reading any row unless the file was made by this autoencoder run. */
@@ -52,7 +52,7 @@ export async function openLatentCache(path: string): Promise<LatentCacheInfo> {
   }
 }
 
-function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: boolean): CachedTrajectory[] {
+function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: boolean, rowBase: number): CachedTrajectory[] {
   const latents = batch.getChild('latents') as Vector<FixedSizeList<Float32>> | null;
   const labels = batch.getChild('labels') as Vector<FixedSizeList<Float32>> | null;
   const files = batch.getChild('source_file');
@@ -74,13 +74,15 @@ function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: b
   for (let r = 0; r < batch.numRows; r++) {
     const lat = latentValues.subarray((latentOffset + r) * rowSize, (latentOffset + r + 1) * rowSize);
     const lab = labelValues.subarray((labelOffset + r) * labelSize, (labelOffset + r + 1) * labelSize);
+    const trajectory = Number(trajectories.get(r));
+    checkFiniteRow(`${path}: row ${rowBase + r} (trajectory ${trajectory} of ${String(files.get(r))})`, { latents: lat, shape: [t, h, w, c], labels: lab, origin: { file: '', trajectory, augmentation: 0, transform: '' } });
     out.push({
       latents: copy ? lat.slice() : lat,
       shape: [t, h, w, c],
       labels: copy ? lab.slice() : lab,
       origin: {
         file: String(files.get(r)),
-        trajectory: Number(trajectories.get(r)),
+        trajectory,
         augmentation: Number(augmentations.get(r)),
         transform: String(transforms.get(r) ?? ''),
       },
@@ -107,9 +109,12 @@ export function readLatentCache(paths: string | string[], options: ReadLatentCac
               `${path}: made by autoencoder "${info.autoencoder}", expected "${options.autoencoder}" (re-run the cache step with this autoencoder)`,
             );
           }
+          let rowBase = 0;
           for (let i = 0; i < reader.numRecordBatches; i++) {
             const batch = await reader.readRecordBatch(i);
-            if (batch) yield* rowsOf(path, info, batch, options.copy ?? false);
+            if (!batch) continue;
+            yield* rowsOf(path, info, batch, options.copy ?? false, rowBase);
+            rowBase += batch.numRows;
           }
         } finally {
           await handle.close();

@@ -121,3 +121,23 @@ export function infoFromSchema(path: string, schema: Schema, rows: number): Late
   };
 }
 
+
+/**
+ * Fails (naming `where`, the row and the column) when a row holds a non-finite latent or label: NaN or infinity
+ * in a cache would train an emulator on garbage without a word, so it is refused at write and at read.
+ */
+export function checkFiniteRow(where: string, row: CachedTrajectory): void {
+  const [, h, w, c] = row.shape;
+  for (let i = 0; i < row.latents.length; i++) {
+    const v = row.latents[i]!;
+    if (!Number.isFinite(v)) {
+      const state = Math.floor(i / (h * w * c));
+      const rest = i % (h * w * c);
+      const at = `state ${state}, latent pixel (${Math.floor(rest / (w * c))}, ${Math.floor(rest / c) % w}), channel ${rest % c}`;
+      throw new LatentCacheError(`${where}: column latents holds ${v} at ${at} (flat index ${i})`);
+    }
+  }
+  for (let i = 0; i < row.labels.length; i++) {
+    if (!Number.isFinite(row.labels[i]!)) throw new LatentCacheError(`${where}: column labels holds ${row.labels[i]} at entry ${i}`);
+  }
+}

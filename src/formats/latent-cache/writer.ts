@@ -21,6 +21,7 @@ import {
 } from 'apache-arrow';
 import {
   LatentCacheError,
+  checkFiniteRow,
   metaToSchemaEntries,
   type LatentCacheMeta,
   type CachedTrajectory,
@@ -87,9 +88,7 @@ export async function writeLatentCache(
         `${where}: shape ${JSON.stringify(row.shape)} with ${row.labels.length} labels differs from the file's ${JSON.stringify(shape)} with ${labelCount} labels`,
       );
     }
-    for (let i = 0; i < row.latents.length; i++) {
-      if (!Number.isFinite(row.latents[i])) throw new LatentCacheError(`${where}: non-finite latent value at flat index ${i}`);
-    }
+    checkFiniteRow(where, row);
   };
 
   const toBatch = (rows: CachedTrajectory[]): RecordBatch => {

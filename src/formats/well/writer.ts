@@ -300,6 +300,11 @@ export interface WriteWellDatasetOptions extends WriteWellOptions {
    * these fractions (with 10 trajectories: 8 train, 1 valid, 1 test).
    */
   fractions?: Partial<Record<WellSplit, number>>;
+  /**
+   * Write `<root>/stats.yaml` from this file's train split (default true). A caller that adds several files to
+   * one root turns it off and writes stats.yaml once, from the moments of every file, last.
+   */
+  writeStats?: boolean;
 }
 
 export interface WriteWellDatasetResult {
@@ -383,8 +388,7 @@ export async function writeWellDataset(
     const moments = mergeMomentSets({ fields: {}, deltas: {} }, files.train!.moments ?? { fields: {}, deltas: {} });
     const orders = Object.fromEntries(spec.fields.map((f) => [f.name, f.order]));
     const stats = statsFromMoments(moments, orders, spec.spatialDims.length);
-    const statsPath = join(root, 'stats.yaml');
-    await writeFileAtomic(statsPath, formatStatsYaml(stats));
+    if (options.writeStats !== false) await writeFileAtomic(join(root, 'stats.yaml'), formatStatsYaml(stats));
     return { root, files, stats };
   } catch (err) {
     for (const w of Object.values(writers)) await w?.abort();

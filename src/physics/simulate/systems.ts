@@ -4,13 +4,13 @@
  * per-field float32 arrays in stored layout.
  */
 import type { WellFileSpec } from '../../formats/well/spec.js';
-import { eulerFileStem, eulerTrajectory, type EulerTrajectoryOptions } from '../../physics/quadrants.js';
+import { eulerFileStem, eulerTrajectory, type EulerTrajectoryOptions } from '../quadrants.js';
 import {
   chebyshevGaussNodes,
   rayleighBenardFileStem,
   rayleighBenardTrajectory,
   type RayleighBenardTrajectoryOptions,
-} from '../../physics/rayleigh-benard.js';
+} from '../rayleigh-benard.js';
 
 export type SystemName = 'euler' | 'rayleigh-benard';
 

@@ -1,9 +1,9 @@
 /**
  * Simulation sources: streams of trajectories of a built-in system, ready for `writeWell` or any stage.
  */
-import { named, type Stage } from '../core.js';
+import { named, type Stage } from '../../streams/core.js';
 import type { WellTrajectory } from '../../formats/well/writer.js';
-import { trajectorySeed } from '../random.js';
+import { trajectorySeed } from '../../streams/random.js';
 import { taskFileStem, taskFrames, type SimulationTask, type TaskTemplate, type TrajectoryFields } from './systems.js';
 
 /** A simulated trajectory: its task (parameters and seed) and its frames, computed as they are pulled. */

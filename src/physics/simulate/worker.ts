@@ -5,7 +5,7 @@
  * its next snapshot.
  */
 import { workerData } from 'node:worker_threads';
-import { transferResult } from '../transfer.js';
+import { transferResult } from '../../streams/transfer.js';
 import { runJob, type TrajectoryJob, type TrajectoryResult } from './cache.js';
 
 const data = workerData as { cancel?: SharedArrayBuffer } | null | undefined;

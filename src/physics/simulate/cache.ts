@@ -7,8 +7,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomicSync } from '../atomic.js';
-import { siblingModule } from '../core.js';
+import { writeFileAtomicSync } from '../../streams/atomic.js';
+import { siblingModule } from '../../streams/core.js';
 import { runTask, SYSTEM_FIELDS, taskGrid, type SimulationTask, type TrajectoryFields } from './systems.js';
 
 /** One unit of generator work: a task and where its cached result lives. */

@@ -1,2 +1,0 @@
-/** Stream face of the latent cache format (src/formats/latent-cache): the source of cached trajectories. */
-export { readLatentCache, openLatentCache, latentCacheFiles } from '../formats/latent-cache/reader.js';

@@ -122,7 +122,11 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const normPath = run.path(AUTOENCODER_FILES.normalization);
   let normalization: NormalizationRecord;
   if (existsSync(normPath)) {
-    normalization = JSON.parse(await readFile(normPath, 'utf8')) as NormalizationRecord;
+    try {
+      normalization = JSON.parse(await readFile(normPath, 'utf8')) as NormalizationRecord;
+    } catch (err) {
+      throw new Error(`${normPath}: unreadable normalisation record of this run (${(err as Error).message}); delete it to recompute the statistics`);
+    }
   } else {
     const { stats } = await computeWellStats(trainDir, { transforms });
     normalization = { kind: config.data.normalization as 'zscore' | 'rms', transforms, stats };

@@ -5,11 +5,13 @@
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileError } from '../streams/atomic.js';
 
 export {
   atomicTarget,
   commitFile,
   commitFileSync,
+  fileError,
   writeFileAtomic,
   writeFileAtomicSync,
   type AtomicData,
@@ -18,6 +20,10 @@ export {
 
 /** Appends one JSON object as a line to a JSONL file (creating it). Lines are whole: one write each. */
 export async function appendJsonLine(path: string, record: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await appendFile(path, `${JSON.stringify(record)}\n`);
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await appendFile(path, `${JSON.stringify(record)}\n`);
+  } catch (err) {
+    throw fileError(path, 'appending to', err);
+  }
 }

@@ -19,6 +19,31 @@ import { dirname } from 'node:path';
 /** What `writeFileAtomic` accepts: the content, or chunks of it (written as they come). */
 export type AtomicData = string | Uint8Array | Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>;
 
+const CAUSES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'a folder on the way does not exist',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'the target is a folder',
+};
+
+/**
+ * A file-system error restated with the path and what was being done (`writing <path>: no space left on the
+ * device (ENOSPC)`), keeping the original as `cause`. Errors without a system code (a failing data source, say)
+ * are returned unchanged.
+ */
+export function fileError(path: string, doing: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (!code || !(err instanceof Error) || err.message.startsWith(`${doing} ${path}:`)) return err instanceof Error ? err : new Error(String(err));
+  const what = CAUSES[code] ?? err.message.replace(/^[A-Z]+: /, '');
+  const wrapped = new Error(`${doing} ${path}: ${what} (${code})`, { cause: err }) as NodeJS.ErrnoException;
+  wrapped.code = code;
+  return wrapped;
+}
+
 /** A fresh temporary name beside `path`: `<path>.tmp-<pid>-<random>`. */
 export function temporaryPath(path: string): string {
   return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -75,9 +100,11 @@ export async function commitFile(tmp: string, path: string): Promise<void> {
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw fileError(path, 'writing', err);
   }
-  await syncDirectory(dirname(path));
+  await syncDirectory(dirname(path)).catch((err: unknown) => {
+    throw fileError(dirname(path), 'syncing', err);
+  });
 }
 
 /** Synchronous `commitFile`. */
@@ -92,7 +119,7 @@ export function commitFileSync(tmp: string, path: string): void {
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(path, 'writing', err);
   }
   syncDirectorySync(dirname(path));
 }
@@ -103,7 +130,9 @@ export function commitFileSync(tmp: string, path: string): void {
  * and the error rethrown; `path` is untouched.
  */
 export async function writeFileAtomic(path: string, data: AtomicData): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true }).catch((err: unknown) => {
+    throw fileError(dirname(path), 'creating the folder', err);
+  });
   const tmp = temporaryPath(path);
   try {
     const handle = await open(tmp, 'w');
@@ -116,7 +145,7 @@ export async function writeFileAtomic(path: string, data: AtomicData): Promise<v
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw fileError(path, 'writing', err);
   }
   await syncDirectory(dirname(path));
 }
@@ -136,7 +165,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(path, 'writing', err);
   }
   syncDirectorySync(dirname(path));
 }

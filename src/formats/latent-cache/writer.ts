@@ -26,7 +26,7 @@ import {
   type LatentCacheMeta,
   type CachedTrajectory,
 } from './schema.js';
-import { atomicTarget } from '../../streams/atomic.js';
+import { atomicTarget, fileError } from '../../streams/atomic.js';
 
 export interface WriteLatentCacheOptions {
   /** Final path of the `.arrow` file. It appears only when the whole stream is written (temp name, fsync, rename). */
@@ -162,7 +162,7 @@ export async function writeLatentCache(
     out.destroy();
     await outClosed.catch(() => undefined);
     await target.abort();
-    throw err;
+    throw fileError(path, 'writing', err);
   }
   return { path, trajectories: count, shape: shape! };
 }

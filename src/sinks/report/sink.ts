@@ -20,7 +20,7 @@ import {
 } from '../metrics/index.js';
 import { renderReport, type ReportOptions } from './html.js';
 import { frameGridPng } from './images.js';
-import { atomicTarget, writeFileAtomic } from '../../streams/atomic.js';
+import { atomicTarget, fileError, writeFileAtomic } from '../../streams/atomic.js';
 
 export const REPORT_FILE = 'report.html';
 
@@ -46,7 +46,7 @@ async function frameLogWriter(path: string): Promise<{ write: (r: FrameRecord) =
   const target = atomicTarget(path);
   const out = createWriteStream(target.tmp);
   let failure: Error | undefined;
-  out.on('error', (err) => (failure = err));
+  out.on('error', (err) => (failure = fileError(path, 'writing', err)));
   out.write(['model', 'trajectory', 'field', 'lead', ...METRICS].join(',') + '\n');
   const cell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   const finish = () => new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));

@@ -522,13 +522,21 @@ export function createReadOps(h5: H5, diag: string[], module: H5Module): H5Handl
         const [from, to] = fp.sampleVarying ? plan.trajectories : plan.trajectories[0] === 0 ? [0, 1] : [0, 0];
         const steps = fp.timeVarying ? plan.nSteps : 1;
         const block = Math.max(2, Math.floor(plan.maxValuesPerRead / fp.frameSize));
-        const check = (values: Float32Array | Float64Array, b: number, t: number) => {
+        const check = (values: Float32Array | Float64Array, b: number, t0: number) => {
           let bad = 0;
-          for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) bad++;
+          let first = -1;
+          for (let i = 0; i < values.length; i++) {
+            if (!Number.isFinite(values[i]!)) {
+              if (first < 0) first = i;
+              bad++;
+            }
+          }
           if (bad > 0 && plan.nonFinite === 'error') {
+            // The block holds whole frames of `frameSize` values, from frame t0 on.
+            const frame = fp.timeVarying ? t0 + Math.floor(first / fp.frameSize) : 0;
             throw new Error(
-              `${plan.path}: /${fp.dataset} has ${bad} non-finite value(s) in trajectory ${b} near frame ${t} ` +
-                `(expected finite numbers)`,
+              `${plan.path}: /${fp.dataset} has ${bad} non-finite value(s) in trajectory ${b}, the first (${values[first]}) ` +
+                `in frame ${frame}${fp.timeVarying ? '' : ' (the field does not vary in time)'} (expected finite numbers)`,
             );
           }
           nonFinite += bad;

@@ -61,3 +61,34 @@ t.test('latent cache, checkpoint and log writes on a full disk', { skip }, async
   fill();
   await t.rejects(appendJsonLine(join(dir, 'log.jsonl'), { event: 'step', step: 1, pad: 'x'.repeat(8192) }), { message: new RegExp(`^appending to ${join(dir, 'log.jsonl')}: no space left`) });
 });
+
+t.test('a report that runs out of room names the files written and those missing', { skip }, async (t) => {
+  const { syntheticRollouts } = await import('../../src/sinks/metrics/synthetic.js');
+  const { reportSink } = await import('../../src/sinks/report/index.js');
+  const { statSync } = await import('node:fs');
+  const { parseBands } = await import('../../src/sinks/metrics/index.js');
+  const options = { trajectories: 2, leads: 6, members: 2, height: 16, width: 16, fields: ['u', 'v'] };
+  const reference = join(mkdtempSync(join(tmpdir(), 'ws-report-')), 'ok');
+  await reportSink(syntheticRollouts(options), { dir: reference, bands: parseBands('1-3,4-6') });
+  const size = (f: string) => statSync(join(reference, f)).size;
+  const { rmSync } = await import('node:fs');
+  rmSync(join(mountPoint, 'writers'), { recursive: true, force: true }); // the earlier test filled the disk
+  const dir = join(mountPoint, 'report');
+  mkdirSync(dir);
+  // Leave room for results.json and snapshots.json only (tmpfs counts 4 KiB pages).
+  const room = Math.ceil(size('results.json') / 4096) * 4096 + Math.ceil(size('snapshots.json') / 4096) * 4096 + 4096;
+  const free = () => {
+    const out = spawnSync('df', ['--output=avail', '-B1', mountPoint], { encoding: 'utf8' }).stdout.trim().split('\n');
+    return Number(out[out.length - 1]);
+  };
+  writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(Math.max(0, free() - room)));
+  const err = await reportSink(syntheticRollouts(options), { dir, bands: parseBands('1-3,4-6') }).then(
+    () => null,
+    (e: Error & { written?: string[]; missing?: string[] }) => e,
+  );
+  t.ok(err, 'the report sink fails');
+  t.equal(err!.name, 'PartialWriteError');
+  t.match(err!.message, new RegExp(`no space left on the device \\(ENOSPC\\); in ${dir}, written: results\\.json, snapshots\\.json; not written: metrics\\.csv, metrics\\.arrow, report\\.html`));
+  t.same(readdirSync(dir).sort(), ['results.json', 'snapshots.json'], 'every file is whole or absent');
+  t.same(leftovers(dir), []);
+});

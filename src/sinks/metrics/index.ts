@@ -51,6 +51,7 @@ export {
 export {
   summarize,
   writeResults,
+  PartialWriteError,
   readResults,
   longTable,
   toCsv,

@@ -158,10 +158,32 @@ export async function writeResults(dir: string, saved: SavedResults): Promise<st
   const written: string[] = [];
   for (const [name, data] of files) {
     const path = join(dir, name);
-    await writeFileAtomic(path, data);
+    try {
+      await writeFileAtomic(path, data);
+    } catch (err) {
+      throw new PartialWriteError(dir, written, files.map(([n]) => n).slice(written.length), err);
+    }
     written.push(path);
   }
   return written;
+}
+
+/**
+ * A results directory written only in part (a full disk, say): names the files that are complete and those that
+ * are not. Every file is whole or absent (atomic writes); `wellspring report <dir>` re-renders the report from
+ * results.json and snapshots.json once they are there.
+ */
+export class PartialWriteError extends Error {
+  override readonly name = 'PartialWriteError';
+  constructor(
+    readonly dir: string,
+    readonly written: string[],
+    readonly missing: string[],
+    cause: unknown,
+  ) {
+    const done = written.length > 0 ? written.map((p) => p.slice(dir.length + 1)).join(', ') : 'none';
+    super(`${cause instanceof Error ? cause.message : String(cause)}; in ${dir}, written: ${done}; not written: ${missing.join(', ')}`, { cause });
+  }
 }
 
 // --- reading back, with errors that say which file and which path inside it is wrong ---

@@ -3,7 +3,7 @@
  * (results.json, snapshots.json, metrics.csv, metrics.arrow, optionally frames.csv), the self-contained
  * report.html and one labelled frame-grid PNG per model. `renderSavedReport` does the writing part alone, from results read back from disk.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { Source } from '../../streams/core.js';
@@ -12,6 +12,7 @@ import {
   summarize,
   writeResults,
   METRICS,
+  PartialWriteError,
   type FrameRecord,
   type LeadBand,
   type MetricsOptions,
@@ -131,7 +132,21 @@ export async function reportSink(source: Source<RolloutChunk>, options: ReportSi
     result = await reduceMetrics(source, options);
   }
   const saved = summarize(result, { title: options.title, bands: options.bands });
-  const results = await writeResults(options.dir, saved);
-  const { report, frameGrids } = await renderSavedReport(saved, options.dir, options);
-  return { saved, results, report, frameGrids };
+  const withFrames = saved.result.models.filter((m) => saved.result.snapshots.some((s) => s.model === m));
+  const later = [REPORT_FILE, ...withFrames.map((m) => `frames-${slug(m)}.png`)];
+  let results: string[];
+  try {
+    results = await writeResults(options.dir, saved);
+  } catch (err) {
+    if (err instanceof PartialWriteError) throw new PartialWriteError(options.dir, err.written, [...err.missing, ...later], err.cause);
+    throw err;
+  }
+  try {
+    const { report, frameGrids } = await renderSavedReport(saved, options.dir, options);
+    return { saved, results, report, frameGrids };
+  } catch (err) {
+    const present = later.map((f) => join(options.dir, f)).filter((p) => existsSync(p));
+    const missing = later.filter((f) => !existsSync(join(options.dir, f)));
+    throw new PartialWriteError(options.dir, [...results, ...present], missing, err);
+  }
 }

@@ -17,6 +17,9 @@
  * | `trajectorySeed(seed, i)` | simulated trajectories (53-bit, independent of worker split) |
  * | `copySeed(seed, trajectory)` | the augmentation transforms of a trajectory's cached copies |
  * | `rolloutSeed(seed, trajectory)` | an evaluation rollout of one test trajectory |
+ * | `epochSeed(seed, epoch)` | the shuffled window order of a Well dataset in one epoch |
+ * | `contextSeed(seed, epoch)` | the observed-frame counts of the emulator training windows of one epoch |
+ * | `memberSeed(seed)` | the members of synthetic test rollouts (src/sinks/metrics/synthetic.ts) |
  * | `seededPermutation(n, seed)` | a permutation of 0..n-1 (epoch orders) |
  * | `createRng(seed)` | a generator from any safe integer (53-bit seeds) |
  * | `SeededRandom` | parameter initialisation (splitmix32 stream, normals with the spare kept) |
@@ -175,6 +178,21 @@ export function copySeed(seed: number, trajectory: number): number {
 /** The seed of the evaluation rollout of one test trajectory (32-bit). */
 export function rolloutSeed(seed: number, trajectory: number): number {
   return (seed * 7919 + trajectory) >>> 0;
+}
+
+/** The seed of a Well dataset's shuffled window order in one epoch. */
+export function epochSeed(seed: number, epoch: number): number {
+  return seed + 0x9e3779b9 * epoch;
+}
+
+/** The seed of the context-frame draws of the emulator training windows of one epoch. */
+export function contextSeed(seed: number, epoch: number): number {
+  return mixSeed(seed ^ 0x51ed, epoch);
+}
+
+/** The seed of the ensemble members of a synthetic rollout, from the truth's seed. */
+export function memberSeed(seed: number): number {
+  return (seed * 2654435761 + 12345) >>> 0;
 }
 
 /** A generator from any safe integer seed (the bits above 32 are folded in). */

@@ -82,3 +82,21 @@ t.test('a thrown error names its stage', async (t) => {
   t.equal((err as StageError).stage, 'scale');
   t.match((err as Error).message, /stage "scale" failed: boom/);
 });
+
+t.test('seed derivations are pure functions of their parts, with the arithmetic the runs were made with', async (t) => {
+  const { mixSeed, copySeed, rolloutSeed, epochSeed, contextSeed, memberSeed, trajectorySeed, seededPermutation } = await import('../../src/streams/random.js');
+  t.equal(mixSeed(0, 1), mixSeed(0, 1));
+  t.not(mixSeed(0, 1), mixSeed(1, 0), 'order matters');
+  t.equal(rolloutSeed(2, 5), 2 * 7919 + 5);
+  t.equal(rolloutSeed(-1, 0), (-7919 >>> 0), '32-bit');
+  t.equal(copySeed(3, 4), 3 * 1_000_003 + 4);
+  t.equal(epochSeed(5, 2), 5 + 2 * 0x9e3779b9);
+  t.equal(contextSeed(7, 3), mixSeed(7 ^ 0x51ed, 3));
+  t.equal(memberSeed(1), (2654435761 + 12345) >>> 0);
+  const s = trajectorySeed(2 ** 40 + 3, 9);
+  t.ok(Number.isSafeInteger(s) && s >= 0 && s < 2 ** 53);
+  t.not(trajectorySeed(1, 0), trajectorySeed(1, 1));
+  const p = seededPermutation(50, 11);
+  t.same([...p].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i), 'a permutation');
+  t.same(seededPermutation(50, 11), p, 'reproducible');
+});

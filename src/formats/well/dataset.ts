@@ -11,7 +11,7 @@ import { wellPool, type H5Pool } from './pool.js';
 import type { FieldReadPlan, WindowReadPlan, WindowReadResult } from './raw.js';
 import type { WellNormalizer } from './normalize.js';
 import type { AppliedNormalization, WellArray, WellSample } from './sample.js';
-import { seededPermutation } from '../../streams/random.js';
+import { epochSeed, seededPermutation } from '../../streams/random.js';
 
 export type { WellArray, WellOrigin, AppliedNormalization, WellSample } from './sample.js';
 
@@ -351,7 +351,7 @@ export class WellDataset {
     const prefetch = Math.max(1, options.prefetch ?? 2 * this.options.pool.size);
     const order = (): Iterable<number> => {
       if (options.indices) return options.indices;
-      if (options.shuffle) return seededPermutation(this.length, (options.seed ?? 0) + 0x9e3779b9 * (options.epoch ?? 0));
+      if (options.shuffle) return seededPermutation(this.length, epochSeed(options.seed ?? 0, options.epoch ?? 0));
       return rangeIter(this.length);
     };
     const self = this;

@@ -9,7 +9,7 @@ import { batch } from '../../streams/basic.js';
 import { shuffle } from '../../streams/shuffle.js';
 import { compose } from '../../streams/core.js';
 import type { WindowBatch } from './denoiser.js';
-import { Rng, mixSeed } from '../../streams/random.js';
+import { Rng, contextSeed, mixSeed } from '../../streams/random.js';
 import { poissonDraw } from './random.js';
 
 /** Where a trajectory came from: a free string, or the latent cache's origin record. */
@@ -179,7 +179,7 @@ export function windowBatchTensors(b: ContextBatch): WindowBatch {
 }
 
 export interface EmulatorBatchesOptions extends LatentWindowsOptions, Omit<ContextBatchesOptions, 'seed'> {
-  /** Run seed: the shuffle of epoch e is seeded by mixSeed(seed, e), its context draws by mixSeed(seed ^ 0x51ed, e). */
+  /** Run seed: the shuffle of epoch e is seeded by mixSeed(seed, e), its context draws by contextSeed(seed, e). */
   seed: number;
   /** Epoch index (default 0). */
   epoch?: number;
@@ -197,6 +197,6 @@ export function emulatorBatches(options: EmulatorBatchesOptions): Stage<LatentTr
   return compose(
     latentWindows(options),
     shuffle<LatentWindow>(Math.max(1, shuffleBuffer), mixSeed(seed, epoch)),
-    contextBatches({ ...options, seed: mixSeed(seed ^ 0x51ed, epoch) }),
+    contextBatches({ ...options, seed: contextSeed(seed, epoch) }),
   );
 }

@@ -5,7 +5,7 @@
  * emulator), so errors grow, the spread tracks them, and predicted spectra fall below the truth at high k.
  */
 import type { RolloutChunk } from './reducer.js';
-import { Rng } from '../../streams/random.js';
+import { Rng, memberSeed } from '../../streams/random.js';
 
 export interface SyntheticOptions {
   model?: string;
@@ -53,7 +53,7 @@ export async function* syntheticRollouts(options: SyntheticOptions): AsyncGenera
   const noise = options.noise ?? 0.02;
   // Separate streams for the truth and the members: the same seed gives the same truth whatever the ensemble.
   const next = rng(options.seed ?? 1);
-  const memberNext = rng(((options.seed ?? 1) * 2654435761 + 12345) >>> 0);
+  const memberNext = rng(memberSeed(options.seed ?? 1));
   const c = fields.length;
   const Arr = options.float64 ? Float64Array : Float32Array;
   for (let traj = 0; traj < trajectories; traj++) {

@@ -6,7 +6,8 @@
  * return exactly the stored values.
  */
 import t, { type Test } from 'tap';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import h5wasm from 'h5wasm/node';
@@ -129,6 +130,23 @@ t.test('a damaged gzip chunk fails the reads that touch it, naming file, dataset
     computeWellStats(bad),
     new RegExp(`^${escape(bad)}: /t0_fields/density: reading trajectory 1, frames 0\\.\\.4 failed \\(frame 2 cannot be read\\): a compressed chunk`),
   );
+
+  // h5py's verdict on the same file, where Python and h5py are installed: it refuses exactly the damaged frame.
+  // Debian's python3-h5py installs for /usr/bin/python3, which may not be the python3 on PATH.
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const py = spawnSync(python, ['-c', [
+    'import sys, h5py',
+    'f = h5py.File(sys.argv[1], "r")',
+    'd = f["t0_fields/density"]',
+    'bad = []',
+    'for b in range(d.shape[0]):',
+    '    for k in range(d.shape[1]):',
+    '        try: d[b, k]',
+    '        except Exception: bad.append(f"{b}:{k}")',
+    'print(",".join(bad))',
+  ].join('\n'), bad], { encoding: 'utf8' });
+  if (py.status === 0) t.equal(py.stdout.trim(), `${DAMAGED.trajectory}:${DAMAGED.frame}`, 'h5py refuses the same frame, and only it');
+  else t.comment(`h5py's verdict not checked: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
 
   // fields without damage still read, exactly
   const onlyPressure = await samples(bad, { fields: ['pressure'] });

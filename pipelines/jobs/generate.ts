@@ -41,13 +41,19 @@ export interface GenerateDatasetOptions {
   system: SystemName;
   /** Dataset root: gets `data/{train,valid,test}/` and `stats.yaml`. */
   out: string;
-  /** Euler: N x N cells. Rayleigh-Benard: N cells across the layer, 4N along it (The Well: 128). */
+  /**
+   * Euler: N x N cells. Rayleigh-Benard: N cells across the layer, 4N along it (The Well: 128). Darcy: N x N
+   * nodes of [0,1]^2, boundary nodes included (N - 2 unknowns per axis).
+   */
   resolution: number;
   /** Trajectories per parameter set, dealt 0.8/0.1/0.1 to train/valid/test. */
   trajectories: number;
-  /** Snapshots per trajectory, including t = 0 (default: The Well's 101 for Euler, 200 for Rayleigh-Benard). */
+  /**
+   * Snapshots per trajectory, including t = 0 (default: The Well's 101 for Euler, 200 for Rayleigh-Benard).
+   * Darcy is steady: 1 by default; more stores copies of the one state.
+   */
   steps?: number;
-  /** Time between snapshots (default 0.015 Euler, 0.25 Rayleigh-Benard). */
+  /** Time between snapshots (default 0.015 Euler, 0.25 Rayleigh-Benard; not for Darcy). */
   dt?: number;
   seed?: number;
   /** Euler: one parameter set per gamma (default [1.4]). */
@@ -57,6 +63,9 @@ export interface GenerateDatasetOptions {
   /** Rayleigh-Benard: one parameter set per (Rayleigh, Prandtl) pair of these lists (default 1e6 and 1). */
   rayleighs?: number[];
   prandtls?: number[];
+  /** Darcy: one parameter set per (alpha, tau) pair of these lists (default 2 and 3). */
+  alphas?: number[];
+  taus?: number[];
   /** Worker threads (default: the number of cores). */
   threads?: number;
   /** gzip level of the HDF5 datasets (default none). */
@@ -113,7 +122,20 @@ export function parameterSets(options: GenerateDatasetOptions): TaskTemplate[] {
       }
     return sets;
   }
-  throw new RangeError(`unknown system "${String(options.system)}": expected euler or rayleigh-benard`);
+  if (options.system === 'darcy') {
+    if (resolution < 3) throw new RangeError(`Darcy resolution must be >= 3 nodes (boundary included), got ${resolution}`);
+    if (options.dt !== undefined) throw new RangeError('dt does not apply to darcy (a steady problem)');
+    const snapshots = options.steps ?? 1;
+    if (!Number.isInteger(snapshots) || snapshots < 1) throw new RangeError(`steps must be a positive integer, got ${snapshots}`);
+    const sets: TaskTemplate[] = [];
+    for (const alpha of options.alphas ?? [2])
+      for (const tau of options.taus ?? [3]) {
+        if (!(alpha > 0) || !(tau > 0)) throw new RangeError(`alpha and tau must be positive, got ${alpha}, ${tau}`);
+        sets.push({ system: 'darcy' as const, resolution, alpha, tau, snapshots });
+      }
+    return sets;
+  }
+  throw new RangeError(`unknown system "${String(options.system)}": expected euler, rayleigh-benard or darcy`);
 }
 
 async function exists(path: string): Promise<boolean> {

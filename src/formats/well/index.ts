@@ -1,9 +1,10 @@
 /**
- * The Well format, in one place: the file schema (`spec.ts`), validated metadata (`meta.ts`), the HDF5 worker
- * and its operations (`h5worker.ts`, `read-ops.ts`, `write-ops.ts`, `pool.ts`), the reader (`dataset.ts`:
- * windows and trajectories over files or split directories), the writer (`writer.ts`), `stats.yaml`
- * (`stats.ts`, `moments.ts`, `compute-stats.ts`) and the normalisers (`normalize.ts`). The stream and sink faces
- * are `src/streams/well.ts` and `src/sinks/well.ts`.
+ * The Well format, in one place: the file schema (`spec.ts`), validated metadata (`meta.ts`), sample types
+ * (`sample.ts`), the HDF5 worker and its typed operation map (`protocol.ts`, `h5worker.ts`, `read-ops.ts`,
+ * `write-ops.ts`, `pool.ts`), the reader (`dataset.ts`: the sources `wellWindows` and `wellTrajectories` over
+ * files or split directories), the writer (`writer.ts`: the sinks `writeWell`, `writeWellDataset`), `stats.yaml`
+ * (`stats.ts`, `moments.ts`, `compute-stats.ts`), the normalisers (`normalize.ts`) and conditioning labels
+ * (`labels.ts`). The sink face is `src/sinks/well.ts`.
  */
 export * from './spec.js';
 export * from './meta.js';

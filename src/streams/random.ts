@@ -20,6 +20,7 @@
  * | `epochSeed(seed, epoch)` | the shuffled window order of a Well dataset in one epoch |
  * | `contextSeed(seed, epoch)` | the observed-frame counts of the emulator training windows of one epoch |
  * | `memberSeed(seed)` | the members of synthetic test rollouts (src/sinks/metrics/synthetic.ts) |
+ * | `pairSeed(seed, batch)` | the initial noise of the teacher's samples for distillation pairs, per window batch |
  * | `seededPermutation(n, seed)` | a permutation of 0..n-1 (epoch orders) |
  * | `createRng(seed)` | a generator from any safe integer (53-bit seeds) |
  * | `SeededRandom` | parameter initialisation (splitmix32 stream, normals with the spare kept) |
@@ -193,6 +194,14 @@ export function contextSeed(seed: number, epoch: number): number {
 /** The seed of the ensemble members of a synthetic rollout, from the truth's seed. */
 export function memberSeed(seed: number): number {
   return (seed * 2654435761 + 12345) >>> 0;
+}
+
+/**
+ * The seed of the initial noise of the teacher's sample for window batch `batch` (0-based, in stream order) of
+ * a distillation-pairs run (src/models/diffusion/distill.ts), from the run's seed.
+ */
+export function pairSeed(seed: number, batch: number): number {
+  return mixSeed(seed ^ 0x9a1e, batch);
 }
 
 /** A generator from any safe integer seed (the bits above 32 are folded in). */

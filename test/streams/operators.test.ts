@@ -84,7 +84,7 @@ t.test('a thrown error names its stage', async (t) => {
 });
 
 t.test('seed derivations are pure functions of their parts, with the arithmetic the runs were made with', async (t) => {
-  const { mixSeed, copySeed, rolloutSeed, epochSeed, contextSeed, memberSeed, trajectorySeed, seededPermutation } = await import('../../src/streams/random.js');
+  const { mixSeed, copySeed, rolloutSeed, epochSeed, contextSeed, memberSeed, pairSeed, trajectorySeed, seededPermutation } = await import('../../src/streams/random.js');
   t.equal(mixSeed(0, 1), mixSeed(0, 1));
   t.not(mixSeed(0, 1), mixSeed(1, 0), 'order matters');
   t.equal(rolloutSeed(2, 5), 2 * 7919 + 5);
@@ -93,6 +93,8 @@ t.test('seed derivations are pure functions of their parts, with the arithmetic 
   t.equal(epochSeed(5, 2), 5 + 2 * 0x9e3779b9);
   t.equal(contextSeed(7, 3), mixSeed(7 ^ 0x51ed, 3));
   t.equal(memberSeed(1), (2654435761 + 12345) >>> 0);
+  t.equal(pairSeed(7, 3), mixSeed(7 ^ 0x9a1e, 3));
+  t.not(pairSeed(1, 0), contextSeed(1, 0), 'pair noise and context draws are separate streams');
   const s = trajectorySeed(2 ** 40 + 3, 9);
   t.ok(Number.isSafeInteger(s) && s >= 0 && s < 2 ** 53);
   t.not(trajectorySeed(1, 0), trajectorySeed(1, 1));

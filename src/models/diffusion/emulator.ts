@@ -18,12 +18,12 @@ import {
   type WindowBatch,
 } from './denoiser.js';
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
-import { sample, type SamplerOptions } from './samplers.js';
+import { noiseScale, sample, sampleFrom, type SamplerOptions } from './samplers.js';
 import type { Rng } from '../../streams/random.js';
 import type { LossFunction } from '../train/types.js';
 
 export interface Emulator {
-  readonly kind: FormulationName | 'surrogate';
+  readonly kind: FormulationName | 'surrogate' | 'student';
   readonly backbone: Backbone;
   /**
    * Predicts whole windows (B, L, H, W, C) from the observed frames of `context` (mask 1); the observed frames
@@ -39,6 +39,12 @@ export interface DiffusionEmulator extends Emulator {
   readonly formulation: Formulation;
   readonly denoiser: Denoiser;
   readonly sampling: Omit<SamplerOptions, 'seed'>;
+  /**
+   * Samples from given standard normal noise `eps` (shaped like the window): x_1 = noiseScale * eps, then the
+   * sampler with the context imposed, as `predict` does (which draws eps from its seed). For the deterministic
+   * samplers the result is a function of (context, eps) alone; 'ddpm' takes its step noise from `seed`.
+   */
+  predictFrom(context: ObservedContext, eps: tf.Tensor5D, seed?: number): tf.Tensor5D;
 }
 
 export interface DiffusionEmulatorOptions {
@@ -65,6 +71,18 @@ export function diffusionEmulator(backbone: Backbone, options: DiffusionEmulator
       const out = clampContext(x, context);
       x.dispose();
       return out;
+    },
+    predictFrom(context, eps, seed) {
+      const denoise = conditionedDenoiser(denoiser, f.schedule, context);
+      const x1 = tf.mul(eps, noiseScale(f.schedule));
+      try {
+        const x = sampleFrom(denoise, f.schedule, x1, { ...sampling, seed }) as tf.Tensor5D;
+        const out = clampContext(x, context);
+        x.dispose();
+        return out;
+      } finally {
+        x1.dispose();
+      }
     },
     loss: (batch, rng) => denoisingLoss(backbone, f, batch, rng),
   };

@@ -7,3 +7,4 @@ export * from './samplers.js';
 export * from './emulator.js';
 export * from './rollout.js';
 export * from './windows.js';
+export * from './distill.js';

@@ -239,23 +239,61 @@ export function sample(
   shape: number[],
   options: SamplerOptions,
 ): tf.Tensor {
-  const { sampler = 'ab', steps = 16, order = 3, eta = 1, seed, variable } = options;
-  const rng = new Rng(seed);
+  const rng = new Rng(options.seed);
   const x1 = initialNoise(schedule, shape, tensorSeed(rng));
   try {
-    switch (sampler) {
-      case 'euler':
-        return eulerSampler(denoise, schedule, x1, steps);
-      case 'heun':
-        return heunSampler(denoise, schedule, x1, steps, variable);
-      case 'ab':
-        return adamsBashforthSampler(denoise, schedule, x1, steps, order, variable);
-      case 'ddpm':
-        return ddpmSampler(denoise, schedule, x1, steps, tensorSeed(rng), eta);
-      default:
-        throw new Error(`sample: unknown sampler ${JSON.stringify(sampler)} (expected euler, heun, ab or ddpm)`);
-    }
+    return runSampler(denoise, schedule, x1, options, () => tensorSeed(rng));
   } finally {
     x1.dispose();
+  }
+}
+
+/**
+ * Runs the chosen sampler from a given x_1 (e.g. `initialNoise`, or `noiseScale(schedule) * eps` for stored
+ * standard normal eps). The deterministic samplers need no seed; 'ddpm' draws its noise from `options.seed`.
+ * `x1` stays owned by the caller. With x_1 = initialNoise(schedule, shape, s) this is `sample` with a seed
+ * whose first tensor seed is s, for the deterministic samplers.
+ */
+export function sampleFrom(
+  denoise: SamplingDenoiser,
+  schedule: NoiseSchedule,
+  x1: tf.Tensor,
+  options: Omit<SamplerOptions, 'seed'> & { seed?: number },
+): tf.Tensor {
+  return runSampler(denoise, schedule, x1, options, () => {
+    if (options.seed === undefined) throw new Error("sampleFrom: the stochastic sampler 'ddpm' needs options.seed");
+    return tensorSeed(new Rng(options.seed));
+  });
+}
+
+/** The scale sqrt(alpha_1^2 + sigma_1^2) of the initial noise: x_1 = noiseScale * eps with eps ~ N(0, I). */
+export function noiseScale(schedule: NoiseSchedule): number {
+  return Math.hypot(schedule.alpha(1), schedule.sigma(1));
+}
+
+/** Whether a sampler maps x_1 to its sample deterministically (an ODE sampler). */
+export function isDeterministicSampler(sampler: SamplerName = 'ab'): boolean {
+  return sampler !== 'ddpm';
+}
+
+function runSampler(
+  denoise: SamplingDenoiser,
+  schedule: NoiseSchedule,
+  x1: tf.Tensor,
+  options: Omit<SamplerOptions, 'seed'>,
+  ddpmSeed: () => number,
+): tf.Tensor {
+  const { sampler = 'ab', steps = 16, order = 3, eta = 1, variable } = options;
+  switch (sampler) {
+    case 'euler':
+      return eulerSampler(denoise, schedule, x1, steps);
+    case 'heun':
+      return heunSampler(denoise, schedule, x1, steps, variable);
+    case 'ab':
+      return adamsBashforthSampler(denoise, schedule, x1, steps, order, variable);
+    case 'ddpm':
+      return ddpmSampler(denoise, schedule, x1, steps, ddpmSeed(), eta);
+    default:
+      throw new Error(`sample: unknown sampler ${JSON.stringify(sampler)} (expected euler, heun, ab or ddpm)`);
   }
 }

@@ -1,0 +1,104 @@
+/**
+ * Reading distillation pairs (format in schema.ts): `openPairs` reads a file's footer and schema, `readPairs`
+ * streams its pair batches, one record batch at a time.
+ */
+import { open } from 'node:fs/promises';
+import { RecordBatchReader, type FixedSizeList, type RecordBatch, type Vector } from 'apache-arrow';
+import { PairsError, PAIR_WINDOW_COLUMNS, checkFinitePairs, pairsInfoFromSchema, type PairBatch, type PairsInfo } from './schema.js';
+
+export interface ReadPairsOptions {
+  /** Fail before reading any row unless the pairs were made by this teacher (run id). */
+  teacher?: string;
+}
+
+async function openReader(path: string) {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    throw new PairsError(`${path}: cannot open pairs file (${(err as Error).message})`);
+  }
+  try {
+    const reader = await RecordBatchReader.from(handle);
+    await reader.open();
+    if (!reader.isFile()) throw new PairsError(`${path}: expected an Arrow IPC file (with footer), found a stream`);
+    return { reader, handle };
+  } catch (err) {
+    await handle.close();
+    if (err instanceof PairsError) throw err;
+    throw new PairsError(`${path}: not a readable Arrow IPC file (${(err as Error).message})`);
+  }
+}
+
+/** Reads a pairs file's metadata (footer, schema and row counts). */
+export async function openPairs(path: string): Promise<PairsInfo> {
+  const { reader, handle } = await openReader(path);
+  try {
+    let rows = 0;
+    for (let i = 0; i < reader.numRecordBatches; i++) rows += (await reader.readRecordBatch(i))?.numRows ?? 0;
+    return pairsInfoFromSchema(path, reader.schema, rows);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Throws unless `info` says the pairs were made by `teacher`. */
+export function checkPairsTeacher(info: PairsInfo, teacher: string): void {
+  if (info.teacher !== teacher) {
+    throw new PairsError(`${info.path}: pairs made by teacher "${info.teacher}", expected "${teacher}" (make the pairs again with this teacher)`);
+  }
+}
+
+function floats(path: string, batch: RecordBatch, name: string): Float32Array {
+  const column = batch.getChild(name) as Vector<FixedSizeList> | null;
+  if (!column) throw new PairsError(`${path}: a record batch lacks column ${name}`);
+  const data = column.data[0]!;
+  const size = (data.type as FixedSizeList).listSize;
+  const values = data.children[0]!.values as Float32Array;
+  // copied: a pair batch outlives its record batch (and is often uploaded as tensors at once)
+  return values.slice(data.offset * size, (data.offset + batch.numRows) * size);
+}
+
+/**
+ * Source: streams the pair batches of one or more pairs files, one record batch at a time (so it holds one).
+ * Checks before reading any row that every file is a pairs file of the expected teacher.
+ */
+export function readPairs(paths: string | string[], options: ReadPairsOptions = {}): AsyncIterable<PairBatch> {
+  const list = Array.isArray(paths) ? paths : [paths];
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (const path of list) {
+        const { reader, handle } = await openReader(path);
+        try {
+          const info = pairsInfoFromSchema(path, reader.schema, 0);
+          if (options.teacher !== undefined) checkPairsTeacher(info, options.teacher);
+          const [L, H, W, C] = info.shape;
+          for (let i = 0; i < reader.numRecordBatches; i++) {
+            const batch = await reader.readRecordBatch(i);
+            if (!batch || batch.numRows === 0) continue;
+            const B = batch.numRows;
+            const where = `${path}: record batch ${i}`;
+            const [noise, sample, observed] = PAIR_WINDOW_COLUMNS.map((name) => {
+              const v = floats(path, batch, name);
+              checkFinitePairs(where, name, v);
+              return v;
+            });
+            const labels = floats(path, batch, 'labels');
+            const index = batch.getChild('batch');
+            yield {
+              noise: noise!,
+              sample: sample!,
+              observed: observed!,
+              shape: [B, L, H, W, C] as const,
+              mask: floats(path, batch, 'mask'),
+              labels: labels.length > 0 ? labels : null,
+              index: index ? Number(index.get(0)) : i,
+            };
+          }
+        } finally {
+          await handle.close();
+        }
+      }
+    },
+  };
+}

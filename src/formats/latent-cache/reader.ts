@@ -3,9 +3,10 @@
  * `readLatentCache` is the source that streams its rows record batch by record batch.
  */
 import { existsSync } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RecordBatchReader, type RecordBatch, type Vector, type FixedSizeList, type Float32 } from 'apache-arrow';
+import type { RecordBatch, Vector, FixedSizeList, Float32 } from 'apache-arrow';
+import { openArrowFile } from '../arrow.js';
 import { checkFiniteRow, infoFromSchema, LatentCacheError, type CachedTrajectory, type LatentCacheInfo } from './schema.js';
 
 export interface ReadLatentCacheOptions {
@@ -18,24 +19,7 @@ export interface ReadLatentCacheOptions {
   copy?: boolean;
 }
 
-async function openReader(path: string) {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new LatentCacheError(`${path}: cannot open latent cache (${(err as Error).message})`);
-  }
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    if (!reader.isFile()) throw new LatentCacheError(`${path}: expected an Arrow IPC file (with footer), found a stream`);
-    return { reader, handle };
-  } catch (err) {
-    await handle.close();
-    if (err instanceof LatentCacheError) throw err;
-    throw new LatentCacheError(`${path}: not a readable Arrow IPC file (${(err as Error).message})`);
-  }
-}
+const openReader = (path: string) => openArrowFile(path, 'latent cache', (message) => new LatentCacheError(message));
 
 /** Reads a cache file's metadata (footer and schema only). */
 export async function openLatentCache(path: string): Promise<LatentCacheInfo> {

@@ -1,18 +1,10 @@
 /**
  * Writes encoded trajectories to an Arrow IPC file (the latent cache format of schema.ts).
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
 import {
   Field,
-  FixedSizeList,
-  Float32,
   Int32,
   RecordBatch,
-  RecordBatchFileWriter,
   Schema,
   Struct,
   Utf8,
@@ -26,7 +18,7 @@ import {
   type LatentCacheMeta,
   type CachedTrajectory,
 } from './schema.js';
-import { atomicTarget, fileError } from '../../streams/atomic.js';
+import { floatListData, floatListField, writeArrowFile } from '../arrow.js';
 
 export interface WriteLatentCacheOptions {
   /** Final path of the `.arrow` file. It appears only when the whole stream is written (temp name, fsync, rename). */
@@ -42,11 +34,6 @@ export interface WriteLatentCacheResult {
   shape: [number, number, number, number];
 }
 
-function floatList(values: Float32Array, listSize: number, rows: number) {
-  const child = makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values });
-  return makeData({ type: new FixedSizeList(listSize, new Field('item', new Float32(), false)), length: rows, nullCount: 0, child });
-}
-
 /**
  * Sink: writes every trajectory of `source` into one Arrow IPC file, `rowsPerBatch` rows per record batch. The
  * source is pulled only as fast as the file stream accepts the bytes (backpressure through 'drain'). Every row must
@@ -59,7 +46,6 @@ export async function writeLatentCache(
 ): Promise<WriteLatentCacheResult> {
   const rowsPerBatch = options.rowsPerBatch ?? 1;
   const path = options.path;
-  const target = atomicTarget(path);
   let shape: [number, number, number, number] | undefined;
   let labelCount = 0;
   let schema: Schema | undefined;
@@ -74,8 +60,8 @@ export async function writeLatentCache(
     if (!shape) {
       shape = [...row.shape];
       labelCount = row.labels.length;
-      const latentField = new Field('latents', new FixedSizeList(t * h * w * c, new Field('item', new Float32(), false)), false, new Map([['shape', JSON.stringify(shape)]]));
-      const labelField = new Field('labels', new FixedSizeList(labelCount, new Field('item', new Float32(), false)), false, new Map([['names', JSON.stringify(options.meta.labelNames)]]));
+      const latentField = floatListField('latents', t * h * w * c, new Map([['shape', JSON.stringify(shape)]]));
+      const labelField = floatListField('labels', labelCount, new Map([['names', JSON.stringify(options.meta.labelNames)]]));
       if (options.meta.labelNames.length !== labelCount) {
         throw new LatentCacheError(`${where}: ${labelCount} labels but meta.labelNames has ${options.meta.labelNames.length} names`);
       }
@@ -101,8 +87,8 @@ export async function writeLatentCache(
       labels.set(r.labels, i * labelCount);
     });
     const columns = [
-      floatList(latents, size, rows.length),
-      floatList(labels, labelCount, rows.length),
+      floatListData(latents, size, rows.length),
+      floatListData(labels, labelCount, rows.length),
       vectorFromArray(rows.map((r) => r.origin.file), new Utf8()).data[0]!,
       vectorFromArray(rows.map((r) => r.origin.trajectory), new Int32()).data[0]!,
       vectorFromArray(rows.map((r) => r.origin.augmentation), new Int32()).data[0]!,
@@ -127,42 +113,6 @@ export async function writeLatentCache(
     if (count === 0) throw new LatentCacheError(`${path}: no trajectories to write`);
   }
 
-  await mkdir(dirname(path), { recursive: true });
-  const out = createWriteStream(target.tmp);
-  const outClosed = finished(out);
-  outClosed.catch(() => undefined);
-  const writer = new RecordBatchFileWriter();
-  const bytes = writer[Symbol.asyncIterator]();
-  // RecordBatchWriter.write() queues its bytes without limit (and its throughNode() duplex acknowledges writes at
-  // once), so backpressure is done here: after each record batch, hand every byte produced so far to the file
-  // stream, waiting for 'drain', before pulling the next rows. `_position` (declared in arrow's typings) counts
-  // the bytes the writer has produced.
-  const produced = (): number => (writer as unknown as { _position: number })._position;
-  let handed = 0;
-  const handOver = async (untilDone: boolean): Promise<void> => {
-    while (untilDone || handed < produced()) {
-      const chunk = await bytes.next();
-      if (chunk.done) return;
-      handed += chunk.value.byteLength;
-      if (!out.write(chunk.value)) await Promise.race([once(out, 'drain'), outClosed]);
-    }
-  };
-  try {
-    for await (const recordBatch of batches()) {
-      writer.write(recordBatch);
-      await handOver(false);
-    }
-    writer.close();
-    await handOver(true);
-    out.end();
-    await outClosed;
-    await target.commit();
-  } catch (err) {
-    writer.abort();
-    out.destroy();
-    await outClosed.catch(() => undefined);
-    await target.abort();
-    throw fileError(path, 'writing', err);
-  }
+  await writeArrowFile(path, batches());
   return { path, trajectories: count, shape: shape! };
 }

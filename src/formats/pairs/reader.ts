@@ -2,8 +2,8 @@
  * Reading distillation pairs (format in schema.ts): `openPairs` reads a file's footer and schema, `readPairs`
  * streams its pair batches, one record batch at a time.
  */
-import { open } from 'node:fs/promises';
-import { RecordBatchReader, type FixedSizeList, type RecordBatch, type Vector } from 'apache-arrow';
+import type { FixedSizeList, RecordBatch, Vector } from 'apache-arrow';
+import { openArrowFile } from '../arrow.js';
 import { PairsError, PAIR_WINDOW_COLUMNS, checkFinitePairs, pairsInfoFromSchema, type PairBatch, type PairsInfo } from './schema.js';
 
 export interface ReadPairsOptions {
@@ -11,24 +11,7 @@ export interface ReadPairsOptions {
   teacher?: string;
 }
 
-async function openReader(path: string) {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new PairsError(`${path}: cannot open pairs file (${(err as Error).message})`);
-  }
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    if (!reader.isFile()) throw new PairsError(`${path}: expected an Arrow IPC file (with footer), found a stream`);
-    return { reader, handle };
-  } catch (err) {
-    await handle.close();
-    if (err instanceof PairsError) throw err;
-    throw new PairsError(`${path}: not a readable Arrow IPC file (${(err as Error).message})`);
-  }
-}
+const openReader = (path: string) => openArrowFile(path, 'pairs file', (message) => new PairsError(message));
 
 /** Reads a pairs file's metadata (footer, schema and row counts). */
 export async function openPairs(path: string): Promise<PairsInfo> {

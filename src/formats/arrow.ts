@@ -49,6 +49,13 @@ export async function openArrowFile(
   }
 }
 
+/** Rows in an open Arrow file, summed over its record batches (reads each batch's header and body). */
+export async function countRows(reader: RecordBatchReader): Promise<number> {
+  let rows = 0;
+  for (let i = 0; i < reader.numRecordBatches; i++) rows += (await reader.readRecordBatch(i))?.numRows ?? 0;
+  return rows;
+}
+
 /**
  * Sink: writes the record batches of `batches` to an Arrow IPC file at `path`, atomically (temporary file,
  * fsync, rename, fsync of the folder): nothing appears under `path` unless every batch was written. Pulls the

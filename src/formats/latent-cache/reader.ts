@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RecordBatch, Vector, FixedSizeList, Float32 } from 'apache-arrow';
-import { openArrowFile } from '../arrow.js';
+import { countRows, openArrowFile } from '../arrow.js';
 import { checkFiniteRow, infoFromSchema, LatentCacheError, type CachedTrajectory, type LatentCacheInfo } from './schema.js';
 
 export interface ReadLatentCacheOptions {
@@ -25,12 +25,7 @@ const openReader = (path: string) => openArrowFile(path, 'latent cache', (messag
 export async function openLatentCache(path: string): Promise<LatentCacheInfo> {
   const { reader, handle } = await openReader(path);
   try {
-    let rows = 0;
-    for (let i = 0; i < reader.numRecordBatches; i++) {
-      const batch = await reader.readRecordBatch(i);
-      rows += batch?.numRows ?? 0;
-    }
-    return infoFromSchema(path, reader.schema, rows);
+    return infoFromSchema(path, reader.schema, await countRows(reader));
   } finally {
     await handle.close();
   }

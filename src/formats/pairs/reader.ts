@@ -3,7 +3,7 @@
  * streams its pair batches, one record batch at a time.
  */
 import type { FixedSizeList, RecordBatch, Vector } from 'apache-arrow';
-import { openArrowFile } from '../arrow.js';
+import { countRows, openArrowFile } from '../arrow.js';
 import { PairsError, PAIR_WINDOW_COLUMNS, checkFinitePairs, pairsInfoFromSchema, type PairBatch, type PairsInfo } from './schema.js';
 
 export interface ReadPairsOptions {
@@ -17,9 +17,7 @@ const openReader = (path: string) => openArrowFile(path, 'pairs file', (message)
 export async function openPairs(path: string): Promise<PairsInfo> {
   const { reader, handle } = await openReader(path);
   try {
-    let rows = 0;
-    for (let i = 0; i < reader.numRecordBatches; i++) rows += (await reader.readRecordBatch(i))?.numRows ?? 0;
-    return pairsInfoFromSchema(path, reader.schema, rows);
+    return pairsInfoFromSchema(path, reader.schema, await countRows(reader));
   } finally {
     await handle.close();
   }

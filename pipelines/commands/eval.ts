@@ -5,7 +5,7 @@ import { evaluate, evaluateDefaults, mergeEvaluation } from '../jobs/evaluate.js
 import { parseShard } from '../cli/shard.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
-const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] --run DIR
+const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN] --run DIR
        wellspring eval --merge --run DIR
 
 For each test trajectory, rolls out every given emulator from the first "context" encoded states (diffusion:
@@ -22,6 +22,7 @@ Options:
   --data ROOT          dataset root (truth)
   --surrogate DIR      train-surrogate run directory
   --diffusion DIR      train-diffusion run directory
+  --student DIR        distill run directory (the one-step student; an ensemble like diffusion)
   --shard i/n          this process's share of the trajectories
   --merge              pool shard results and render the report
 ${COMMON_OPTIONS_HELP}
@@ -40,6 +41,7 @@ export const command: Command = {
       data: { type: 'string' },
       surrogate: { type: 'string' },
       diffusion: { type: 'string' },
+      student: { type: 'string' },
       shard: { type: 'string' },
       merge: { type: 'boolean' },
     });
@@ -53,6 +55,7 @@ export const command: Command = {
     if (values.data) config.data.root = values.data as string;
     if (values.surrogate) config.emulators.surrogate = values.surrogate as string;
     if (values.diffusion) config.emulators.diffusion = values.diffusion as string;
+    if (values.student) config.emulators.student = values.student as string;
     const shard = parseShard(values.shard as string | undefined);
     const run = await openPipelineRun(runDir, 'eval', config);
     const { dir } = await withInterrupt((signal) => evaluate(config, run, shard, signal));

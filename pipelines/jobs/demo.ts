@@ -96,7 +96,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
     autoencoder: dir('ae'),
     cache: dir('cache'),
     data: { root: dir('data') },
-    emulators: { surrogate: dir('surrogate'), diffusion: dir('diffusion') },
+    emulators: { surrogate: dir('surrogate'), diffusion: dir('diffusion'), student: '' },
     ensemble: config.eval.ensemble,
     context: config.eval.context,
     bands: config.eval.bands,

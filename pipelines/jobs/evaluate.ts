@@ -32,11 +32,11 @@ export const evaluateDefaults = {
   /** Dataset root (the truth, in physical units). */
   data: { root: '' },
   /** Emulator run directories; an empty one is skipped. */
-  emulators: { surrogate: '', diffusion: '' },
+  emulators: { surrogate: '', diffusion: '', student: '' },
   split: 'test',
   /** States given as context (then carried over between emulator calls). */
   context: 1,
-  /** Diffusion ensemble members (the surrogate always has one). */
+  /** Ensemble members of the diffusion emulator and the student (the surrogate always has one). */
   ensemble: 16,
   /** States rolled out (0: to the end of each trajectory). */
   horizon: 0,

@@ -2,7 +2,7 @@
  * The end-to-end jobs, one per file, each a composition of library stages over a run directory (see
  * pipelines/cli/run-dir.ts): `generateDataset` (simulate a Well-format dataset), `trainAutoencoder`,
  * `cacheLatents` (encode every split to Arrow), `trainEmulator` (surrogate or diffusion), `evaluate` (roll out,
- * decode, score, report; `mergeEvaluation` pools shards) and `runDemo` (all of them on a small default). The
+ * decode, score, report; `mergeEvaluation` pools shards), `makePairs` / `trainStudent` (distillation) and `runDemo` (all of them on a small default). The
  * commands in pipelines/commands parse arguments over these; programs can call them directly.
  */
 export { generateDataset, parameterSets, ALL_GAMMAS, type GenerateDatasetOptions, type GenerateDatasetResult } from './generate.js';
@@ -10,4 +10,5 @@ export { trainAutoencoder, trainAeDefaults, validateAutoencoder, type TrainAeCon
 export { cacheLatents, cacheDefaults, type CacheConfig, type CacheResult } from './cache.js';
 export { trainEmulator, trainEmulatorDefaults, type TrainEmulatorConfig } from './train-emulator.js';
 export { evaluate, evaluateDefaults, mergeEvaluation, type EvaluateConfig } from './evaluate.js';
+export { distillDefaults, makePairs, trainStudent, type DistillConfig } from './distill.js';
 export { runDemo, demoDefaults, formatSummary, type DemoConfig, type DemoSummary } from './demo.js';

@@ -155,3 +155,10 @@ export async function writeSafetensors(
 export async function readSafetensors(path: string): Promise<SafetensorsContent> {
   return decodeSafetensors(await readFile(path), path);
 }
+
+/** The id of a weights file: the first 16 hex digits of the SHA-256 of its bytes (runs record each other's ids). */
+export async function weightsId(path: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const { readFile } = await import('node:fs/promises');
+  return createHash('sha256').update(await readFile(path)).digest('hex').slice(0, 16);
+}

@@ -12,7 +12,6 @@
  * The autoencoder's id is a hash of its weights file: latent caches and emulators carry it, so that latents of
  * one autoencoder are never decoded by another.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -26,7 +25,7 @@ import type { ChannelLayout, WellMeta } from '../formats/well/meta.js';
 import type { WellStats } from '../formats/well/stats.js';
 import type { WellTrajectoryStream } from '../formats/well/dataset.js';
 import type { CachedTrajectory } from '../formats/latent-cache/schema.js';
-import { readSafetensors } from '../formats/safetensors.js';
+import { readSafetensors, weightsId } from '../formats/safetensors.js';
 import { createDcae, type Dcae, type DcaeConfig } from './nn/dcae.js';
 import { loadWeights } from './train/checkpoint.js';
 import { ensureBackend } from './backend/select.js';
@@ -82,8 +81,8 @@ export function autoencoderDataOf(meta: WellMeta): AutoencoderData {
 }
 
 /** The id of an autoencoder: the first 16 hex digits of the SHA-256 of its weights file. */
-export async function autoencoderId(weightsPath: string): Promise<string> {
-  return createHash('sha256').update(await readFile(weightsPath)).digest('hex').slice(0, 16);
+export function autoencoderId(weightsPath: string): Promise<string> {
+  return weightsId(weightsPath);
 }
 
 /** Wraps a DCAE and its normalisation (already in memory) as a loaded autoencoder; `id` as `autoencoderId`. */

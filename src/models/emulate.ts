@@ -96,7 +96,7 @@ export function rolloutLatents(emulators: Record<string, LoadedEmulator>, option
         if (loaded.labelNames.length !== row.labels.length) {
           throw new Error(`${id}: ${row.labels.length} labels, the ${name} emulator (${loaded.dir}) expects ${loaded.labelNames.length} ([${loaded.labelNames}])`);
         }
-        const members = loaded.kind === 'diffusion' ? ensemble : 1;
+        const members = loaded.kind === 'surrogate' ? 1 : ensemble;
         const states = rollout(
           loaded.emulator,
           { states: row.latents.subarray(0, context * latentSize), shape: [context, h, w, c], labels: row.labels.length > 0 ? row.labels : null, id },

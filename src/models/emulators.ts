@@ -11,19 +11,21 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { readSafetensors } from '../formats/safetensors.js';
+import { readSafetensors, weightsId } from '../formats/safetensors.js';
 import { createVit, type Vit, type VitConfig } from './nn/vit.js';
 import { loadWeights } from './train/checkpoint.js';
 import type { LossFunction } from './train/types.js';
 import { diffusionEmulator, surrogateEmulator, vitBackbone, type Emulator } from './diffusion/emulator.js';
-import type { FormulationName } from './diffusion/formulation.js';
+import { studentEmulator } from './diffusion/distill.js';
+import { formulation as makeFormulation, type FormulationName } from './diffusion/formulation.js';
 import type { SamplerName } from './diffusion/samplers.js';
 import type { WindowBatch } from './diffusion/denoiser.js';
 import { emulatorBatches, type ContextBatch } from './diffusion/windows.js';
 import { readLatentCache } from '../formats/latent-cache/reader.js';
 import { ensureBackend } from './backend/select.js';
 
-export type EmulatorKind = 'surrogate' | 'diffusion';
+/** The deterministic surrogate, the diffusion (or flow) emulator, or its one-step distilled student. */
+export type EmulatorKind = 'surrogate' | 'diffusion' | 'student';
 
 /** The sampler a diffusion emulator predicts with. */
 export interface SamplingOptions {
@@ -42,8 +44,10 @@ export interface LoadedEmulator {
   /** The run directory it was loaded from. */
   dir: string;
   kind: EmulatorKind;
-  /** 'diffusion' or 'flow' for a diffusion emulator; '' for a surrogate. */
+  /** 'diffusion' or 'flow' for a diffusion emulator or a student (its teacher's); '' for a surrogate. */
   formulation: string;
+  /** Identifies these weights (hash of emulator.safetensors); distillation pairs record their teacher's. */
+  id: string;
   emulator: Emulator;
   vit: Vit;
   /** States per emulator call. */
@@ -70,6 +74,7 @@ export function buildEmulator(
   const backbone = vitBackbone(vit, training ? { training: true, random: training.random } : {});
   if (kind === 'surrogate') return surrogateEmulator(backbone);
   if (formulation !== 'diffusion' && formulation !== 'flow') throw new Error(`formulation must be "diffusion" or "flow", got "${formulation}"`);
+  if (kind === 'student') return studentEmulator(backbone, makeFormulation(formulation));
   return diffusionEmulator(backbone, {
     formulation: formulation as FormulationName,
     sampling: { sampler: sampling.sampler as SamplerName, steps: sampling.steps, order: sampling.order },
@@ -134,7 +139,9 @@ export async function loadEmulator(dir: string, options: LoadEmulatorOptions = {
   await ensureBackend();
   const meta = (await readSafetensors(weights)).metadata;
   const kind = meta.kind;
-  if (kind !== 'surrogate' && kind !== 'diffusion') throw new Error(`${weights}: metadata "kind" is ${JSON.stringify(kind)}, expected "surrogate" or "diffusion"`);
+  if (kind !== 'surrogate' && kind !== 'diffusion' && kind !== 'student') {
+    throw new Error(`${weights}: metadata "kind" is ${JSON.stringify(kind)}, expected "surrogate", "diffusion" or "student"`);
+  }
   const autoencoder = meta.autoencoder ?? '';
   if (options.autoencoder !== undefined) {
     const expected = typeof options.autoencoder === 'string' ? { id: options.autoencoder } : options.autoencoder;
@@ -156,11 +163,12 @@ export async function loadEmulator(dir: string, options: LoadEmulatorOptions = {
     throw err;
   }
   const sampling = { ...DEFAULT_SAMPLING, ...parseMeta<Partial<SamplingOptions>>(weights, meta, 'sampling', {}) };
-  const formulation = kind === 'diffusion' ? (meta.formulation ?? 'diffusion') : '';
+  const formulation = kind === 'surrogate' ? '' : (meta.formulation ?? 'diffusion');
   return {
     dir,
     kind,
     formulation,
+    id: await weightsId(weights),
     vit,
     emulator: buildEmulator(kind, vit, formulation, sampling, null),
     window: Number(meta.window ?? 5),

@@ -41,7 +41,7 @@ export interface WriteLatentCacheResult {
  * naming the trajectory, and no file is left under the final name. Holds one record batch.
  */
 export async function writeLatentCache(
-  source: AsyncIterable<CachedTrajectory>,
+  source: AsyncIterable<CachedTrajectory> | Iterable<CachedTrajectory>,
   options: WriteLatentCacheOptions,
 ): Promise<WriteLatentCacheResult> {
   const rowsPerBatch = options.rowsPerBatch ?? 1;

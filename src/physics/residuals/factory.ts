@@ -133,3 +133,11 @@ export function residualFor(system: ResidualSystem, description: ResidualDescrip
   const f = description.parameters && Object.keys(description.parameters).some((k) => k.toLowerCase() === 'f') ? parameter('f') : 1;
   return new DarcyResidual({ n, source: f, channels: description.channels });
 }
+
+/** The residual system of a Well dataset name (`euler_multi_quadrants_*`, `rayleigh_benard`, `darcy_flow`). */
+export function residualSystemOf(datasetName: string): ResidualSystem {
+  if (datasetName.startsWith('euler_multi_quadrants')) return 'euler';
+  if (datasetName.startsWith('rayleigh_benard')) return 'rayleigh-benard';
+  if (datasetName.startsWith('darcy')) return 'darcy';
+  throw new Error(`no PDE residual is known for the dataset "${datasetName}" (known: euler_multi_quadrants_*, rayleigh_benard, darcy_flow)`);
+}

@@ -134,7 +134,7 @@ t.test('an emulator run loads with the autoencoder and label checks', async (t) 
   const copy = join(base, 'bad-kind');
   mkdirSync(copy);
   copyFileSync(join(aeDir, 'autoencoder.safetensors'), join(copy, 'emulator.safetensors'));
-  await t.rejects(loadEmulator(copy), /emulator\.safetensors: metadata "kind" is undefined, expected "surrogate" or "diffusion"/);
+  await t.rejects(loadEmulator(copy), /emulator\.safetensors: metadata "kind" is undefined, expected "surrogate", "diffusion" or "student"/);
   ae.dispose();
 });
 

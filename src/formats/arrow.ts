@@ -1,14 +1,15 @@
 /**
  * What the project's Arrow IPC formats (the latent cache, distillation pairs) share: tensor columns as
- * FixedSizeList<Float32>, opening a file for footer-indexed reads with errors that name it, and writing a stream
- * of record batches atomically with real backpressure.
+ * FixedSizeList<Float32>, the schema metadata every file carries (`wellspring.format`, `wellspring.created`,
+ * `user.*`), opening a file for footer-indexed reads with errors that name it, streaming its record batches, and
+ * writing a stream of record batches atomically with real backpressure.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import { Field, FixedSizeList, Float32, RecordBatchFileWriter, RecordBatchReader, makeData, type RecordBatch } from 'apache-arrow';
+import { Field, FixedSizeList, Float32, RecordBatchFileWriter, RecordBatchReader, makeData, type RecordBatch, type Schema } from 'apache-arrow';
 import { atomicTarget, fileError } from '../streams/atomic.js';
 
 /** A FixedSizeList<Float32> field of `size` values per row, with field metadata (e.g. its `shape`). */
@@ -22,6 +23,44 @@ export function floatListData(values: Float32Array, listSize: number, rows: numb
   return makeData({ type: new FixedSizeList(listSize, new Field('item', new Float32(), false)), length: rows, nullCount: 0, child });
 }
 
+/** Makes the error of a format (LatentCacheError, PairsError) from a message naming the file. */
+export type FormatError = (message: string) => Error;
+
+/**
+ * Schema metadata of a wellspring Arrow file: `wellspring.format`, the format's own `wellspring.*` entries,
+ * `wellspring.created` (now) and the free-form `extra` entries under `user.<key>`.
+ */
+export function wellspringMetadata(format: string, entries: readonly [string, string][], extra: Record<string, string> = {}): Map<string, string> {
+  const md = new Map<string, string>([['wellspring.format', format], ...entries, ['wellspring.created', new Date().toISOString()]]);
+  for (const [k, v] of Object.entries(extra)) md.set(`user.${k}`, v);
+  return md;
+}
+
+/**
+ * Checks a file's `wellspring.format` against `format` (failing with `fail`, naming the file and `what` it should
+ * be) and returns the entries every format reads the same way: `created` and the `user.*` extras.
+ */
+export function checkWellspringMetadata(path: string, schema: Schema, format: string, what: string, fail: FormatError): { created: string; extra: Record<string, string> } {
+  const md = schema.metadata;
+  const found = md.get('wellspring.format');
+  if (found !== format) {
+    throw fail(`${path}: not a wellspring ${what} (schema metadata wellspring.format is ${JSON.stringify(found)}, expected "${format}")`);
+  }
+  const extra: Record<string, string> = {};
+  for (const [k, v] of md) if (k.startsWith('user.')) extra[k.slice(5)] = v;
+  return { created: md.get('wellspring.created') ?? '', extra };
+}
+
+/** Parses a JSON metadata entry, failing with `fail` naming the file and `what` the entry is when it is absent or not JSON. */
+export function parseJsonEntry(path: string, what: string, text: string | undefined, fail: FormatError): unknown {
+  if (text === undefined) throw fail(`${path}: missing ${what}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw fail(`${path}: ${what} is not valid JSON: ${text.slice(0, 80)}`);
+  }
+}
+
 /**
  * Opens an Arrow IPC file (with footer) for reading record batches by index. Errors are made by `fail` and name
  * the file and what is wrong (`what` names the format, e.g. "latent cache"). Close `handle` when done.
@@ -29,7 +68,7 @@ export function floatListData(values: Float32Array, listSize: number, rows: numb
 export async function openArrowFile(
   path: string,
   what: string,
-  fail: (message: string) => Error,
+  fail: FormatError,
 ): Promise<{ reader: RecordBatchReader; handle: FileHandle }> {
   let handle: FileHandle;
   try {
@@ -50,10 +89,48 @@ export async function openArrowFile(
 }
 
 /** Rows in an open Arrow file, summed over its record batches (reads each batch's header and body). */
-export async function countRows(reader: RecordBatchReader): Promise<number> {
+async function countRows(reader: RecordBatchReader): Promise<number> {
   let rows = 0;
   for (let i = 0; i < reader.numRecordBatches; i++) rows += (await reader.readRecordBatch(i))?.numRows ?? 0;
   return rows;
+}
+
+/**
+ * What an Arrow file says about itself: `infoOf(path, schema, rows)` on its schema and row count (reads the
+ * footer and each batch's header; the file is closed again).
+ */
+export async function readArrowInfo<I>(path: string, what: string, fail: FormatError, infoOf: (path: string, schema: Schema, rows: number) => I): Promise<I> {
+  const { reader, handle } = await openArrowFile(path, what, fail);
+  try {
+    return infoOf(path, reader.schema, await countRows(reader));
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Source: the record batches of one or more Arrow files, in order, each with its file's info from `infoOf`,
+ * which runs (and may refuse the file) before any batch of that file is read. Holds one record batch; each file
+ * is closed when its batches are done or the consumer stops.
+ */
+export async function* arrowBatches<I>(
+  paths: readonly string[],
+  what: string,
+  fail: FormatError,
+  infoOf: (path: string, schema: Schema) => I,
+): AsyncGenerator<{ path: string; info: I; batch: RecordBatch; index: number }> {
+  for (const path of paths) {
+    const { reader, handle } = await openArrowFile(path, what, fail);
+    try {
+      const info = infoOf(path, reader.schema);
+      for (let index = 0; index < reader.numRecordBatches; index++) {
+        const batch = await reader.readRecordBatch(index);
+        if (batch) yield { path, info, batch, index };
+      }
+    } finally {
+      await handle.close();
+    }
+  }
 }
 
 /**

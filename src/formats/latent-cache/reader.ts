@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RecordBatch, Vector, FixedSizeList, Float32 } from 'apache-arrow';
-import { countRows, openArrowFile } from '../arrow.js';
+import type { RecordBatch, Schema, Vector, FixedSizeList, Float32 } from 'apache-arrow';
+import { arrowBatches, readArrowInfo } from '../arrow.js';
 import { checkFiniteRow, infoFromSchema, LatentCacheError, type CachedTrajectory, type LatentCacheInfo } from './schema.js';
 
 export interface ReadLatentCacheOptions {
@@ -19,16 +19,11 @@ export interface ReadLatentCacheOptions {
   copy?: boolean;
 }
 
-const openReader = (path: string) => openArrowFile(path, 'latent cache', (message) => new LatentCacheError(message));
+const fail = (message: string) => new LatentCacheError(message);
 
-/** Reads a cache file's metadata (footer and schema only). */
-export async function openLatentCache(path: string): Promise<LatentCacheInfo> {
-  const { reader, handle } = await openReader(path);
-  try {
-    return infoFromSchema(path, reader.schema, await countRows(reader));
-  } finally {
-    await handle.close();
-  }
+/** Reads a cache file's metadata (footer, schema and row count). */
+export function openLatentCache(path: string): Promise<LatentCacheInfo> {
+  return readArrowInfo(path, 'latent cache', fail, infoFromSchema);
 }
 
 function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: boolean, rowBase: number): CachedTrajectory[] {
@@ -77,27 +72,23 @@ function rowsOf(path: string, info: LatentCacheInfo, batch: RecordBatch, copy: b
  */
 export function readLatentCache(paths: string | string[], options: ReadLatentCacheOptions = {}): AsyncIterable<CachedTrajectory> {
   const list = Array.isArray(paths) ? paths : [paths];
+  const infoOf = (path: string, schema: Schema): LatentCacheInfo => {
+    const info = infoFromSchema(path, schema, 0);
+    if (options.autoencoder !== undefined && info.autoencoder !== options.autoencoder) {
+      throw new LatentCacheError(
+        `${path}: made by autoencoder "${info.autoencoder}", expected "${options.autoencoder}" (re-run the cache step with this autoencoder)`,
+      );
+    }
+    return info;
+  };
   return {
     async *[Symbol.asyncIterator]() {
-      for (const path of list) {
-        const { reader, handle } = await openReader(path);
-        try {
-          const info = infoFromSchema(path, reader.schema, 0);
-          if (options.autoencoder !== undefined && info.autoencoder !== options.autoencoder) {
-            throw new LatentCacheError(
-              `${path}: made by autoencoder "${info.autoencoder}", expected "${options.autoencoder}" (re-run the cache step with this autoencoder)`,
-            );
-          }
-          let rowBase = 0;
-          for (let i = 0; i < reader.numRecordBatches; i++) {
-            const batch = await reader.readRecordBatch(i);
-            if (!batch) continue;
-            yield* rowsOf(path, info, batch, options.copy ?? false, rowBase);
-            rowBase += batch.numRows;
-          }
-        } finally {
-          await handle.close();
-        }
+      let file = '';
+      let rowBase = 0; // rows of the current file before this batch, for error messages
+      for await (const { path, info, batch } of arrowBatches(list, 'latent cache', fail, infoOf)) {
+        if (path !== file) [file, rowBase] = [path, 0];
+        yield* rowsOf(path, info, batch, options.copy ?? false, rowBase);
+        rowBase += batch.numRows;
       }
     },
   };

@@ -11,6 +11,7 @@
  *   (JSON), `wellspring.split`, `wellspring.source`, `wellspring.created`, plus any user entries under `user.`.
  */
 import type { Schema } from 'apache-arrow';
+import { checkWellspringMetadata, parseJsonEntry, wellspringMetadata, type FormatError } from '../arrow.js';
 
 export const LATENT_CACHE_FORMAT = 'latent-cache/1';
 
@@ -67,37 +68,27 @@ export class LatentCacheError extends Error {
   override readonly name = 'LatentCacheError';
 }
 
+/** The schema metadata of a cache file (see the header). */
 export function metaToSchemaEntries(meta: LatentCacheMeta): Map<string, string> {
-  const entries = new Map<string, string>([
-    ['wellspring.format', LATENT_CACHE_FORMAT],
-    ['wellspring.autoencoder', meta.autoencoder],
-    ['wellspring.normalisation', JSON.stringify(meta.normalisation ?? null)],
-    ['wellspring.split', meta.split],
-    ['wellspring.source', meta.source],
-    ['wellspring.created', new Date().toISOString()],
-  ]);
-  for (const [k, v] of Object.entries(meta.extra ?? {})) entries.set(`user.${k}`, v);
-  return entries;
+  return wellspringMetadata(
+    LATENT_CACHE_FORMAT,
+    [
+      ['wellspring.autoencoder', meta.autoencoder],
+      ['wellspring.normalisation', JSON.stringify(meta.normalisation ?? null)],
+      ['wellspring.split', meta.split],
+      ['wellspring.source', meta.source],
+    ],
+    meta.extra,
+  );
 }
 
-function parseJson(path: string, what: string, text: string | undefined): unknown {
-  if (text === undefined) throw new LatentCacheError(`${path}: missing ${what} in the Arrow schema metadata`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new LatentCacheError(`${path}: ${what} is not valid JSON: ${text.slice(0, 80)}`);
-  }
-}
+const fail: FormatError = (message) => new LatentCacheError(message);
+const parseJson = (path: string, what: string, text: string | undefined): unknown => parseJsonEntry(path, what, text, fail);
 
 /** Validates a cache file's schema (named by `path` in errors) and returns what it says about itself. */
 export function infoFromSchema(path: string, schema: Schema, rows: number): LatentCacheInfo {
   const md = schema.metadata;
-  const format = md.get('wellspring.format');
-  if (format !== LATENT_CACHE_FORMAT) {
-    throw new LatentCacheError(
-      `${path}: not a wellspring latent cache (schema metadata wellspring.format is ${JSON.stringify(format)}, expected "${LATENT_CACHE_FORMAT}")`,
-    );
-  }
+  const { created, extra } = checkWellspringMetadata(path, schema, LATENT_CACHE_FORMAT, 'latent cache', fail);
   const latents = schema.fields.find((f) => f.name === 'latents');
   const labels = schema.fields.find((f) => f.name === 'labels');
   if (!latents || !labels) throw new LatentCacheError(`${path}: expected columns latents and labels`);
@@ -105,8 +96,6 @@ export function infoFromSchema(path: string, schema: Schema, rows: number): Late
   if (!Array.isArray(shape) || shape.length !== 4) {
     throw new LatentCacheError(`${path}: latents shape metadata must be [T, H, W, C], got ${JSON.stringify(shape)}`);
   }
-  const extra: Record<string, string> = {};
-  for (const [k, v] of md) if (k.startsWith('user.')) extra[k.slice(5)] = v;
   return {
     path,
     trajectories: rows,
@@ -116,7 +105,7 @@ export function infoFromSchema(path: string, schema: Schema, rows: number): Late
     labelNames: parseJson(path, 'labels field metadata "names"', labels.metadata.get('names')) as string[],
     split: md.get('wellspring.split') ?? '',
     source: md.get('wellspring.source') ?? '',
-    created: md.get('wellspring.created') ?? '',
+    created,
     extra,
   };
 }

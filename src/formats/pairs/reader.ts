@@ -2,8 +2,8 @@
  * Reading distillation pairs (format in schema.ts): `openPairs` reads a file's footer and schema, `readPairs`
  * streams its pair batches, one record batch at a time.
  */
-import type { FixedSizeList, RecordBatch, Vector } from 'apache-arrow';
-import { countRows, openArrowFile } from '../arrow.js';
+import type { FixedSizeList, RecordBatch, Schema, Vector } from 'apache-arrow';
+import { arrowBatches, readArrowInfo } from '../arrow.js';
 import { PairsError, PAIR_WINDOW_COLUMNS, checkFinitePairs, pairsInfoFromSchema, type PairBatch, type PairsInfo } from './schema.js';
 
 export interface ReadPairsOptions {
@@ -11,16 +11,11 @@ export interface ReadPairsOptions {
   teacher?: string;
 }
 
-const openReader = (path: string) => openArrowFile(path, 'pairs file', (message) => new PairsError(message));
+const fail = (message: string) => new PairsError(message);
 
 /** Reads a pairs file's metadata (footer, schema and row counts). */
-export async function openPairs(path: string): Promise<PairsInfo> {
-  const { reader, handle } = await openReader(path);
-  try {
-    return pairsInfoFromSchema(path, reader.schema, await countRows(reader));
-  } finally {
-    await handle.close();
-  }
+export function openPairs(path: string): Promise<PairsInfo> {
+  return readArrowInfo(path, 'pairs file', fail, pairsInfoFromSchema);
 }
 
 /** Throws unless `info` says the pairs were made by `teacher`. */
@@ -46,39 +41,34 @@ function floats(path: string, batch: RecordBatch, name: string): Float32Array {
  */
 export function readPairs(paths: string | string[], options: ReadPairsOptions = {}): AsyncIterable<PairBatch> {
   const list = Array.isArray(paths) ? paths : [paths];
+  const infoOf = (path: string, schema: Schema): PairsInfo => {
+    const info = pairsInfoFromSchema(path, schema, 0);
+    if (options.teacher !== undefined) checkPairsTeacher(info, options.teacher);
+    return info;
+  };
   return {
     async *[Symbol.asyncIterator]() {
-      for (const path of list) {
-        const { reader, handle } = await openReader(path);
-        try {
-          const info = pairsInfoFromSchema(path, reader.schema, 0);
-          if (options.teacher !== undefined) checkPairsTeacher(info, options.teacher);
-          const [L, H, W, C] = info.shape;
-          for (let i = 0; i < reader.numRecordBatches; i++) {
-            const batch = await reader.readRecordBatch(i);
-            if (!batch || batch.numRows === 0) continue;
-            const B = batch.numRows;
-            const where = `${path}: record batch ${i}`;
-            const [noise, sample, observed] = PAIR_WINDOW_COLUMNS.map((name) => {
-              const v = floats(path, batch, name);
-              checkFinitePairs(where, name, v);
-              return v;
-            });
-            const labels = floats(path, batch, 'labels');
-            const index = batch.getChild('batch');
-            yield {
-              noise: noise!,
-              sample: sample!,
-              observed: observed!,
-              shape: [B, L, H, W, C] as const,
-              mask: floats(path, batch, 'mask'),
-              labels: labels.length > 0 ? labels : null,
-              index: index ? Number(index.get(0)) : i,
-            };
-          }
-        } finally {
-          await handle.close();
-        }
+      for await (const { path, info, batch, index: i } of arrowBatches(list, 'pairs file', fail, infoOf)) {
+        if (batch.numRows === 0) continue;
+        const [L, H, W, C] = info.shape;
+        const B = batch.numRows;
+        const where = `${path}: record batch ${i}`;
+        const [noise, sample, observed] = PAIR_WINDOW_COLUMNS.map((name) => {
+          const v = floats(path, batch, name);
+          checkFinitePairs(where, name, v);
+          return v;
+        });
+        const labels = floats(path, batch, 'labels');
+        const index = batch.getChild('batch');
+        yield {
+          noise: noise!,
+          sample: sample!,
+          observed: observed!,
+          shape: [B, L, H, W, C] as const,
+          mask: floats(path, batch, 'mask'),
+          labels: labels.length > 0 ? labels : null,
+          index: index ? Number(index.get(0)) : i,
+        };
       }
     },
   };

@@ -18,6 +18,7 @@
  *   entries under `user.`.
  */
 import type { Schema } from 'apache-arrow';
+import { checkWellspringMetadata, parseJsonEntry, wellspringMetadata, type FormatError } from '../arrow.js';
 
 export const PAIRS_FORMAT = 'pairs/1';
 
@@ -71,38 +72,30 @@ export class PairsError extends Error {
   override readonly name = 'PairsError';
 }
 
+/** The schema metadata of a pairs file (see the header). */
 export function pairsMetaEntries(meta: PairsMeta): Map<string, string> {
-  const entries = new Map<string, string>([
-    ['wellspring.format', PAIRS_FORMAT],
-    ['wellspring.teacher', meta.teacher],
-    ['wellspring.sampler', JSON.stringify(meta.sampler)],
-    ['wellspring.formulation', meta.formulation],
-    ['wellspring.seed', String(meta.seed)],
-    ['wellspring.autoencoder', meta.autoencoder ?? ''],
-    ['wellspring.created', new Date().toISOString()],
-  ]);
-  for (const [k, v] of Object.entries(meta.extra ?? {})) entries.set(`user.${k}`, v);
-  return entries;
+  return wellspringMetadata(
+    PAIRS_FORMAT,
+    [
+      ['wellspring.teacher', meta.teacher],
+      ['wellspring.sampler', JSON.stringify(meta.sampler)],
+      ['wellspring.formulation', meta.formulation],
+      ['wellspring.seed', String(meta.seed)],
+      ['wellspring.autoencoder', meta.autoencoder ?? ''],
+    ],
+    meta.extra,
+  );
 }
 
-function parseJson(path: string, what: string, text: string | undefined): unknown {
-  if (text === undefined) throw new PairsError(`${path}: missing ${what}`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new PairsError(`${path}: ${what} is not valid JSON: ${text.slice(0, 80)}`);
-  }
-}
+const fail: FormatError = (message) => new PairsError(message);
+const parseJson = (path: string, what: string, text: string | undefined): unknown => parseJsonEntry(path, what, text, fail);
 
 export const PAIR_WINDOW_COLUMNS = ['noise', 'sample', 'observed'] as const;
 
 /** Validates a pairs file's schema (named by `path` in errors) and returns what it says about itself. */
 export function pairsInfoFromSchema(path: string, schema: Schema, rows: number): PairsInfo {
   const md = schema.metadata;
-  const format = md.get('wellspring.format');
-  if (format !== PAIRS_FORMAT) {
-    throw new PairsError(`${path}: not a wellspring pairs file (schema metadata wellspring.format is ${JSON.stringify(format)}, expected "${PAIRS_FORMAT}")`);
-  }
+  const { created, extra } = checkWellspringMetadata(path, schema, PAIRS_FORMAT, 'pairs file', fail);
   const field = (name: string) => {
     const f = schema.fields.find((x) => x.name === name);
     if (!f) throw new PairsError(`${path}: expected columns ${[...PAIR_WINDOW_COLUMNS, 'mask', 'labels', 'batch'].join(', ')}; ${name} is missing`);
@@ -119,8 +112,6 @@ export function pairsInfoFromSchema(path: string, schema: Schema, rows: number):
   }
   field('mask');
   field('batch');
-  const extra: Record<string, string> = {};
-  for (const [k, v] of md) if (k.startsWith('user.')) extra[k.slice(5)] = v;
   const seed = Number(md.get('wellspring.seed'));
   return {
     path,
@@ -132,7 +123,7 @@ export function pairsInfoFromSchema(path: string, schema: Schema, rows: number):
     seed: Number.isFinite(seed) ? seed : NaN,
     autoencoder: md.get('wellspring.autoencoder') ?? '',
     labelNames: parseJson(path, 'labels field metadata "names"', field('labels').metadata.get('names')) as string[],
-    created: md.get('wellspring.created') ?? '',
+    created,
     extra,
   };
 }

@@ -135,19 +135,12 @@ export async function writeFileAtomic(path: string, data: AtomicData): Promise<v
   });
   const tmp = temporaryPath(path);
   try {
-    const handle = await open(tmp, 'w');
-    try {
-      await writeFile(handle, data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
+    await writeFile(tmp, data);
   } catch (err) {
     await rm(tmp, { force: true });
     throw fileError(path, 'writing', err);
   }
-  await syncDirectory(dirname(path));
+  await commitFile(tmp, path);
 }
 
 /** Synchronous `writeFileAtomic` (whole content only). */
@@ -155,19 +148,12 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
   mkdirSync(dirname(path), { recursive: true });
   const tmp = temporaryPath(path);
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeFileSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileSync(tmp, data);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw fileError(path, 'writing', err);
   }
-  syncDirectorySync(dirname(path));
+  commitFileSync(tmp, path);
 }
 
 /** A temporary file that a streaming writer fills, then commits into place or aborts. */

@@ -35,21 +35,19 @@ function summarise(m: FieldMoments) {
  */
 export function statsFromMoments(moments: MomentSet, orders: Record<string, number>, nDims: number): WellStats {
   const out = Object.fromEntries(STAT_KEYS.map((k) => [k, {}])) as WellStats;
-  for (const [name, m] of Object.entries(moments.fields)) {
-    if (m.count === 0) continue;
-    const order = orders[name] ?? 0;
-    const s = summarise(m);
-    out.mean[name] = shaped(s.mean, order, nDims);
-    out.std[name] = shaped(s.std, order, nDims);
-    out.rms[name] = shaped(s.rms, order, nDims);
-  }
-  for (const [name, m] of Object.entries(moments.deltas)) {
-    if (m.count === 0) continue;
-    const order = orders[name] ?? 0;
-    const s = summarise(m);
-    out.mean_delta[name] = shaped(s.mean, order, nDims);
-    out.std_delta[name] = shaped(s.std, order, nDims);
-    out.rms_delta[name] = shaped(s.rms, order, nDims);
+  const groups = [
+    [moments.fields, out.mean, out.std, out.rms],
+    [moments.deltas, out.mean_delta, out.std_delta, out.rms_delta],
+  ] as const;
+  for (const [group, mean, std, rms] of groups) {
+    for (const [name, m] of Object.entries(group)) {
+      if (m.count === 0) continue;
+      const order = orders[name] ?? 0;
+      const s = summarise(m);
+      mean[name] = shaped(s.mean, order, nDims);
+      std[name] = shaped(s.std, order, nDims);
+      rms[name] = shaped(s.rms, order, nDims);
+    }
   }
   return out;
 }

@@ -13,14 +13,23 @@
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { map, pipe, skip, take } from '../../src/streams/index.js';
+import { abortable, map, pipe, skip, take } from '../../src/streams/index.js';
 import { latentCacheFiles, openLatentCache } from '../../src/formats/latent-cache/index.js';
 import { openWellDataset, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
 import { readPairs, writePairs, type PairBatch } from '../../src/formats/pairs/index.js';
-import { createVit, type VitConfig } from '../../src/models/nn/index.js';
-import { Trainer, cosineSchedule, loadWeights, saveWeights } from '../../src/models/train/index.js';
-import { pairTensors, physicsPenalty, studentEmulator, studentLoss, teacherPairs, type DiffusionEmulator, type LatentPenalty, type PairTensors } from '../../src/models/diffusion/index.js';
-import { formulation as makeFormulation, vitBackbone } from '../../src/models/diffusion/index.js';
+import { Trainer, cosineSchedule, saveWeights } from '../../src/models/train/index.js';
+import {
+  formulation as makeFormulation,
+  pairTensors,
+  physicsPenalty,
+  studentEmulator,
+  studentLoss,
+  teacherPairs,
+  vitBackbone,
+  type DiffusionEmulator,
+  type LatentPenalty,
+  type PairTensors,
+} from '../../src/models/diffusion/index.js';
 import { describeBackend, selectBackend } from '../../src/models/backend/index.js';
 import { EMULATOR_FILE, emulatorEpochs, loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
 import { loadAutoencoder } from '../../src/models/autoencoder.js';
@@ -52,8 +61,6 @@ export const distillDefaults = {
     clipNorm: 1,
     seed: 0,
     checkpointEvery: 100,
-    /** Pair batches per training step (the pairs' own batch size is `pairs.batchSize`). Always 1 for now. */
-    batchSize: 1,
   },
 };
 export type DistillConfig = typeof distillDefaults;
@@ -106,7 +113,7 @@ export async function makePairs(config: DistillConfig, run: RunDir, shard: Shard
       take(to - from),
       teacherPairs(diffusion, { seed, firstBatch: from }),
     );
-    const written = await writePairs(signal ? abortableSource(windows, signal) : windows, {
+    const written = await writePairs(signal ? pipe(windows, abortable<PairBatch>(signal)) : windows, {
       path,
       meta: { teacher: teacher.id, sampler: { ...diffusion.sampling }, formulation: teacher.formulation, seed, autoencoder: teacher.autoencoder, labelNames: teacher.labelNames, extra: { teacher_run: config.teacher, batches: `${from}-${to}` } },
     });
@@ -115,13 +122,6 @@ export async function makePairs(config: DistillConfig, run: RunDir, shard: Shard
     teacher.dispose();
   }
   return path;
-}
-
-async function* abortableSource<A>(source: AsyncIterable<A>, signal: AbortSignal): AsyncGenerator<A> {
-  for await (const item of source) {
-    signal.throwIfAborted();
-    yield item;
-  }
 }
 
 /** The physics penalty of decoded latent windows, when lambda > 0. */
@@ -138,15 +138,15 @@ async function penaltyFor(config: DistillConfig, teacher: LoadedEmulator): Promi
 
 /** Trains the one-step student on the run's pairs (resuming from its checkpoint) and saves it. */
 export async function trainStudent(config: DistillConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedEmulator> {
-  checkTrainConfig({ ...config.train, batchSize: 1 });
+  checkTrainConfig({ ...config.train, batchSize: 1 }); // one pair batch (of pairs.batchSize windows) per step
   const { teacher } = await loadTeacher(config);
   const files = await pairFiles(run);
   if (files.length === 0) throw new Error(`${run.path('pairs')}: no pair files; run wellspring distill --pairs-only first, or without it`);
   const penalty = await penaltyFor(config, teacher);
-  const teacherWeights = join(config.teacher, EMULATOR_FILE);
-  const vitConfig = JSON.parse((await readSafetensors(teacherWeights)).metadata.vit!) as VitConfig;
-  const vit = createVit(vitConfig);
-  await loadWeights(teacherWeights, vit.params); // the student starts as the teacher's one-step Euler prediction
+  // The student is the teacher's own network (loaded with its weights): before training it is the teacher's
+  // one-step Euler prediction.
+  const vit = teacher.vit;
+  const teacherMeta = (await readSafetensors(join(config.teacher, EMULATOR_FILE))).metadata;
   const student = studentEmulator(vitBackbone(vit), makeFormulation(teacher.formulation as 'diffusion' | 'flow'), { penalty, lambda: config.lambda });
   const { steps, seed } = config.train;
   const trainer = new Trainer<PairTensors>({
@@ -166,7 +166,6 @@ export async function trainStudent(config: DistillConfig, run: RunDir, signal?: 
   await runTraining({ trainer, batches, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: 'distill steps', signal });
 
   const weights = run.path(EMULATOR_FILE);
-  const teacherMeta = (await readSafetensors(teacherWeights)).metadata;
   await saveWeights(weights, vit.params, {
     ...teacherMeta,
     kind: 'student',
@@ -175,7 +174,6 @@ export async function trainStudent(config: DistillConfig, run: RunDir, signal?: 
     lambda: String(config.lambda),
     steps: String(trainer.step),
   });
-  vit.dispose();
   teacher.dispose();
   const loaded = await loadEmulator(run.dir, { autoencoder: teacherMeta.autoencoder ?? '' });
   await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind: 'student', teacher: loaded.id, steps: trainer.step, lambda: config.lambda }, null, 2));

@@ -17,7 +17,7 @@
 import { join } from 'node:path';
 import { named, type Stage } from '../streams/core.js';
 import { rolloutSeed } from '../streams/random.js';
-import { openWellDataset } from '../formats/well/dataset.js';
+import { openWellDataset, type WellDataset } from '../formats/well/dataset.js';
 import type { CachedTrajectory, CacheOrigin } from '../formats/latent-cache/schema.js';
 import type { RolloutChunk } from '../sinks/metrics/types.js';
 import { rollout } from './diffusion/rollout.js';
@@ -131,12 +131,13 @@ export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: numbe
 /**
  * Stage: physical steps in, `RolloutChunk`s (one state, with its truth) out. The truth of lead k is frame
  * `context + k - 1` of the trajectory in `<splitDir>/<origin.file>`, read when the trajectory is first seen and
- * extended as later leads ask; holds the current trajectory's truth frames only.
+ * extended as later leads ask; holds the current trajectory's truth frames and the open file's index only.
  */
 export function withTruth(splitDir: string, options: { context?: number } = {}): Stage<PhysicalStep, RolloutChunk> {
   const context = options.context ?? 1;
   return named('truth', async function* (source) {
     let current = '';
+    let opened: { file: string; ds: WellDataset } | undefined; // consecutive trajectories share their file's index
     let truth: Float32Array[] = [];
     let frames: AsyncIterator<{ channels: Float32Array }> | undefined;
     const close = async () => {
@@ -150,8 +151,8 @@ export function withTruth(splitDir: string, options: { context?: number } = {}):
           current = step.trajectory;
           truth = [];
           const file = join(splitDir, step.origin.file);
-          const ds = await openWellDataset(file, { nIn: 1, nOut: 1 });
-          const it = ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context })[Symbol.asyncIterator]();
+          if (opened?.file !== file) opened = { file, ds: await openWellDataset(file, { nIn: 1, nOut: 1 }) };
+          const it = opened.ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context })[Symbol.asyncIterator]();
           const first = await it.next();
           if (first.done) throw new Error(`${file}: no trajectory ${step.origin.trajectory}`);
           frames = first.value.frames[Symbol.asyncIterator]();

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { filter, map, pipe, progress, abortable, take } from '../../src/streams/index.js';
-import { wellSplitDir } from '../../src/formats/well/index.js';
+import { openWell, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
+import { RESIDUAL_SYSTEMS, residualForWell, type ResidualSystem } from '../../src/physics/residuals/index.js';
+import type { PdeResidual } from '../../src/physics/residuals/residual.js';
 import { latentCacheFiles, openLatentCache, readLatentCache, type CachedTrajectory } from '../../src/formats/latent-cache/index.js';
 import { loadAutoencoder, type LoadedAutoencoder } from '../../src/models/autoencoder.js';
 import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
@@ -48,6 +50,11 @@ export const evaluateDefaults = {
   convention: 'the_well',
   /** Also write frames.csv, one line per scored frame. */
   frameLog: false,
+  /**
+   * PDE residual metric: "auto" (the system the dataset's name names, skipped with a note when none is known),
+   * "none", or a system: euler, rayleigh-benard, darcy.
+   */
+  residual: 'auto',
 };
 export type EvaluateConfig = typeof evaluateDefaults;
 
@@ -83,10 +90,12 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   }
   const truthDir = wellSplitDir(config.data.root, config.split as 'train' | 'valid' | 'test');
   if (!existsSync(truthDir)) throw new ConfigError(`data.root ${config.data.root}: no ${config.split} split at ${truthDir}`);
+  const residual = await residualOf(config.residual, truthDir);
   // Everything is validated: from here on the run directory is written.
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  if (residual.note) console.error(residual.note);
 
   /** This shard's test trajectories (plain copies only), in cache order. */
   const rows = () =>
@@ -125,12 +134,34 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       bands,
       convention: config.convention as 'the_well' | 'lola',
       frameLog: config.frameLog,
+      residual: residual.operator,
     });
     await run.log('results', { dir, models: out.saved.result.models, states: scored });
     return { dir, result: out.saved.result };
   } finally {
     models.ae.dispose();
     for (const e of Object.values(models.emulators)) e.dispose();
+  }
+}
+
+/**
+ * The residual operator of the `residual` setting for the data in `truthDir` (its first file's metadata gives
+ * the grid, dt, boundaries and parameters). "auto" falls back to none, with a note, for a system without one.
+ */
+async function residualOf(setting: string, truthDir: string): Promise<{ operator?: PdeResidual; note?: string }> {
+  if (setting === 'none') return {};
+  if (setting !== 'auto' && !RESIDUAL_SYSTEMS.includes(setting as ResidualSystem)) {
+    throw new ConfigError(`residual must be auto, none or one of ${RESIDUAL_SYSTEMS.join(', ')}; got "${setting}"`);
+  }
+  const [file] = await resolveWellFiles(truthDir);
+  if (!file) throw new ConfigError(`${truthDir}: no Well files`);
+  const meta = await openWell(file);
+  try {
+    const operator = setting === 'auto' ? residualForWell(meta) : residualForWell(meta, setting as ResidualSystem);
+    return { operator, note: `PDE residual: ${operator.name} (${operator.equations.join(', ')}), from ${file}` };
+  } catch (err) {
+    if (setting !== 'auto') throw new ConfigError(`residual ${setting}: ${(err as Error).message}`);
+    return { note: `PDE residual: none (${(err as Error).message})` };
   }
 }
 

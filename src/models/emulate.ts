@@ -129,9 +129,10 @@ export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: numbe
 }
 
 /**
- * Stage: physical steps in, `RolloutChunk`s (one state, with its truth) out. The truth of lead k is frame
- * `context + k - 1` of the trajectory in `<splitDir>/<origin.file>`, read when the trajectory is first seen and
- * extended as later leads ask; holds the current trajectory's truth frames and the open file's index only.
+ * Stage: physical steps in, `RolloutChunk`s (one state, with its truth and the true state before it) out. The
+ * truth of lead k is frame `context + k - 1` of the trajectory in `<splitDir>/<origin.file>`, read when the
+ * trajectory is first seen and extended as later leads ask; `previous` is the truth of lead k - 1 (for lead 1,
+ * the last context state). Holds the current trajectory's truth frames and the open file's index only.
  */
 export function withTruth(splitDir: string, options: { context?: number } = {}): Stage<PhysicalStep, RolloutChunk> {
   const context = options.context ?? 1;
@@ -152,15 +153,16 @@ export function withTruth(splitDir: string, options: { context?: number } = {}):
           truth = [];
           const file = join(splitDir, step.origin.file);
           if (opened?.file !== file) opened = { file, ds: await openWellDataset(file, { nIn: 1, nOut: 1 }) };
-          const it = opened.ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context })[Symbol.asyncIterator]();
+          // from the last context state (lead 0) on
+          const it = opened.ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context - 1 })[Symbol.asyncIterator]();
           const first = await it.next();
           if (first.done) throw new Error(`${file}: no trajectory ${step.origin.trajectory}`);
           frames = first.value.frames[Symbol.asyncIterator]();
           await it.return?.();
         }
-        while (truth.length < step.lead) {
+        while (truth.length <= step.lead) {
           const next = await frames!.next();
-          if (next.done) throw new Error(`${step.trajectory}: lead ${step.lead} is past the end of the truth (${truth.length} states after the context of ${context})`);
+          if (next.done) throw new Error(`${step.trajectory}: lead ${step.lead} is past the end of the truth (${Math.max(0, truth.length - 1)} states after the context of ${context})`);
           truth.push(next.value.channels.slice());
         }
         yield {
@@ -169,7 +171,8 @@ export function withTruth(splitDir: string, options: { context?: number } = {}):
           fields: step.fields,
           spatialShape: step.spatialShape,
           lead: step.lead,
-          truth: truth[step.lead - 1]!,
+          truth: truth[step.lead]!,
+          previous: truth[step.lead - 1]!,
           ensemble: step.ensemble,
         };
       }

@@ -119,7 +119,9 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
     );
   const bands = api.parseBands('1-5,6-11');
   const byApi = join(dir, 'eval-api');
-  await api.reportSink(chunks(), { dir: byApi, title: `wellspring evaluation (test split, context ${context})`, bands, convention: 'the_well' });
+  const [firstTest] = await api.resolveWellFiles(api.wellSplitDir(data, 'test'));
+  const residual = api.residualForWell(await api.openWell(firstTest!));
+  await api.reportSink(chunks(), { dir: byApi, title: `wellspring evaluation (test split, context ${context})`, bands, convention: 'the_well', residual });
   const resultsDoc = (d: string) => {
     const { created, ...rest } = JSON.parse(readFileSync(join(d, 'results.json'), 'utf8')) as { created: string; result: unknown; aggregates: unknown };
     t.match(created, /^\d{4}-\d\d-\d\dT/, `${d}: results.json has its creation time`);
@@ -131,7 +133,10 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   const reduced = api.summarize(await api.reduceMetrics(chunks(), { convention: 'the_well' }), { bands });
   const { snapshots, ...rows } = reduced.result;
   t.ok(snapshots.length > 0, 'reduceMetrics keeps snapshot frames');
-  t.strictSame(JSON.parse(JSON.stringify({ result: rows, aggregates: reduced.aggregates })), { result: cliDoc.result, aggregates: cliDoc.aggregates }, 'reduceMetrics gives the same rows and aggregates');
+  const { residual: cliResidual, ...cliRows } = cliDoc.result as { residual?: unknown };
+  const { residualBands, ...cliAggregates } = cliDoc.aggregates as { residualBands?: unknown };
+  t.ok(cliResidual && residualBands, 'eval scored the PDE residual (Euler data, residual auto)');
+  t.strictSame(JSON.parse(JSON.stringify({ result: rows, aggregates: reduced.aggregates })), { result: cliRows, aggregates: cliAggregates }, 'reduceMetrics gives the same rows and aggregates');
   aeRun.dispose();
   for (const e of Object.values(emulators)) e.dispose();
   t.same(tmpFiles(dir), [], 'no temporary files left anywhere');

@@ -141,3 +141,14 @@ export function residualSystemOf(datasetName: string): ResidualSystem {
   if (datasetName.startsWith('darcy')) return 'darcy';
   throw new Error(`no PDE residual is known for the dataset "${datasetName}" (known: euler_multi_quadrants_*, rayleigh_benard, darcy_flow)`);
 }
+
+/**
+ * The residual of the states of a parsed Well file: of the system its dataset name names (or `system`, to
+ * override), on its grid, dt, boundaries and parameters.
+ */
+export function residualForWell(
+  meta: Parameters<typeof describeWellMeta>[0] & Pick<WellMeta, 'datasetName'>,
+  system: ResidualSystem = residualSystemOf(meta.datasetName),
+): PdeResidual {
+  return residualFor(system, describeWellMeta(meta));
+}

@@ -16,6 +16,8 @@ export interface PdeResidual {
   readonly name: string;
   /** Channel names the residual reads, e.g. `['density', 'momentum_x', ...]`. */
   readonly fields: readonly string[];
+  /** Channel names of the states it takes, in order (the last axis). */
+  readonly channels: readonly string[];
   /** Names of the residual channels, one per equation. */
   readonly equations: readonly string[];
   /** 2 when the residual relates consecutive frames (a time derivative), else 1. */

@@ -6,6 +6,7 @@
  */
 import { METRICS, type MetricName } from './frame.js';
 import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
+import { DATA_MODEL, sortResidualRows, type ResidualBandRow, type ResidualResult, type ResidualRow } from './residual.js';
 
 /** An inclusive range of lead times. */
 export interface LeadBand {
@@ -40,6 +41,8 @@ export interface Aggregates {
   leadsOverFields: LeadRow[];
   /** Per band, for every field and for "all". */
   bandRows: BandRow[];
+  /** The PDE residual per band and equation, where the result has it. */
+  residualBands?: ResidualBandRow[];
 }
 
 export const bandLabel = (band: LeadBand): string => band.label ?? `${band.from}-${band.to}`;
@@ -101,7 +104,8 @@ export function aggregate(result: MetricsResult, bands: readonly LeadBand[] = DE
       }
     }
   }
-  return { bands: [...bands], leadsOverFields, bandRows };
+  const residual = result.residual ? { residualBands: residualBands(result.residual, bands) } : {};
+  return { bands: [...bands], leadsOverFields, bandRows, ...residual };
 }
 
 /**
@@ -114,6 +118,10 @@ export function mergeResults(parts: readonly MetricsResult[]): MetricsResult {
   const convention = parts[0]!.convention;
   const odd = parts.findIndex((p) => p.convention !== convention);
   if (odd >= 0) throw new Error(`mergeResults: part ${odd} uses convention "${parts[odd]!.convention}", part 0 "${convention}"`);
+  const withResidual = parts.filter((p) => p.residual).length;
+  if (withResidual !== 0 && withResidual !== parts.length) {
+    throw new Error(`mergeResults: ${withResidual} of ${parts.length} parts hold the PDE residual; evaluate every shard with the same residual setting`);
+  }
   const key = (r: { model: string; field: string; lead: number }) => `${r.model}\u0000${r.field}\u0000${r.lead}`;
   const rows = new Map<string, LeadRow[]>();
   const spectra = new Map<string, { row: SpectrumRow; frames: number }[]>();
@@ -154,5 +162,43 @@ export function mergeResults(parts: readonly MetricsResult[]): MetricsResult {
     rows: mergedRows.sort(order),
     spectra: mergedSpectra.sort(order),
     snapshots: [...snapshots.values()].sort(order),
+    ...(withResidual ? { residual: mergeResidualResults(parts.map((p) => p.residual!)) } : {}),
   };
+}
+
+/** Pools residual rows into lead-time bands (bands with no lead in the data are left out). */
+export function residualBands(result: ResidualResult, bands: readonly LeadBand[]): ResidualBandRow[] {
+  const out: ResidualBandRow[] = [];
+  for (const model of result.models) {
+    for (const equation of result.equations) {
+      const rows = result.rows.filter((r) => r.model === model && r.equation === equation);
+      for (const band of bands) {
+        const inBand = rows.filter((r) => r.lead >= band.from && r.lead <= band.to);
+        if (inBand.length === 0) continue;
+        out.push({ model, equation, band: bandLabel(band), from: band.from, to: band.to, meanSquare: poolSummaries(inBand.map((r) => r.meanSquare)) });
+      }
+    }
+  }
+  return out;
+}
+
+/** Merges residual reductions of disjoint sets of trajectories (evaluation shards); they must share a system. */
+export function mergeResidualResults(parts: readonly ResidualResult[]): ResidualResult {
+  if (parts.length === 0) throw new Error('mergeResidualResults: nothing to merge');
+  const { system } = parts[0]!;
+  const odd = parts.findIndex((p) => p.system !== system);
+  if (odd >= 0) throw new Error(`mergeResidualResults: part ${odd} holds the ${parts[odd]!.system} residual, part 0 the ${system} residual`);
+  const models = [...new Set(parts.flatMap((p) => p.models))];
+  // the data's rows stay last
+  if (models.includes(DATA_MODEL)) models.push(...models.splice(models.indexOf(DATA_MODEL), 1));
+  const equations = [...new Set(parts.flatMap((p) => p.equations))];
+  const groups = new Map<string, ResidualRow[]>();
+  for (const p of parts) {
+    for (const r of p.rows) {
+      const key = `${r.model}\u0000${r.equation}\u0000${r.lead}`;
+      groups.set(key, [...(groups.get(key) ?? []), r]);
+    }
+  }
+  const rows = [...groups.values()].map((list) => ({ ...list[0]!, meanSquare: poolSummaries(list.map((r) => r.meanSquare)) }));
+  return { system, equations, models, rows: sortResidualRows(rows, models, equations) };
 }

@@ -24,13 +24,13 @@ export {
   type FrameMetricsOptions,
   type FrameScores,
 } from './frame.js';
+export type { MetricSummary } from './types.js';
 export {
   MetricsReducer,
   reduceMetrics,
   type RolloutChunk,
   type FrameRecord,
   type MetricsOptions,
-  type MetricSummary,
   type LeadRow,
   type SpectrumRow,
   type FrameSnapshot,
@@ -64,5 +64,15 @@ export {
   type SavedResults,
   type TableRow,
 } from './results.js';
+export {
+  ResidualReducer,
+  sortResidualRows,
+  DATA_MODEL,
+  PDE_RESIDUAL,
+  type ResidualRow,
+  type ResidualBandRow,
+  type ResidualResult,
+} from './residual.js';
+export { residualBands, mergeResidualResults } from './aggregate.js';
 export { syntheticRollouts, type SyntheticOptions } from './synthetic.js';
 export { scoreChunk, type PreparedChunk, type ScoreOptions, type ChunkScores, type SnapshotPlane } from './score.js';

@@ -14,9 +14,10 @@ import type { ScoreTask } from './score-worker.js';
 import { METRICS, type Convention, type FrameMetricsOptions, type MetricName } from './frame.js';
 import { scoreChunk, type ChunkScores, type PreparedChunk, type ScoreOptions } from './score.js';
 import { isotropicBinning } from './spectra.js';
-import type { RolloutChunk } from './types.js';
+import type { MetricSummary, RolloutChunk } from './types.js';
+import type { ResidualResult } from './residual.js';
 
-export type { RolloutChunk } from './types.js';
+export type { MetricSummary, RolloutChunk } from './types.js';
 
 export interface MetricsOptions extends FrameMetricsOptions {
   /** Lead times whose frames are kept for the report (first trajectory seen per model). Default 1, 20, 60, 100. */
@@ -44,12 +45,6 @@ export interface FrameRecord {
   values: Float64Array;
 }
 
-/** Mean, population standard deviation and number of finite per-frame values of one metric. */
-export interface MetricSummary {
-  mean: number;
-  std: number;
-  count: number;
-}
 
 /** Per-lead-time result of one (model, field). */
 export interface LeadRow {
@@ -97,6 +92,8 @@ export interface MetricsResult {
   rows: LeadRow[];
   spectra: SpectrumRow[];
   snapshots: FrameSnapshot[];
+  /** The PDE-residual metric, where the evaluation computed it (see residual.ts). */
+  residual?: ResidualResult;
 }
 
 interface Accumulator {

@@ -19,11 +19,12 @@
  * | field     | Utf8    | channel name, or "all" for all fields pooled                              |
  * | lead_from | Int32   | first lead time of the row (= lead_to for level "lead")                   |
  * | lead_to   | Int32   | last lead time of the row (inclusive)                                     |
- * | metric    | Utf8    | metric name (see METRICS)                                                 |
+ * | metric    | Utf8    | metric name (see METRICS), or "pde_residual" (field: the equation)        |
  * | mean      | Float64 | mean over frames (trajectories x lead times in range) of per-frame values |
  * | std       | Float64 | population standard deviation of those per-frame values                  |
  * | count     | Int32   | number of finite per-frame values pooled                                  |
- * NaN (CSV: empty) where no finite value exists, e.g. an empty spectral band.
+ * NaN (CSV: empty) where no finite value exists, e.g. an empty spectral band. The PDE residual's rows (where the
+ * evaluation computed it) give the mean square residual of one equation; model "data" is the simulated truth's.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ import { aggregate, DEFAULT_BANDS, type Aggregates, type BandRow, type LeadBand 
 import { METRICS, type MetricName } from './frame.js';
 import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
 import { writeFileAtomic } from '../../streams/atomic.js';
+import { PDE_RESIDUAL, type ResidualBandRow, type ResidualResult } from './residual.js';
 
 export const RESULTS_FILE = 'results.json';
 export const SNAPSHOTS_FILE = 'snapshots.json';
@@ -62,7 +64,7 @@ export interface TableRow {
   field: string;
   lead_from: number;
   lead_to: number;
-  metric: MetricName;
+  metric: MetricName | typeof PDE_RESIDUAL;
   mean: number;
   std: number;
   count: number;
@@ -79,6 +81,10 @@ export function longTable(saved: SavedResults): TableRow[] {
   };
   for (const r of [...saved.result.rows, ...saved.aggregates.leadsOverFields]) push('lead', r, r.lead, r.lead);
   for (const r of saved.aggregates.bandRows) push('band', r, r.from, r.to);
+  const residual = (level: 'lead' | 'band', r: { model: string; equation: string; meanSquare: MetricSummary }, from: number, to: number) =>
+    rows.push({ level, model: r.model, field: r.equation, lead_from: from, lead_to: to, metric: PDE_RESIDUAL, ...r.meanSquare });
+  for (const r of saved.result.residual?.rows ?? []) residual('lead', r, r.lead, r.lead);
+  for (const r of saved.aggregates.residualBands ?? []) residual('band', r, r.from, r.to);
   return rows;
 }
 
@@ -196,13 +202,17 @@ function expect(cond: boolean, file: string, path: string, what: string): assert
 
 const num = (v: Json): number => (v === null ? NaN : (v as number));
 
+function readSummary(v: Json, file: string, path: string): MetricSummary {
+  const s = v as Record<string, Json> | null;
+  expect(typeof s === 'object' && s !== null, file, path, 'a {mean, std, count} summary');
+  return { mean: num(s.mean), std: num(s.std), count: s.count as number };
+}
+
 function readSummaries(v: Json, file: string, path: string): Record<MetricName, MetricSummary> {
   expect(typeof v === 'object' && v !== null, file, path, 'an object of metric summaries');
   const out = {} as Record<MetricName, MetricSummary>;
   for (const name of METRICS) {
-    const s = (v as Record<string, Json>)[name] as Record<string, Json> | undefined;
-    expect(typeof s === 'object' && s !== null, file, `${path}.${name}`, 'a {mean, std, count} summary');
-    out[name] = { mean: num(s.mean), std: num(s.std), count: s.count as number };
+    out[name] = readSummary((v as Record<string, Json>)[name], file, `${path}.${name}`);
   }
   return out;
 }
@@ -252,6 +262,30 @@ export async function readResults(dir: string): Promise<SavedResults> {
       metrics: readSummaries(row.metrics, file, `aggregates.bandRows[${i}].metrics`),
     })),
   };
+  if (agg.residualBands !== undefined) {
+    expect(Array.isArray(agg.residualBands), file, 'aggregates.residualBands', 'an array');
+    aggregates.residualBands = (agg.residualBands as Record<string, Json>[]).map((row, i) => ({
+      ...(row as unknown as ResidualBandRow),
+      meanSquare: readSummary(row.meanSquare, file, `aggregates.residualBands[${i}].meanSquare`),
+    }));
+  }
+  let residual: ResidualResult | undefined;
+  if (r.residual !== undefined) {
+    const res = r.residual as Record<string, Json>;
+    expect(typeof res === 'object' && res !== null && typeof res.system === 'string', file, 'result.residual', 'an object with the residual system');
+    for (const key of ['equations', 'models', 'rows'] as const) expect(Array.isArray(res[key]), file, `result.residual.${key}`, 'an array');
+    residual = {
+      system: res.system as string,
+      equations: res.equations as string[],
+      models: res.models as string[],
+      rows: (res.rows as Record<string, Json>[]).map((row, i) => ({
+        model: row.model as string,
+        equation: row.equation as string,
+        lead: row.lead as number,
+        meanSquare: readSummary(row.meanSquare, file, `result.residual.rows[${i}].meanSquare`),
+      })),
+    };
+  }
 
   const snapFile = join(dir, SNAPSHOTS_FILE);
   const snapDoc = (await readJson(snapFile)) as Record<string, Json>;
@@ -283,6 +317,7 @@ export async function readResults(dir: string): Promise<SavedResults> {
     rows,
     spectra,
     snapshots,
+    ...(residual ? { residual } : {}),
   };
   return { title: (doc.title as string) ?? 'wellspring evaluation', result, aggregates };
 }

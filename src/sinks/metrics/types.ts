@@ -1,7 +1,14 @@
 /**
  * The unit the metric sinks consume, shared by the reducer, the chunk scorer and its worker, and every producer
- * of rollouts (src/models/emulate.ts).
+ * of rollouts (src/models/emulate.ts); and the summary every reducer keeps.
  */
+
+/** Mean, population standard deviation and number of finite per-frame values of one metric. */
+export interface MetricSummary {
+  mean: number;
+  std: number;
+  count: number;
+}
 
 /** One chunk of one trajectory's rollout, scored against the truth. */
 export interface RolloutChunk {
@@ -19,4 +26,10 @@ export interface RolloutChunk {
   truth: Float32Array | Float64Array;
   /** M >= 1 ensemble members, each shaped like `truth` (a deterministic model has one member). */
   ensemble: readonly (Float32Array | Float64Array)[];
+  /**
+   * Optional: the true state at lead `lead - 1` (for lead 1, the last context state), one frame
+   * (...spatialShape, C). Metrics of consecutive states (the PDE residual) use it where the stream holds no
+   * earlier prediction.
+   */
+  previous?: Float32Array | Float64Array;
 }

@@ -9,12 +9,14 @@ import {
   metricLabel,
   powerSpectra,
   powerSpectraData,
+  residualData,
+  residualVsLead,
   spectralErrorBands,
   spectralErrorData,
   spreadSkillVsLead,
   type Plot,
 } from './plots.js';
-import { ALL_FIELDS, type MetricName, type SavedResults } from '../metrics/index.js';
+import { ALL_FIELDS, DATA_MODEL, type MetricName, type SavedResults } from '../metrics/index.js';
 
 export interface ReportOptions {
   /** Metrics drawn against lead time, one plot each. Default vrmse, rmse, crps, w1. */
@@ -104,6 +106,10 @@ export async function reportFigures(saved: SavedResults, options: ReportOptions 
       reason: `no frequency bin of the grid${gridNames(saved)} falls in the low, mid or high band`,
     });
   }
+  if (saved.result.residual) {
+    if (residualData(saved).length > 0) plots.push(await residualVsLead(saved));
+    else omitted.push({ id: 'pde-residual', title: 'PDE residual vs lead time', reason: 'no finite, non-zero residual value was recorded' });
+  }
   return { plots, omitted };
 }
 
@@ -142,6 +148,37 @@ function bandTables(saved: SavedResults, metrics: readonly MetricName[]): string
       return `<table class="bands" data-metric="${metric}"><caption>${escapeHtml(metricLabel(metric))} by lead-time band</caption>\n${head}\n${body}\n</table>`;
     })
     .join('\n') + `\n<p class="note">Bands: ${bands.map((b) => escapeHtml(b.label ?? `${b.from}-${b.to}`)).join(', ')}; means over every frame (trajectory x lead time) in the band; "all" pools the fields.</p>`;
+}
+
+/** The RMS PDE residual per model, equation and band, with its ratio to the simulated data's own residual. */
+function residualTable(saved: SavedResults, figures: string): string {
+  const residual = saved.result.residual;
+  const rows = saved.aggregates.residualBands ?? [];
+  if (!residual || rows.length === 0) return '';
+  const labels = [...new Set(rows.map((r) => r.band))];
+  const rms = (model: string, equation: string, band: string) => {
+    const row = rows.find((r) => r.model === model && r.equation === equation && r.band === band);
+    return row ? Math.sqrt(row.meanSquare.mean) : NaN;
+  };
+  const head = `<tr><th>model</th><th>equation</th>${labels.map((l) => `<th>lead ${escapeHtml(l)}</th>`).join('')}</tr>`;
+  const body = residual.models
+    .flatMap((model) =>
+      residual.equations.map((equation) => {
+        const cells = labels.map((band) => {
+          const value = rms(model, equation, band);
+          if (!Number.isFinite(value)) return `<td class="missing" title="no frame of this band">${MISSING_CELL}</td>`;
+          const data = rms(DATA_MODEL, equation, band);
+          const ratio = model !== DATA_MODEL && data > 0 ? ` <span class="note">(${fmt(value / data)}x)</span>` : '';
+          return `<td>${fmt(value)}${ratio}</td>`;
+        });
+        return `<tr><td>${escapeHtml(model)}</td><td>${escapeHtml(equation)}</td>${cells.join('')}</tr>`;
+      }),
+    )
+    .join('\n');
+  return (
+    `<h2>PDE residual</h2>\n<table class="bands" data-metric="pde_residual"><caption>RMS residual of the ${escapeHtml(residual.system)} equations by lead-time band (in brackets: times the data's own)</caption>\n${head}\n${body}\n</table>\n` +
+    figures
+  );
 }
 
 function frameSection(saved: SavedResults, size: number): string {
@@ -251,6 +288,8 @@ ${section((id) => id === 'spread-skill')}
 <h2>Spectra</h2>
 ${section((id) => id === 'power-spectra' || id === 'spectral-error-bands')}
 
+${residualTable(saved, section((id) => id === 'pde-residual'))}
+
 <h2>Frames</h2>
 ${frameSection(saved, options.frameSize ?? 128)}
 
@@ -262,6 +301,7 @@ ${frameSection(saved, options.frameSize ?? 128)}
 <dt>power / coherence errors</dt><dd>Reference emulation code's relative power-spectrum and coherence errors in log-spaced bands.</dd>
 <dt>conservation</dt><dd>1 - sum(ensemble mean) / sum(truth).</dd>
 <dt>Wasserstein-1</dt><dd>Exact W1 between the truth's values and all members' values of the frame.</dd>
+<dt>PDE residual</dt><dd>Per equation, the grid mean of the squared finite-difference residual of each member's state (two-frame equations: with the member's previous state, at lead 1 the last context state), averaged over members and trajectories; tables and plots show its root. "data": the same on the simulated truth.</dd>
 </dl>
 <script>${CHECK_SCRIPT}</script>
 </body>

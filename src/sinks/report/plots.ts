@@ -276,3 +276,42 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
     svg: await renderSvg(spec, 'spectral-error-bands'),
   };
 }
+
+/** Per-lead RMS PDE residual (sqrt of the mean square over trajectories) per model and equation, where computed. */
+export function residualData(saved: SavedResults): PlotDatum[] {
+  const residual = saved.result.residual;
+  if (!residual) return [];
+  return residual.rows
+    .filter((r) => Number.isFinite(r.meanSquare.mean) && r.meanSquare.mean > 0)
+    .map((r) => ({ model: r.model, equation: r.equation, lead: r.lead, value: Math.sqrt(r.meanSquare.mean) }));
+}
+
+/** The RMS PDE residual against lead time, one panel per equation, one line per model (the data's included). */
+export async function residualVsLead(saved: SavedResults): Promise<Plot> {
+  const residual = saved.result.residual!;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: residualData(saved) },
+    facet: { field: 'equation', type: 'nominal', title: null, sort: residual.equations },
+    columns: 4,
+    spec: {
+      ...PANEL,
+      mark: { type: 'line', point: saved.result.leads.length <= 30 },
+      encoding: {
+        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+        y: { field: 'value', type: 'quantitative', title: 'RMS residual', scale: { type: 'log' } },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: residual.models },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+    config,
+  };
+  return {
+    id: 'pde-residual',
+    title: `PDE residual (${residual.system}) vs lead time`,
+    caption:
+      'Root of the mean over trajectories (and members) of the grid-mean squared residual of each equation, log scale. ' +
+      '"data" is the simulated truth\'s own residual: the discretisation error, the level a perfect emulator would reach.',
+    svg: await renderSvg(spec, 'pde-residual'),
+  };
+}

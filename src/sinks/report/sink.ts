@@ -6,9 +6,11 @@
 import { createWriteStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import type { Source } from '../../streams/core.js';
+import { from, type Source } from '../../streams/core.js';
+import type { PdeResidual } from '../../physics/residuals/residual.js';
 import {
   reduceMetrics,
+  ResidualReducer,
   summarize,
   writeResults,
   METRICS,
@@ -37,6 +39,12 @@ export interface ReportSinkOptions extends MetricsOptions, ReportOptions {
    * to disk as frames are scored (the reducer still holds nothing per trajectory). Default false.
    */
   frameLog?: boolean;
+  /**
+   * Also score the PDE residual of every state with this operator (src/physics/residuals; e.g. `residualFor`
+   * with `describeWellMeta` of the data): the metric `pde_residual` per model, equation and lead, with the
+   * simulated data's own residual as the model "data". Runs on the calling thread (tfjs). Default none.
+   */
+  residual?: PdeResidual;
 }
 
 export const FRAME_LOG_FILE = 'frames.csv';
@@ -113,7 +121,9 @@ export async function renderSavedReport(
  * The report sink: pulls every chunk from `source`, then writes results, report and frame grids under
  * `options.dir`. Holds what reduceMetrics holds (running sums and a bounded set of snapshot frames).
  */
-export async function reportSink(source: Source<RolloutChunk>, options: ReportSinkOptions): Promise<ReportFiles & { saved: SavedResults }> {
+export async function reportSink(input: Source<RolloutChunk>, options: ReportSinkOptions): Promise<ReportFiles & { saved: SavedResults }> {
+  const residual = options.residual ? new ResidualReducer(options.residual) : undefined;
+  const source = residual ? tapResidual(input, residual) : input;
   let result;
   if (options.frameLog) {
     const log = await frameLogWriter(join(options.dir, FRAME_LOG_FILE));
@@ -131,6 +141,7 @@ export async function reportSink(source: Source<RolloutChunk>, options: ReportSi
   } else {
     result = await reduceMetrics(source, options);
   }
+  if (residual) result = { ...result, residual: residual.result() };
   const saved = summarize(result, { title: options.title, bands: options.bands });
   const withFrames = saved.result.models.filter((m) => saved.result.snapshots.some((s) => s.model === m));
   const later = [REPORT_FILE, ...withFrames.map((m) => `frames-${slug(m)}.png`)];
@@ -148,5 +159,13 @@ export async function reportSink(source: Source<RolloutChunk>, options: ReportSi
     const present = later.map((f) => join(options.dir, f)).filter((p) => existsSync(p));
     const missing = later.filter((f) => !existsSync(join(options.dir, f)));
     throw new PartialWriteError(options.dir, [...results, ...present], missing, err);
+  }
+}
+
+/** Passes chunks through, folding each into the residual reducer first (in stream order). */
+async function* tapResidual(source: Source<RolloutChunk>, reducer: ResidualReducer): AsyncGenerator<RolloutChunk> {
+  for await (const chunk of from(source)) {
+    reducer.add(chunk);
+    yield chunk;
   }
 }

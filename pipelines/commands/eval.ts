@@ -5,13 +5,15 @@ import { evaluate, evaluateDefaults, mergeEvaluation } from '../jobs/evaluate.js
 import { parseShard } from '../cli/shard.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
-const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN] --run DIR
+const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN] [--save-rollouts] --run DIR
        wellspring eval --merge --run DIR
 
 For each test trajectory, rolls out every given emulator from the first "context" encoded states (diffusion:
 an ensemble), decodes the states, and scores them in physical units against the simulation, together with the
 autoencoder's own reconstruction. Writes DIR/results/ (results.json, metrics.csv, metrics.arrow, report.html,
-frame-grid PNGs).
+frame-grid PNGs). With --save-rollouts, also DIR/results/rollouts/<model>.arrow: every decoded state with its
+truth, ensemble members, lead and origin (file, trajectory, start, frame), tensors as arrow.fixed_shape_tensor
+(pyarrow: pyarrow.ipc.open_file(path).read_all().column("members").combine_chunks().to_numpy_ndarray()).
 
 Scaling out: --shard i/n evaluates every n-th trajectory into DIR/results/shard-i-of-n (default:
 SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set); "wellspring eval --merge --run DIR" pools the shards.
@@ -25,6 +27,7 @@ Options:
   --student DIR        distill run directory (the one-step student; an ensemble like diffusion)
   --shard i/n          this process's share of the trajectories
   --merge              pool shard results and render the report
+  --save-rollouts      also save the decoded rollouts (setting saveRollouts)
 ${COMMON_OPTIONS_HELP}
 
 Settings and defaults:
@@ -44,6 +47,7 @@ export const command: Command = {
       student: { type: 'string' },
       shard: { type: 'string' },
       merge: { type: 'boolean' },
+      'save-rollouts': { type: 'boolean' },
     });
     if (values.merge) {
       const report = await mergeEvaluation(runDir, config.bands);
@@ -56,6 +60,7 @@ export const command: Command = {
     if (values.surrogate) config.emulators.surrogate = values.surrogate as string;
     if (values.diffusion) config.emulators.diffusion = values.diffusion as string;
     if (values.student) config.emulators.student = values.student as string;
+    if (values['save-rollouts']) config.saveRollouts = true;
     const shard = parseShard(values.shard as string | undefined);
     const run = await openPipelineRun(runDir, 'eval', config);
     const { dir } = await withInterrupt((signal) => evaluate(config, run, shard, signal));

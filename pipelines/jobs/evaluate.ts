@@ -2,7 +2,8 @@
  * Job `eval`: for every test trajectory of the latent cache, roll out each emulator from the first `context`
  * encoded states, decode, pair with the simulated truth and score, as one pipe of public stages:
  *
- *   readLatentCache -> (plain copies, this shard's) -> rolloutLatents -> decodeStates -> withTruth -> reportSink
+ *   readLatentCache -> (plain copies, this shard's) -> rolloutLatents -> decodeStates -> withTruth
+ *     -> [saveRollouts] -> reportSink
  *
  * The autoencoder's own reconstruction of each trajectory is scored as the model "autoencoder" (the floor any
  * latent emulator sits on). Holds one trajectory's latents and truth and one state per model at a time; the
@@ -21,6 +22,7 @@ import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js
 import { decodeStates, rolloutLatents, withTruth } from '../../src/models/emulate.js';
 import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
+import { saveRollouts } from '../../src/sinks/rollouts.js';
 import { shardItems, shardTag, type Shard } from '../cli/shard.js';
 import { ConfigError } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
@@ -55,6 +57,8 @@ export const evaluateDefaults = {
    * "none", or a system: euler, rayleigh-benard, darcy.
    */
   residual: 'auto',
+  /** Also save the decoded rollouts (truth, members, leads, origin) to results/rollouts/<model>.arrow. */
+  saveRollouts: false,
 };
 export type EvaluateConfig = typeof evaluateDefaults;
 
@@ -116,8 +120,10 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     withTruth(truthDir, { context: config.context }),
   );
   const dir = shard.count > 1 ? run.path('results', shardTag(shard)) : run.path('results');
+  const rolloutsDir = join(dir, 'rollouts');
+  const saved = config.saveRollouts ? pipe(chunks, saveRollouts(rolloutsDir, { context: config.context })) : chunks;
   let scored = 0;
-  const source = pipe(chunks, progress<RolloutChunk>({ label: 'eval states', intervalMs: 5000 }));
+  const source = pipe(saved, progress<RolloutChunk>({ label: 'eval states', intervalMs: 5000 }));
   const counted = pipe(source, map((c: RolloutChunk) => (scored++, c)));
   const title = `wellspring evaluation (${config.split} split, context ${config.context})`;
   try {
@@ -136,7 +142,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       frameLog: config.frameLog,
       residual: residual.operator,
     });
-    await run.log('results', { dir, models: out.saved.result.models, states: scored });
+    await run.log('results', { dir, models: out.saved.result.models, states: scored, ...(config.saveRollouts ? { rollouts: rolloutsDir } : {}) });
     return { dir, result: out.saved.result };
   } finally {
     models.ae.dispose();

@@ -129,10 +129,11 @@ export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: numbe
 }
 
 /**
- * Stage: physical steps in, `RolloutChunk`s (one state, with its truth and the true state before it) out. The
- * truth of lead k is frame `context + k - 1` of the trajectory in `<splitDir>/<origin.file>`, read when the
- * trajectory is first seen and extended as later leads ask; `previous` is the truth of lead k - 1 (for lead 1,
- * the last context state). Holds the current trajectory's truth frames and the open file's index only.
+ * Stage: physical steps in, `RolloutChunk`s (one state, with its truth, the true state before it and its origin)
+ * out. The truth of lead k is frame `context + k - 1` of the trajectory in `<splitDir>/<origin.file>` (cached
+ * trajectories start at frame 0), read when the trajectory is first seen and extended as later leads ask;
+ * `previous` is the truth of lead k - 1 (for lead 1, the last context state). Holds the current trajectory's
+ * truth frames and the open file's index only.
  */
 export function withTruth(splitDir: string, options: { context?: number } = {}): Stage<PhysicalStep, RolloutChunk> {
   const context = options.context ?? 1;
@@ -174,6 +175,7 @@ export function withTruth(splitDir: string, options: { context?: number } = {}):
           truth: truth[step.lead]!,
           previous: truth[step.lead - 1]!,
           ensemble: step.ensemble,
+          origin: { file: step.origin.file, trajectory: step.origin.trajectory, start: 0, frame: context + step.lead - 1 },
         };
       }
     } finally {

@@ -2,6 +2,7 @@
 export * from './basic.js';
 export * from './files.js';
 export * from './latent-cache.js';
+export * from './rollouts.js';
 export * from './well.js';
 export * from './metrics/index.js';
 export * from './report/index.js';

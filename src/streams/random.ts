@@ -18,6 +18,7 @@
  * | `copySeed(seed, trajectory)` | the augmentation transforms of a trajectory's cached copies |
  * | `rolloutSeed(seed, trajectory)` | an evaluation rollout of one test trajectory |
  * | `epochSeed(seed, epoch)` | the shuffled window order of a Well dataset in one epoch |
+ * | `strideSeed(seed, epoch, index)` | the random time stride of one Well window sample in one epoch |
  * | `contextSeed(seed, epoch)` | the observed-frame counts of the emulator training windows of one epoch |
  * | `memberSeed(seed)` | the members of synthetic test rollouts (src/sinks/metrics/synthetic.ts) |
  * | `pairSeed(seed, batch)` | the initial noise of the teacher's samples for distillation pairs, per window batch |
@@ -184,6 +185,15 @@ export function rolloutSeed(seed: number, trajectory: number): number {
 /** The seed of a Well dataset's shuffled window order in one epoch. */
 export function epochSeed(seed: number, epoch: number): number {
   return seed + 0x9e3779b9 * epoch;
+}
+
+/**
+ * The seed of the random time stride of Well window sample `index` in `epoch` (a Well dataset with
+ * `maxDt > dt`): a pure function of the three, so the stride of a sample does not depend on the order or
+ * concurrency of reads.
+ */
+export function strideSeed(seed: number, epoch: number, index: number): number {
+  return mixSeed(seed ^ 0x5d7e, epoch, index);
 }
 
 /** The seed of the context-frame draws of the emulator training windows of one epoch. */

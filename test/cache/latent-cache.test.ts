@@ -2,6 +2,9 @@ import t from 'tap';
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Field, RecordBatch, Schema, tableFromIPC, tableToIPC, Table } from 'apache-arrow';
+import { fixedShapeTensorOf } from './tensor-spec.js';
 import {
   writeLatentCache, readLatentCache, openLatentCache, LatentCacheError, collect, Rng,
   type CachedTrajectory, type LatentCacheMeta,
@@ -102,6 +105,63 @@ t.test('reading checks the format and the autoencoder before any row', async (t)
   await t.rejects(openLatentCache(join(dir, 'missing.arrow')), /cannot open latent cache/);
 });
 
+t.test('the latents column is an arrow.fixed_shape_tensor, seen by apache-arrow\'s own reader', async (t) => {
+  const path = join(t.testdir(), 'ext.arrow');
+  const rows = trajectories(3, [4, 3, 2, 5], 4);
+  const expected = rows.map((r) => Array.from(r.latents));
+  await writeLatentCache(rows, { path, meta, rowsPerBatch: 2 });
+  const table = tableFromIPC(readFileSync(path)); // apache-arrow's reader, not the library's
+  const field = table.schema.fields.find((f) => f.name === 'latents')!;
+  t.same(fixedShapeTensorOf(field), { shape: [4, 3, 2, 5], dimNames: ['time', 'h', 'w', 'channel'], listSize: 120, valueType: 'Float32' }, 'the canonical extension, by the specification');
+  t.equal(field.metadata.get('shape'), '[4,3,2,5]', 'the older shape entry is still written, for readers of the older layout');
+  const column = table.getChild('latents')!;
+  t.equal(column.length, 3);
+  for (let i = 0; i < 3; i++) t.same(Array.from(column.get(i)!.toArray() as Float32Array), expected[i], `row ${i}: row-major (T, h, w, c) values`);
+});
+
+t.test('cache files written before the extension type still read', async (t) => {
+  const old = fileURLToPath(new URL('../fixtures/latent-cache/old-format.arrow', import.meta.url));
+  const field = tableFromIPC(readFileSync(old)).schema.fields.find((f) => f.name === 'latents')!;
+  t.equal(field.metadata.get('ARROW:extension:name'), undefined, 'the fixture has the old layout (no extension)');
+  const info = await openLatentCache(old);
+  t.same(info.shape, [3, 2, 2, 2]);
+  t.equal(info.autoencoder, 'ae-old-format');
+  const back = await collect(readLatentCache(old, { autoencoder: 'ae-old-format' }));
+  t.equal(back.length, 2);
+  back.forEach((row, i) => {
+    t.same(row.shape, [3, 2, 2, 2]);
+    t.same(Array.from(row.latents), Array.from({ length: 24 }, (_, k) => i * 100 + k + 0.25), `row ${i} values`);
+    t.same(Array.from(row.labels), [Math.fround(1.4), i]);
+  });
+});
+
+t.test('a latents column whose extension shape and older shape entry disagree is refused', async (t) => {
+  const dir = t.testdir();
+  const good = join(dir, 'good.arrow');
+  await writeLatentCache(trajectories(1, [2, 2, 2, 2]), { path: good, meta });
+  const table = tableFromIPC(readFileSync(good));
+  const rewrite = (name: string, edit: (md: Map<string, string>) => void) => {
+    const fields = table.schema.fields.map((f) => {
+      if (f.name !== 'latents') return f;
+      const md = new Map(f.metadata);
+      edit(md);
+      return new Field(f.name, f.type, f.nullable, md);
+    });
+    const schema = new Schema(fields, table.schema.metadata);
+    const path = join(dir, name);
+    writeFileSync(path, tableToIPC(new Table(schema, table.batches.map((b) => new RecordBatch(schema, b.data))), 'file'));
+    return path;
+  };
+  const conflicting = rewrite('conflict.arrow', (md) => md.set('shape', '[2,2,4,1]'));
+  await t.rejects(openLatentCache(conflicting), /conflict\.arrow: latents field metadata "shape" \[2,2,4,1\] differs from its arrow.fixed_shape_tensor shape \[2,2,2,2\]/);
+  const wrongSize = rewrite('size.arrow', (md) => md.set('ARROW:extension:metadata', '{"shape":[2,2,2,3]}'));
+  await t.rejects(openLatentCache(wrongSize), /size\.arrow: column latents: arrow.fixed_shape_tensor shape \[2,2,2,3\] holds 24 values, the storage lists 16/);
+  const permuted = rewrite('perm.arrow', (md) => md.set('ARROW:extension:metadata', '{"shape":[2,2,2,2],"permutation":[1,0,2,3]}'));
+  await t.rejects(openLatentCache(permuted), /perm\.arrow: column latents: arrow.fixed_shape_tensor with permutation \[1,0,2,3\] is not supported/);
+  const extensionOnly = rewrite('ext-only.arrow', (md) => md.delete('shape'));
+  t.same((await openLatentCache(extensionOnly)).shape, [2, 2, 2, 2], 'the extension alone suffices');
+});
+
 const hasPyarrow = spawnSync('python3', ['-c', 'import pyarrow'], { encoding: 'utf8' }).status === 0;
 t.test('pyarrow reads the cache (shapes and values)', { skip: hasPyarrow ? false : 'python3 with pyarrow is not installed (Debian 12 does not package it)' }, async (t) => {
   const dir = t.testdir();
@@ -110,15 +170,23 @@ t.test('pyarrow reads the cache (shapes and values)', { skip: hasPyarrow ? false
   const expected = rows.map((r) => Array.from(r.latents.slice(0, 4)));
   await writeLatentCache(rows, { path, meta });
   const script = `
-import json, sys, pyarrow.ipc as ipc
+import json, sys, pyarrow as pa, pyarrow.ipc as ipc
 t = ipc.open_file(sys.argv[1]).read_all()
-shape = json.loads(t.schema.field("latents").metadata[b"shape"])
-print(json.dumps({"rows": t.num_rows, "shape": shape, "head": [r[:4] for r in t.column("latents").to_pylist()]}))`;
+field = t.schema.field("latents")
+shape = json.loads(field.metadata[b"shape"])
+col = t.column("latents").combine_chunks()
+tensor = isinstance(field.type, pa.ExtensionType) and field.type.extension_name == "arrow.fixed_shape_tensor"
+nd = col.to_numpy_ndarray() if tensor else None
+storage = col.storage if isinstance(col, pa.ExtensionArray) else col
+print(json.dumps({"rows": t.num_rows, "shape": shape, "tensor": tensor, "ndshape": list(nd.shape) if tensor else None,
+                  "head": [r[:4] for r in storage.to_pylist()]}))`;
   const run = spawnSync('python3', ['-c', script, path], { encoding: 'utf8' });
   t.equal(run.status, 0, run.stderr);
-  const out = JSON.parse(run.stdout) as { rows: number; shape: number[]; head: number[][] };
+  const out = JSON.parse(run.stdout) as { rows: number; shape: number[]; tensor: boolean; ndshape: number[] | null; head: number[][] };
   t.equal(out.rows, 3);
   t.same(out.shape, [2, 3, 3, 2]);
+  t.ok(out.tensor, 'pyarrow sees the fixed_shape_tensor extension type');
+  t.same(out.ndshape, [3, 2, 3, 3, 2], 'as a (rows, T, h, w, c) ndarray');
   out.head.forEach((h, i) => h.forEach((v, j) => t.ok(Math.abs(v - expected[i]![j]!) < 1e-7)));
 });
 

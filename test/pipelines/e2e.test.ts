@@ -87,7 +87,7 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   }
 
   const evalRun = join(dir, 'eval');
-  ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--diffusion', join(dir, 'dif'), '--run', evalRun, '--set', 'ensemble=2', '--set', 'bands=1-5,6-11']);
+  ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--diffusion', join(dir, 'dif'), '--run', evalRun, '--set', 'ensemble=2', '--set', 'bands=1-5,6-11', '--save-rollouts']);
   const results = join(evalRun, 'results');
   for (const f of ['results.json', 'metrics.csv', 'metrics.arrow', 'report.html']) t.ok(existsSync(join(results, f)), `eval wrote ${f}`);
   const saved = JSON.parse(readFileSync(join(results, 'results.json'), 'utf8')) as { result: { models: string[]; leads: number[] } };
@@ -137,6 +137,21 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   const { residualBands, ...cliAggregates } = cliDoc.aggregates as { residualBands?: unknown };
   t.ok(cliResidual && residualBands, 'eval scored the PDE residual (Euler data, residual auto)');
   t.strictSame(JSON.parse(JSON.stringify({ result: rows, aggregates: reduced.aggregates })), { result: cliRows, aggregates: cliAggregates }, 'reduceMetrics gives the same rows and aggregates');
+  // --save-rollouts: every state the CLI scored, saved per model, equals the API pipe's chunks exactly.
+  const rolloutsDir = join(results, 'rollouts');
+  t.same(readdirSync(rolloutsDir).sort(), ['autoencoder.arrow', 'diffusion.arrow', 'surrogate.arrow'], 'one rollouts file per model');
+  const apiChunks = await api.collect(chunks());
+  for (const model of ['autoencoder', 'surrogate', 'diffusion']) {
+    const saved = await api.collect(api.readRollouts(join(rolloutsDir, `${model}.arrow`)));
+    const mine = apiChunks.filter((c) => c.model === model);
+    t.equal(saved.length, mine.length, `${model}: ${mine.length} states saved`);
+    const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.from(a).every((v, i) => v === b[i]);
+    const bad = saved.findIndex((r, i) => {
+      const c = mine[i]!;
+      return r.lead !== c.lead || r.origin.frame !== c.lead || r.origin.trajectory !== c.origin!.trajectory || !same(r.truth, c.truth) || r.members.length !== c.ensemble.length || r.members.some((m, k) => !same(m, c.ensemble[k]!));
+    });
+    t.equal(bad, -1, `${model}: saved truth, members, leads and origins equal the API pipe's`);
+  }
   aeRun.dispose();
   for (const e of Object.values(emulators)) e.dispose();
   t.same(tmpFiles(dir), [], 'no temporary files left anywhere');

@@ -4,16 +4,21 @@
  * written, and the checks applied when a file is opened. `reader.ts` streams rows out, `writer.ts` writes them.
  *
  * Schema (documented in README.md, "Latent cache format"):
- * - `latents`: FixedSizeList<Float32> of T*H*W*C values, row-major (T, H, W, C); field metadata `shape` = JSON [T,H,W,C]
+ * - `latents`: Arrow's canonical `arrow.fixed_shape_tensor` (shape [T, H, W, C], dim_names time, h, w, channel) over
+ *   FixedSizeList<Float32> of T*H*W*C values, row-major; field metadata also `shape` = JSON [T,H,W,C], as in files
+ *   written before the extension type (which have only `shape`: both read, and a file with both must agree)
  * - `labels`: FixedSizeList<Float32> of L values (simulation parameters, transformed); metadata `names` = JSON [..]
  * - `source_file`: Utf8, `trajectory`: Int32, `augmentation`: Int32 (repeat index), `transform`: Utf8 (e.g. "flip:y;roll:x=3")
  * - schema metadata: `wellspring.format` = "latent-cache/1", `wellspring.autoencoder` (run id), `wellspring.normalisation`
  *   (JSON), `wellspring.split`, `wellspring.source`, `wellspring.created`, plus any user entries under `user.`.
  */
 import type { Schema } from 'apache-arrow';
-import { checkWellspringMetadata, parseJsonEntry, wellspringMetadata, type FormatError } from '../arrow.js';
+import { checkWellspringMetadata, parseJsonEntry, tensorColumn, wellspringMetadata, type FormatError } from '../arrow.js';
 
 export const LATENT_CACHE_FORMAT = 'latent-cache/1';
+
+/** The `dim_names` of the latents tensor column. */
+export const LATENT_DIM_NAMES = ['time', 'h', 'w', 'channel'] as const;
 
 /** One encoded trajectory (or one augmented copy of it). */
 export interface CachedTrajectory {
@@ -92,9 +97,20 @@ export function infoFromSchema(path: string, schema: Schema, rows: number): Late
   const latents = schema.fields.find((f) => f.name === 'latents');
   const labels = schema.fields.find((f) => f.name === 'labels');
   if (!latents || !labels) throw new LatentCacheError(`${path}: expected columns latents and labels`);
-  const shape = parseJson(path, 'latents field metadata "shape"', latents.metadata.get('shape')) as number[];
-  if (!Array.isArray(shape) || shape.length !== 4) {
+  // The tensor extension's shape when present (files since the extension type), else the `shape` entry (older
+  // files, and readers' copies that dropped the extension keys); a file with both must say the same.
+  const tensor = tensorColumn(path, latents, fail);
+  const legacy = latents.metadata.get('shape');
+  const shape = tensor?.shape ?? (parseJson(path, 'latents field metadata "shape"', legacy) as number[]);
+  if (!Array.isArray(shape) || shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new LatentCacheError(`${path}: latents shape metadata must be [T, H, W, C], got ${JSON.stringify(shape)}`);
+  }
+  if (tensor && legacy !== undefined && JSON.stringify(parseJson(path, 'latents field metadata "shape"', legacy)) !== JSON.stringify(shape)) {
+    throw new LatentCacheError(`${path}: latents field metadata "shape" ${legacy} differs from its arrow.fixed_shape_tensor shape ${JSON.stringify(shape)}`);
+  }
+  const listSize = (latents.type as { listSize?: number }).listSize;
+  if (listSize !== shape.reduce((a, b) => a * b, 1)) {
+    throw new LatentCacheError(`${path}: latents lists ${String(listSize)} values per row, shape ${JSON.stringify(shape)} needs ${shape.reduce((a, b) => a * b, 1)}`);
   }
   return {
     path,

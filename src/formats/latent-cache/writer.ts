@@ -12,13 +12,14 @@ import {
   vectorFromArray,
 } from 'apache-arrow';
 import {
+  LATENT_DIM_NAMES,
   LatentCacheError,
   checkFiniteRow,
   metaToSchemaEntries,
   type LatentCacheMeta,
   type CachedTrajectory,
 } from './schema.js';
-import { floatListData, floatListField, writeArrowFile } from '../arrow.js';
+import { floatListData, floatListField, tensorField, writeArrowFile } from '../arrow.js';
 
 export interface WriteLatentCacheOptions {
   /** Final path of the `.arrow` file. It appears only when the whole stream is written (temp name, fsync, rename). */
@@ -60,7 +61,7 @@ export async function writeLatentCache(
     if (!shape) {
       shape = [...row.shape];
       labelCount = row.labels.length;
-      const latentField = floatListField('latents', t * h * w * c, new Map([['shape', JSON.stringify(shape)]]));
+      const latentField = tensorField('latents', shape, { dimNames: LATENT_DIM_NAMES, metadata: new Map([['shape', JSON.stringify(shape)]]) });
       const labelField = floatListField('labels', labelCount, new Map([['names', JSON.stringify(options.meta.labelNames)]]));
       if (options.meta.labelNames.length !== labelCount) {
         throw new LatentCacheError(`${where}: ${labelCount} labels but meta.labelNames has ${options.meta.labelNames.length} names`);

@@ -11,7 +11,7 @@ import { wellPool, type H5Pool } from './pool.js';
 import type { FieldReadPlan, WindowReadPlan, WindowReadResult } from './raw.js';
 import type { WellNormalizer } from './normalize.js';
 import type { AppliedNormalization, WellArray, WellSample } from './sample.js';
-import { epochSeed, seededPermutation } from '../../streams/random.js';
+import { epochSeed, Rng, seededPermutation, strideSeed } from '../../streams/random.js';
 
 export type { WellArray, WellOrigin, AppliedNormalization, WellSample } from './sample.js';
 
@@ -20,8 +20,17 @@ export interface WellDatasetOptions {
   nIn?: number;
   /** Output frames per window (default 1; derived in full-trajectory mode). */
   nOut?: number;
-  /** Time stride between frames (default 1). */
+  /** Time stride between frames (default 1); with `maxDt`, the smallest stride drawn. */
   dt?: number;
+  /**
+   * Largest time stride (default `dt`: a fixed stride). When larger than `dt`, each window sample draws its stride
+   * as The Well's loader does with `min_dt_stride = dt`, `max_dt_stride = maxDt`: windows are indexed with the
+   * stride `dt`, and the sample starting at frame t0 of a T-frame trajectory takes a stride uniform over the
+   * integers dt..min(maxDt, floor((T - 1 - t0) / (nIn + nOut - 1))) (always `dt` when that bound is not above it).
+   * The draw is seeded (`strideSeed(seed, epoch, index)`, the seed and epoch of `windows`), so a sample's stride
+   * is reproducible. Not with `fullTrajectory`.
+   */
+  maxDt?: number;
   /** One sample per trajectory from frame 0, with nOut = floor((T - nIn*dt) / dt), capped by maxRolloutSteps. */
   fullTrajectory?: boolean;
   /** Cap on nOut in full-trajectory mode (default 100, as the reference loader). */
@@ -128,7 +137,10 @@ export class WellDataset {
   readonly nIn: number;
   /** Output frames per sample (after the full-trajectory override). */
   readonly nOut: number;
+  /** Time stride (the smallest one when `maxDt > dt`). */
   readonly dt: number;
+  /** Largest time stride drawn (equal to `dt` for a fixed stride). */
+  readonly maxDt: number;
   readonly fullTrajectory: boolean;
   /** Number of samples. */
   readonly length: number;
@@ -137,11 +149,12 @@ export class WellDataset {
   private constructor(
     private readonly entries: FileEntry[],
     private readonly options: Required<Pick<WellDatasetOptions, 'nonFinite'>> & { pool: H5Pool; normalize?: WellNormalizer },
-    config: { nIn: number; nOut: number; dt: number; fullTrajectory: boolean },
+    config: { nIn: number; nOut: number; dt: number; maxDt: number; fullTrajectory: boolean },
   ) {
     this.nIn = config.nIn;
     this.nOut = config.nOut;
     this.dt = config.dt;
+    this.maxDt = config.maxDt;
     this.fullTrajectory = config.fullTrajectory;
     this.cumulative = [];
     let total = 0;
@@ -158,15 +171,19 @@ export class WellDataset {
     const metas = await Promise.all(files.map((f) => openWell(f, pool)));
     const nIn = options.nIn ?? 1;
     const dt = options.dt ?? 1;
+    const maxDt = options.maxDt ?? dt;
     const fullTrajectory = options.fullTrajectory ?? false;
     const maxRollout = options.maxRolloutSteps ?? 100;
     for (const [k, v] of [
       ['nIn', nIn],
       ['dt', dt],
       ['nOut', options.nOut ?? 1],
+      ['maxDt', maxDt],
     ] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`openWellDataset: ${k} must be a positive integer, got ${v}`);
     }
+    if (maxDt < dt) throw new Error(`openWellDataset: maxDt (${maxDt}) must be at least dt (${dt})`);
+    if (maxDt > dt && fullTrajectory) throw new Error(`openWellDataset: a random time stride (dt ${dt} < maxDt ${maxDt}) is not available in full-trajectory mode`);
     let nOut = options.nOut ?? 1;
     if (fullTrajectory) {
       const T = Math.min(...metas.map((m) => m.nSteps));
@@ -202,7 +219,7 @@ export class WellDataset {
       };
     });
     const settings = { nonFinite: options.nonFinite ?? 'error', pool, ...(options.normalize ? { normalize: options.normalize } : {}) } as const;
-    return new WellDataset(entries, settings, { nIn, nOut, dt, fullTrajectory });
+    return new WellDataset(entries, settings, { nIn, nOut, dt, maxDt, fullTrajectory });
   }
 
   /** Metadata of each file, in reader order. */
@@ -281,12 +298,40 @@ export class WellDataset {
     return this.options.pool.call('readWindow', plan, `reading constant fields of ${e.meta.path}`);
   }
 
-  /** Reads sample `index`. */
-  async sample(index: number): Promise<WellSample> {
+  /**
+   * The strides sample `index` may take: `dt`..`max` (equal bounds for a fixed stride, or when the window's start
+   * leaves no room for a longer one; see `maxDt`).
+   */
+  strideRange(index: number): { min: number; max: number } {
+    const { fileIndex, t0 } = this.locate(index);
+    if (this.maxDt === this.dt) return { min: this.dt, max: this.dt };
+    const T = this.entries[fileIndex]!.meta.nSteps;
+    const room = Math.max(0, Math.floor((T - 1 - t0) / (this.nIn + this.nOut - 1)));
+    return { min: this.dt, max: Math.max(this.dt, Math.min(this.maxDt, room)) };
+  }
+
+  /** The time stride of sample `index` in `epoch` under `seed` (see `maxDt`). */
+  strideOf(index: number, draw: { seed?: number; epoch?: number } = {}): number {
+    const { min, max } = this.strideRange(index);
+    if (max === min) return min;
+    return min + new Rng(strideSeed(draw.seed ?? 0, draw.epoch ?? 0, index)).int(max - min + 1);
+  }
+
+  /**
+   * Reads sample `index`. With a random stride (`maxDt > dt`) its stride is `strideOf(index, draw)`, or
+   * `draw.dt` when given (any stride in `strideRange(index)`).
+   */
+  async sample(index: number, draw: { seed?: number; epoch?: number; dt?: number } = {}): Promise<WellSample> {
     const { fileIndex, trajectory, t0 } = this.locate(index);
     const e = this.entries[fileIndex]!;
     const meta = e.meta;
-    const { nIn, nOut, dt } = this;
+    const { nIn, nOut } = this;
+    let dt = this.dt;
+    if (draw.dt !== undefined) {
+      const { min, max } = this.strideRange(index);
+      if (!Number.isInteger(draw.dt) || draw.dt < min || draw.dt > max) throw new RangeError(`sample ${index}: stride ${draw.dt} outside ${min}..${max}`);
+      dt = draw.dt;
+    } else if (this.maxDt > this.dt) dt = this.strideOf(index, draw);
     const n = nIn + nOut;
     const label = `reading trajectory ${trajectory}, frames ${t0}..${t0 + (n - 1) * dt} of ${meta.path}`;
     const [frames, constants] = await Promise.all([
@@ -343,7 +388,8 @@ export class WellDataset {
   }
 
   /**
-   * Source of samples: all indices in order, a seeded shuffle of them, or the given `indices`. Keeps up to
+   * Source of samples: all indices in order, a seeded shuffle of them, or the given `indices`; with a random
+   * stride, each sample's stride is drawn from `seed` and `epoch` (see `maxDt`). Keeps up to
    * `prefetch` reads in flight (default 2 per pool worker) and yields in order; holds at most that many
    * samples plus, when shuffling, one index permutation (4 bytes per sample).
    */
@@ -363,7 +409,7 @@ export class WellDataset {
           while (queue.length < prefetch) {
             const next = it.next();
             if (next.done) return;
-            const p = self.sample(next.value);
+            const p = self.sample(next.value, { seed: options.seed ?? 0, epoch: options.epoch ?? 0 });
             p.catch(() => undefined); // surfaced when awaited in order
             queue.push(p);
           }

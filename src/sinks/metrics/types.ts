@@ -2,6 +2,7 @@
  * The unit the metric sinks consume, shared by the reducer, the chunk scorer and its worker, and every producer
  * of rollouts (src/models/emulate.ts); and the summary every reducer keeps.
  */
+import type { RolloutOrigin } from '../../formats/rollouts/schema.js';
 
 /** Mean, population standard deviation and number of finite per-frame values of one metric. */
 export interface MetricSummary {
@@ -32,4 +33,6 @@ export interface RolloutChunk {
    * earlier prediction.
    */
   previous?: Float32Array | Float64Array;
+  /** Where the chunk's first frame comes from in the Well data (set by `withTruth`; needed to save rollouts). */
+  origin?: RolloutOrigin;
 }

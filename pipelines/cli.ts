@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, extname } from 'node:path';
 import { UsageError, type Command } from './cli/command.js';
 import { InterruptedError } from './cli/pipeline-command.js';
+import { packageInfo } from '../src/sinks/provenance.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -30,17 +31,25 @@ function overview(commands: Map<string, Command>): string {
     'wellspring: latent diffusion emulators of physical systems',
     '',
     'Usage: wellspring <command> [options]     (wellspring <command> --help for its options)',
+    '       wellspring --version',
     '',
     'Commands:',
     ...rows,
     '',
     'Environment: WELLSPRING_BACKEND=tensorflow|wasm|cpu picks the compute backend.',
+    '',
+    'Exit codes: 0 done; 1 failed (the message names the file / run and what was wrong); 2 bad command line or',
+    'settings (nothing was run); 130 / 143 stopped by Ctrl-C / SIGTERM after saving (rerun to resume).',
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const commands = await loadCommands();
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(packageInfo().version);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(overview(commands));
     return 0;

@@ -89,3 +89,46 @@ export async function resolveConfig<T extends ConfigObject>(defaults: T, file: s
   for (const o of overrides) config = mergeConfig(config, parseOverride(o), `--set ${o}`);
   return config;
 }
+
+/**
+ * One description per setting of a defaults object: the same keys, a string for each setting, a nested object
+ * for each group. Declared next to the defaults with this type, so a setting without a description (or a
+ * description of a setting that does not exist) does not compile: defaults, descriptions, `--help` and
+ * validation stay one source.
+ */
+export type SettingDescriptions<T> = {
+  [K in keyof T]-?: T[K] extends readonly unknown[] ? string : T[K] extends object ? SettingDescriptions<T[K]> : string;
+};
+
+function helpValue(v: ConfigValue): string {
+  if (typeof v === 'string') return v === '' || /^[\s\-?:,[\]{}#&*!|>'"%@`]|[:#]\s|^(true|false|null|~|[\d.+-].*)$/i.test(v) ? JSON.stringify(v) : v;
+  if (Array.isArray(v)) return `[${v.map(helpValue).join(', ')}]`;
+  return String(v);
+}
+
+/**
+ * The "Settings and defaults" block of a command's help: one line per setting, `key: default` then its
+ * description, groups indented under their key (YAML-like, so a line can be pasted into a --config file).
+ */
+export function settingsHelp<T extends ConfigObject>(defaults: T, descriptions: SettingDescriptions<T>, indent = '  '): string {
+  const lines: [string, string][] = [];
+  const walk = (obj: ConfigObject, desc: Record<string, unknown>, pad: string) => {
+    for (const [key, value] of Object.entries(obj)) {
+      const d = desc[key];
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        lines.push([`${pad}${key}:`, '']);
+        walk(value, (d ?? {}) as Record<string, unknown>, `${pad}  `);
+      } else lines.push([`${pad}${key}: ${helpValue(value)}`, typeof d === 'string' ? d : '']);
+    }
+  };
+  walk(defaults, descriptions as Record<string, unknown>, indent);
+  const width = Math.min(40, Math.max(...lines.filter(([, d]) => d).map(([l]) => l.length)) + 2);
+  return lines.map(([l, d]) => (d ? `${l.padEnd(width)}${l.length >= width ? '  ' : ''}${d}` : l)).join('\n');
+}
+
+/** `defaults` without the top-level `keys` (a command that shares a job's defaults but not all of its settings). */
+export function omitSettings<T extends ConfigObject, K extends keyof T>(defaults: T, keys: readonly K[]): Omit<T, K> {
+  const out: ConfigObject = { ...defaults };
+  for (const k of keys) delete out[k as string];
+  return out as Omit<T, K>;
+}

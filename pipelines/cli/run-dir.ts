@@ -1,6 +1,7 @@
 /**
  * A run directory holds everything one pipeline run produces: `run.json` (what ran, with the resolved
- * configuration), `config.yaml` (the same, for people), `log.jsonl` (one event per line), `checkpoints/`, and the
+ * configuration and its provenance: software version and commit, backend, configuration hash, data identity,
+ * start time and one entry per resumption; see src/sinks/provenance.ts), `config.yaml` (the same, for people), `log.jsonl` (one event per line), `checkpoints/`, and the
  * pipeline's outputs. Re-running into the same directory resumes; a different pipeline or configuration there is
  * refused before any work.
  *
@@ -17,6 +18,15 @@ import { stringify as toYaml } from 'yaml';
 import { tap, type Stage } from '../../src/streams/index.js';
 import { appendJsonLine } from '../../src/sinks/files.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
+import {
+  RUN_RECORD_FILE,
+  buildProvenance,
+  checkProvenance,
+  resumeProvenance,
+  type BackendIdentity,
+  type DataIdentity,
+  type Provenance,
+} from '../../src/sinks/provenance.js';
 import type { ConfigObject, ConfigValue } from './config.js';
 import { ConfigError } from './config.js';
 
@@ -32,12 +42,22 @@ export interface RunDir {
   path(...parts: string[]): string;
   /** Releases the directory's lock (also done when the process exits). */
   release(): void;
+  /**
+   * The run's provenance as it stands: the start's record, with this session's resumption appended when
+   * resumed (written to run.json with the first logged event).
+   */
+  provenance(): Provenance;
+  /**
+   * Records the backend and the data identity once the job knows them (in the start's record for a new run,
+   * in this session's resumption entry for a resumed one) and rewrites run.json.
+   */
+  describe(parts: { backend?: BackendIdentity; data?: DataIdentity }): Promise<void>;
 }
 
 interface RunRecord {
   kind: string;
-  created: string;
   config: ConfigObject;
+  provenance: Provenance;
 }
 
 /** Lists the keys whose values differ between two configurations (`a.b: 1 -> 2`). */
@@ -186,13 +206,14 @@ export function removeStaleTemporaries(dir: string, depth = 3): string[] {
  * event, so a job that validates before logging leaves a refused run's directory untouched.
  */
 export async function openRunDir(dir: string, kind: string, config: ConfigObject, options: OpenRunDirOptions = {}): Promise<RunDir> {
-  const recordPath = join(dir, 'run.json');
+  const recordPath = join(dir, RUN_RECORD_FILE);
   let resumed = false;
-  let created = '';
+  let provenance: Provenance = buildProvenance({ config });
   if (existsSync(recordPath)) {
-    let previous: RunRecord;
+    // `created` at the top level: a run directory written before provenance records.
+    let previous: RunRecord & { created?: string };
     try {
-      previous = JSON.parse(await readFile(recordPath, 'utf8')) as RunRecord;
+      previous = JSON.parse(await readFile(recordPath, 'utf8')) as RunRecord & { created?: string };
     } catch (err) {
       throw new ConfigError(`${recordPath}: unreadable run record (${(err as Error).message}); use another run directory`);
     }
@@ -204,17 +225,24 @@ export async function openRunDir(dir: string, kind: string, config: ConfigObject
       throw new ConfigError(`${dir} was made with another configuration (${changed.join('; ')}): choose another run directory to start afresh`);
     }
     resumed = true;
-    created = previous.created;
+    const before =
+      previous.provenance !== undefined
+        ? checkProvenance(previous.provenance, `${recordPath}: provenance`)
+        : { ...buildProvenance({ config: previous.config }), created: previous.created ?? 'unknown' };
+    provenance = resumeProvenance(before, { config });
   }
   lockDirectory(dir, `wellspring ${kind}`);
   const stale = removeStaleTemporaries(dir);
   let started: Promise<void> | undefined;
   const logPath = join(dir, 'log.jsonl');
   const append = (event: string, fields: Record<string, unknown>) => appendJsonLine(logPath, { time: new Date().toISOString(), event, ...fields });
+  const writeRecord = () => {
+    const record: RunRecord = { kind, config, provenance };
+    return writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+  };
   const start = () =>
     (started ??= (async () => {
-      const record: RunRecord = { kind, created: created || new Date().toISOString(), config };
-      await writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+      await writeRecord();
       await writeFileAtomic(join(dir, 'config.yaml'), `# ${kind} run, resolved configuration\n${toYaml(config)}`);
       await append(resumed ? 'resume' : 'start', { kind, ...(stale.length > 0 ? { removedTemporaries: stale.length } : {}) });
     })());
@@ -229,6 +257,22 @@ export async function openRunDir(dir: string, kind: string, config: ConfigObject
     },
     path: (...parts) => join(dir, ...parts),
     release: () => releaseDirectory(dir),
+    provenance: () => provenance,
+    describe: async ({ backend, data }) => {
+      const session = { backend: backend ? { name: backend.name, gpu: backend.gpu, provider: backend.provider } : undefined };
+      if (!resumed) {
+        provenance = { ...provenance, ...(session.backend ? { backend: session.backend } : {}), ...(data ? { data } : {}) };
+      } else {
+        const resumes = [...provenance.resumes];
+        const last = { ...resumes[resumes.length - 1]! };
+        if (session.backend) last.backend = session.backend;
+        if (data && data.id !== provenance.data?.id) last.dataId = data.id;
+        resumes[resumes.length - 1] = last;
+        provenance = { ...provenance, resumes };
+      }
+      await start();
+      await writeRecord();
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 /** `wellspring cache`: encodes a Well dataset into Arrow latent-cache files with a trained autoencoder. */
-import { stringify } from 'yaml';
+import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { cacheDefaults, cacheLatents } from '../jobs/cache.js';
+import { cacheDefaults, cacheSettings, cacheLatents } from '../jobs/cache.js';
 import { mergeLatentCacheShards } from '../../src/formats/latent-cache/index.js';
 import { parseShard } from '../cli/shard.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
@@ -25,7 +25,7 @@ Options:
 ${COMMON_OPTIONS_HELP}
 
 Settings and defaults:
-${stringify(cacheDefaults).trimEnd().replace(/^/gm, '  ')}`;
+${settingsHelp(cacheDefaults, cacheSettings)}`;
 
 export const command: Command = {
   name: 'cache',
@@ -49,6 +49,8 @@ export const command: Command = {
     const run = await openPipelineRun(runDir, 'cache', config);
     const result = await withInterrupt((signal) => cacheLatents(config, run, shard, signal));
     for (const f of result.files) console.error(`${f.skipped ? 'kept   ' : 'written'} ${f.path} (${f.trajectories} trajectories)`);
+    const rows = result.files.reduce((a, f) => a + f.trajectories, 0);
+    console.log(`cache: ${rows} trajectory rows in ${result.files.length} file(s) (${result.files.filter((f) => !f.skipped).length} written now) under ${run.path('cache')}`);
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 /** `wellspring demo` (`npm run demo`): the whole workflow end to end on a small built-in Euler dataset. */
-import { stringify } from 'yaml';
+import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { demoDefaults, formatSummary, runDemo } from '../jobs/demo.js';
+import { demoDefaults, demoSettings, formatSummary, runDemo } from '../jobs/demo.js';
 import { parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring demo [--out DIR] [--config FILE] [--set KEY=VALUE ...]
@@ -18,7 +18,7 @@ Options:
   -h, --help           this help
 
 Settings and defaults:
-${stringify(demoDefaults).trimEnd().replace(/^/gm, '  ')}`;
+${settingsHelp(demoDefaults, demoSettings)}`;
 
 export const command: Command = {
   name: 'demo',

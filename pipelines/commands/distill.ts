@@ -1,7 +1,7 @@
 /** `wellspring distill`: distils a latent diffusion emulator into a one-step student (PIDDM). */
-import { stringify } from 'yaml';
+import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { distillDefaults, makePairs, trainStudent } from '../jobs/distill.js';
+import { distillDefaults, distillSettings, makePairs, trainStudent } from '../jobs/distill.js';
 import { parseShard } from '../cli/shard.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
@@ -30,7 +30,7 @@ Options:
 ${COMMON_OPTIONS_HELP}
 
 Settings and defaults:
-${stringify(distillDefaults).trimEnd().replace(/^/gm, '  ')}`;
+${settingsHelp(distillDefaults, distillSettings)}`;
 
 export const command: Command = {
   name: 'distill',
@@ -50,7 +50,7 @@ export const command: Command = {
     if (values.ae) config.autoencoder = values.ae as string;
     if (values.data) config.data.root = values.data as string;
     const shard = parseShard(values.shard as string | undefined);
-    const run = await openPipelineRun(runDir, 'distill', config, ['train.steps']);
+    const run = await openPipelineRun(runDir, 'distill', config, ['train.steps', 'train.logEvery']);
     const path = await withInterrupt((signal) => makePairs(config, run, shard, signal));
     console.error(`pairs: ${path}`);
     if (values['pairs-only'] || shard.count > 1) return 0;

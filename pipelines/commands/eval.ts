@@ -1,8 +1,9 @@
 /** `wellspring eval`: rolls out the emulators on the test split, scores them and writes the report. */
-import { stringify } from 'yaml';
+import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { evaluate, evaluateDefaults, mergeEvaluation } from '../jobs/evaluate.js';
+import { evaluate, evaluateDefaults, evaluateSettings, mergeEvaluation } from '../jobs/evaluate.js';
 import { parseShard } from '../cli/shard.js';
+import { parseBands, summarize, type MetricsResult } from '../../src/sinks/metrics/index.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN] [--save-rollouts] --run DIR
@@ -31,7 +32,16 @@ Options:
 ${COMMON_OPTIONS_HELP}
 
 Settings and defaults:
-${stringify(evaluateDefaults).trimEnd().replace(/^/gm, '  ')}`;
+${settingsHelp(evaluateDefaults, evaluateSettings)}`;
+
+/** The step's headline figures: VRMSE (all fields pooled) of each model per lead-time band. */
+function headline(result: MetricsResult, bands: string): string[] {
+  const { bandRows } = summarize(result, { bands: parseBands(bands) }).aggregates;
+  return result.models.map((model) => {
+    const cells = bandRows.filter((r) => r.model === model && r.field === 'all').map((r) => `${r.band} ${r.metrics.vrmse.mean.toPrecision(3)}`);
+    return `eval: ${model} VRMSE (all fields) by lead band: ${cells.join(', ') || 'no band scored'}`;
+  });
+}
 
 export const command: Command = {
   name: 'eval',
@@ -63,8 +73,9 @@ export const command: Command = {
     if (values['save-rollouts']) config.saveRollouts = true;
     const shard = parseShard(values.shard as string | undefined);
     const run = await openPipelineRun(runDir, 'eval', config);
-    const { dir } = await withInterrupt((signal) => evaluate(config, run, shard, signal));
+    const { dir, result } = await withInterrupt((signal) => evaluate(config, run, shard, signal));
     console.error(`results in ${dir}; report: ${dir}/report.html`);
+    for (const line of headline(result, config.bands)) console.log(line);
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 /** `wellspring train-ae`: trains the autoencoder on a Well dataset. */
-import { stringify } from 'yaml';
+import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { trainAeDefaults, trainAutoencoder } from '../jobs/train-ae.js';
+import { trainAeDefaults, trainAeSettings, trainAutoencoder } from '../jobs/train-ae.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring train-ae --data ROOT --run DIR [--config FILE] [--set KEY=VALUE ...]
@@ -16,7 +16,7 @@ Options:
 ${COMMON_OPTIONS_HELP}
 
 Settings and defaults:
-${stringify(trainAeDefaults).trimEnd().replace(/^/gm, '  ')}`;
+${settingsHelp(trainAeDefaults, trainAeSettings)}`;
 
 export const command: Command = {
   name: 'train-ae',
@@ -25,9 +25,11 @@ export const command: Command = {
   async run(argv) {
     const { config, runDir, values } = await parsePipelineArgs(argv, trainAeDefaults, { data: { type: 'string' } });
     if (values.data) config.data.root = values.data as string;
-    const run = await openPipelineRun(runDir, 'train-ae', config, ['train.steps']);
+    const run = await openPipelineRun(runDir, 'train-ae', config, ['train.steps', 'train.logEvery']);
     const ae = await withInterrupt((signal) => trainAutoencoder(config, run, signal));
     console.error(`autoencoder ${ae.id} written to ${run.path('autoencoder.safetensors')}`);
+    const m = ae.validation;
+    console.log(`train-ae: validation VRMSE ${m.vrmseMean.toPrecision(3)} against ${m.baselineVrmseMean.toPrecision(3)} for the mean-field baseline (${m.frames} frames)`);
     ae.dcae.dispose();
     return 0;
   },

@@ -15,21 +15,32 @@ import { encodeTrajectories, loadAutoencoder } from '../../src/models/autoencode
 import { shardTag, type Shard } from '../cli/shard.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { describeBackend, ensureBackend } from '../../src/models/backend/index.js';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError, type SettingDescriptions } from '../cli/config.js';
+import { dataIdentity } from '../../src/sinks/provenance.js';
 
+/** The settings of `cache`; what each means is in `cacheSettings` (shown by --help). */
 export const cacheDefaults = {
-  /** Run directory of the trained autoencoder. */
   autoencoder: '',
   data: { root: '' },
-  /** Splits to encode, and how many copies of each trajectory (the first plain, the others augmented). */
   splits: { train: 4, valid: 1, test: 1 },
-  /** Simulation parameters given to the emulators as log10 (positive, spanning decades). */
   logLabels: [...DEFAULT_LOG_LABELS],
-  /** Frames encoded per autoencoder call. */
   batchSize: 16,
   seed: 0,
 };
 export type CacheConfig = typeof cacheDefaults;
+
+export const cacheSettings: SettingDescriptions<CacheConfig> = {
+  autoencoder: 'train-ae run directory',
+  data: { root: 'dataset root holding data/{train,valid,test}' },
+  splits: {
+    train: 'copies of each train trajectory (the first plain, the others augmented with grid symmetries; 0: skip)',
+    valid: 'copies of each valid trajectory (0: skip the split)',
+    test: 'copies of each test trajectory (0: skip the split)',
+  },
+  logLabels: 'simulation parameters given to the emulators as log10 (positive, spanning decades)',
+  batchSize: 'frames encoded per autoencoder call',
+  seed: 'seed of the augmentations',
+};
 
 function stemOf(file: string): string {
   return basename(file).replace(/\.(hdf5|h5)$/, '');
@@ -51,6 +62,7 @@ export async function cacheLatents(config: CacheConfig, run: RunDir, shard: Shar
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  await run.describe({ backend, data: await dataIdentity(config.data.root) });
   await run.log('autoencoder', { id: ae.id, latentShape: ae.latentShape });
   const result: CacheResult = { files: [] };
   try {

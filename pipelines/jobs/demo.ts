@@ -13,6 +13,7 @@ import { cacheDefaults, cacheLatents } from './cache.js';
 import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
 import { evaluate, evaluateDefaults } from './evaluate.js';
 import { openRunDir } from '../cli/run-dir.js';
+import type { SettingDescriptions } from '../cli/config.js';
 
 export const demoDefaults = {
   out: 'runs/demo',
@@ -25,6 +26,24 @@ export const demoDefaults = {
   eval: { ensemble: 8, context: 1, bands: '1-10,11-20,21-40' },
 };
 export type DemoConfig = typeof demoDefaults;
+
+const stepsHelp = { steps: 'training steps', batchSize: 'samples per step', lr: 'peak learning rate' };
+const vitHelp = { width: 'ViT token width', depth: 'transformer blocks', heads: 'attention heads per block' };
+export const demoSettings: SettingDescriptions<DemoConfig> = {
+  out: 'where every step writes its run directory',
+  data: {
+    resolution: 'grid size of the simulated Euler states (resolution x resolution)',
+    trajectories: 'simulated trajectories (80% train, 10% valid, 10% test)',
+    steps: 'states per trajectory',
+    seed: 'seed of the initial conditions',
+    gamma: 'ratio of specific heats',
+  },
+  autoencoder: { ...stepsHelp, channels: 'channels per resolution level', latentChannels: 'channels of the latent state' },
+  cache: { trainCopies: 'copies of each train trajectory (the first plain, the others augmented)' },
+  surrogate: { ...stepsHelp, ...vitHelp },
+  diffusion: { ...stepsHelp, ...vitHelp, samplerSteps: 'denoising steps per sample (Adams-Bashforth)' },
+  eval: { ensemble: 'diffusion ensemble members', context: 'states given as context', bands: 'lead-time bands of the summary tables' },
+};
 
 export interface DemoSummary {
   report: string;
@@ -71,7 +90,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
     model: { ...trainAeDefaults.model, channels: config.autoencoder.channels, latentChannels: config.autoencoder.latentChannels },
     train: { ...trainAeDefaults.train, steps: config.autoencoder.steps, batchSize: config.autoencoder.batchSize, lr: config.autoencoder.lr, warmup: Math.min(50, Math.floor(config.autoencoder.steps / 10)) },
   };
-  const ae = await timed('train-ae', async () => trainAutoencoder(aeConfig, await openRunDir(dir('ae'), 'train-ae', aeConfig, { mutable: ['train.steps'] }), signal));
+  const ae = await timed('train-ae', async () => trainAutoencoder(aeConfig, await openRunDir(dir('ae'), 'train-ae', aeConfig, { mutable: ['train.steps', 'train.logEvery'] }), signal));
   ae.dcae.dispose();
   const aeMetrics = JSON.parse(await (await import('node:fs/promises')).readFile(join(dir('ae'), 'metrics.json'), 'utf8')) as { vrmseMean: number; baselineVrmseMean: number };
 
@@ -87,7 +106,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
       train: { ...trainEmulatorDefaults.train, steps: s.steps, batchSize: s.batchSize, lr: s.lr, warmup: Math.min(50, Math.floor(s.steps / 10)) },
       sampling: kind === 'diffusion' ? { ...trainEmulatorDefaults.sampling, steps: config.diffusion.samplerSteps } : trainEmulatorDefaults.sampling,
     };
-    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, { mutable: ['train.steps'] }), signal));
+    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, { mutable: ['train.steps', 'train.logEvery'] }), signal));
     loaded.vit.dispose();
   }
 

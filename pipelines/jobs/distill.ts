@@ -36,21 +36,18 @@ import { loadAutoencoder } from '../../src/models/autoencoder.js';
 import { describeWellMeta, residualFor, residualSystemOf } from '../../src/physics/index.js';
 import { readSafetensors } from '../../src/formats/safetensors.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
+import { dataIdentity } from '../../src/sinks/provenance.js';
 import { shardTag, type Shard } from '../cli/shard.js';
-import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
+import { TRAIN_SETTINGS_HELP, checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 
+/** The settings of `distill`; what each means is in `distillSettings` (shown by --help). */
 export const distillDefaults = {
-  /** Run directory of the trained diffusion emulator (the teacher). */
   teacher: '',
-  /** Cache run directory: the teacher's training windows give the contexts and labels of the pairs. */
   cache: '',
-  /** Pair generation: batches of `batchSize` windows, noise seeded per batch from `seed`. */
   pairs: { batches: 64, batchSize: 8, seed: 0, shuffleBuffer: 256 },
-  /** Weight of the PDE residual of the decoded student samples (0: plain distillation, no autoencoder needed). */
   lambda: 0,
-  /** Autoencoder run directory and dataset root (its metadata gives the residual's grid, dt and parameters), for lambda > 0. */
   autoencoder: '',
   data: { root: '' },
   train: {
@@ -61,9 +58,25 @@ export const distillDefaults = {
     clipNorm: 1,
     seed: 0,
     checkpointEvery: 100,
+    logEvery: 0,
   },
 };
 export type DistillConfig = typeof distillDefaults;
+
+export const distillSettings: SettingDescriptions<DistillConfig> = {
+  teacher: 'run directory of the trained diffusion emulator (the teacher)',
+  cache: "cache run directory: the teacher's training windows give the contexts and labels of the pairs",
+  pairs: {
+    batches: 'teacher-pair batches generated (one per training step, cycled)',
+    batchSize: 'windows per pair batch',
+    seed: 'seed of the noise, drawn per batch',
+    shuffleBuffer: 'windows held in the shuffle buffer',
+  },
+  lambda: 'weight of the PDE residual of the decoded student samples (0: plain distillation, no autoencoder needed)',
+  autoencoder: 'autoencoder run directory (for lambda > 0: decodes the student samples)',
+  data: { root: "dataset root (for lambda > 0: its metadata gives the residual's grid, dt and parameters)" },
+  train: TRAIN_SETTINGS_HELP,
+};
 
 /** The pair files of a distill run, in batch order (shard files sorted by shard index, else the one file). */
 async function pairFiles(run: RunDir): Promise<string[]> {
@@ -101,6 +114,7 @@ export async function makePairs(config: DistillConfig, run: RunDir, shard: Shard
   const path = run.path('pairs', name);
   const backend = await selectBackend();
   console.error(describeBackend(backend));
+  await run.describe({ backend, data: await dataIdentity(join(config.cache, 'cache'), { stats: null }) });
   await run.log('pairs', { teacher: teacher.id, from, to, path });
   if (existsSync(path) || to <= from) {
     teacher.dispose();
@@ -163,7 +177,7 @@ export async function trainStudent(config: DistillConfig, run: RunDir, signal?: 
     for (;;) yield* readPairs(files, { teacher: teacher.id });
   }
   const batches = pipe(epochs(), skip(trainer.step), map(pairTensors, 'upload-pairs'));
-  await runTraining({ trainer, batches, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: 'distill steps', signal });
+  await runTraining({ trainer, batches, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: 'distill steps', signal });
 
   const weights = run.path(EMULATOR_FILE);
   await saveWeights(weights, vit.params, {

@@ -24,43 +24,53 @@ import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readR
 import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
 import { saveRollouts } from '../../src/sinks/rollouts.js';
 import { shardItems, shardTag, type Shard } from '../cli/shard.js';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
+import { dataIdentity, readRunProvenance, readTrainingCurve, type Provenance, type TrainingCurve } from '../../src/sinks/provenance.js';
+import { openWellDataset } from '../../src/formats/well/index.js';
 import { describeBackend, ensureBackend } from '../../src/models/backend/index.js';
 
+/** The settings of `eval`; what each means is in `evaluateSettings` (shown by --help). */
 export const evaluateDefaults = {
-  /** train-ae run directory. */
   autoencoder: '',
-  /** cache run directory (its test split gives the initial states and labels). */
   cache: '',
-  /** Dataset root (the truth, in physical units). */
   data: { root: '' },
-  /** Emulator run directories; an empty one is skipped. */
   emulators: { surrogate: '', diffusion: '', student: '' },
   split: 'test',
-  /** States given as context (then carried over between emulator calls). */
   context: 1,
-  /** Ensemble members of the diffusion emulator and the student (the surrogate always has one). */
   ensemble: 16,
-  /** States rolled out (0: to the end of each trajectory). */
   horizon: 0,
-  /** Test trajectories evaluated (0: all). */
   trajectories: 0,
   seed: 0,
-  /** Lead-time bands of the summary tables. */
   bands: '1-20,21-60,61-100',
   convention: 'the_well',
-  /** Also write frames.csv, one line per scored frame. */
   frameLog: false,
-  /**
-   * PDE residual metric: "auto" (the system the dataset's name names, skipped with a note when none is known),
-   * "none", or a system: euler, rayleigh-benard, darcy.
-   */
   residual: 'auto',
-  /** Also save the decoded rollouts (truth, members, leads, origin) to results/rollouts/<model>.arrow. */
   saveRollouts: false,
 };
 export type EvaluateConfig = typeof evaluateDefaults;
+
+export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
+  autoencoder: 'train-ae run directory',
+  cache: 'cache run directory (its split gives the initial states and labels)',
+  data: { root: 'dataset root (the truth, in physical units)' },
+  emulators: {
+    surrogate: 'train-surrogate run directory ("": none)',
+    diffusion: 'train-diffusion run directory ("": none)',
+    student: 'distill run directory ("": none)',
+  },
+  split: 'split evaluated: "test", "valid" or "train"',
+  context: 'states given as context (then carried over between emulator calls)',
+  ensemble: 'ensemble members of the diffusion emulator and the student (the surrogate has one)',
+  horizon: 'states rolled out (0: to the end of each trajectory)',
+  trajectories: 'trajectories evaluated (0: all)',
+  seed: 'seed of the ensemble noise',
+  bands: 'lead-time bands of the summary tables (from-to, comma-separated)',
+  convention: 'metric epsilon convention: "the_well" (1e-7) or "lola" (1e-6)',
+  frameLog: 'also write frames.csv, one line per scored frame',
+  residual: 'PDE-residual metric: "auto" (the system the data\'s dataset name names; none, with a note, if unknown), "none", or euler, rayleigh-benard, darcy',
+  saveRollouts: 'also save the decoded rollouts (truth, members, leads, origin) to results/rollouts/<model>.arrow',
+};
 
 interface Models {
   ae: LoadedAutoencoder;
@@ -100,6 +110,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   console.error(describeBackend(backend));
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
   if (residual.note) console.error(residual.note);
+  await run.describe({ backend, data: await dataIdentity(config.data.root) });
 
   /** This shard's test trajectories (plain copies only), in cache order. */
   const rows = () =>
@@ -109,9 +120,15 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       config.trajectories > 0 ? take<CachedTrajectory>(config.trajectories) : (all: AsyncIterable<CachedTrajectory>) => all,
       shardItems<CachedTrajectory>(shard),
     );
-  const hasTrajectories = async (): Promise<boolean> => {
-    for await (const _ of rows()) return true;
-    return false;
+  /** States this shard scores: per trajectory, its horizon times the models (the autoencoder's included). */
+  const countStates = async (): Promise<number> => {
+    let states = 0;
+    const perRow = 1 + Object.keys(models.emulators).length;
+    for await (const row of rows()) {
+      const T = row.shape[0];
+      states += perRow * (config.horizon > 0 ? Math.min(config.horizon, T - config.context) : T - config.context);
+    }
+    return states;
   };
   const chunks = pipe(
     rows(),
@@ -123,13 +140,15 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   const rolloutsDir = join(dir, 'rollouts');
   const saved = config.saveRollouts ? pipe(chunks, saveRollouts(rolloutsDir, { context: config.context })) : chunks;
   let scored = 0;
-  const source = pipe(saved, progress<RolloutChunk>({ label: 'eval states', intervalMs: 5000 }));
+  const total = await countStates();
+  const source = pipe(saved, progress<RolloutChunk>({ label: 'eval states', total, intervalMs: 5000 }));
   const counted = pipe(source, map((c: RolloutChunk) => (scored++, c)));
   const title = `wellspring evaluation (${config.split} split, context ${config.context})`;
+  const context = await evaluationContext(config, run, truthDir);
   try {
-    if (!(await hasTrajectories())) {
+    if (total === 0) {
       // An empty shard (more shards than trajectories) still leaves a results file for the merge step.
-      const empty = summarize(await reduceMetrics([], { convention: config.convention as 'the_well' | 'lola' }), { title, bands });
+      const empty = summarize(await reduceMetrics([], { convention: config.convention as 'the_well' | 'lola' }), { title, bands, ...context });
       await writeResults(dir, empty);
       await run.log('results', { dir, models: [], note: 'no trajectories in this shard' });
       return { dir, result: empty.result };
@@ -141,6 +160,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       convention: config.convention as 'the_well' | 'lola',
       frameLog: config.frameLog,
       residual: residual.operator,
+      ...context,
     });
     await run.log('results', { dir, models: out.saved.result.models, states: scored, ...(config.saveRollouts ? { rollouts: rolloutsDir } : {}) });
     return { dir, result: out.saved.result };
@@ -171,6 +191,31 @@ async function residualOf(setting: string, truthDir: string): Promise<{ operator
   }
 }
 
+/**
+ * What the results carry besides the scores: the provenance of this evaluation and of every run it read (by
+ * name: eval, autoencoder, cache, and each emulator), the training curves of the autoencoder and the emulators
+ * (named as their models in the results), and the data's time step (from the truth's first file).
+ */
+async function evaluationContext(
+  config: EvaluateConfig,
+  run: RunDir,
+  truthDir: string,
+): Promise<{ provenance: Record<string, Provenance>; curves: TrainingCurve[]; dt?: number }> {
+  const provenance: Record<string, Provenance> = { eval: run.provenance() };
+  const curves: TrainingCurve[] = [];
+  const runs: [string, string][] = [['autoencoder', config.autoencoder], ['cache', config.cache], ...Object.entries(config.emulators).filter(([, dir]) => dir)];
+  for (const [name, dir] of runs) {
+    const p = await readRunProvenance(dir);
+    if (p) provenance[name] = p;
+    if (name === 'cache') continue;
+    const curve = await readTrainingCurve(dir, name);
+    if (curve) curves.push(curve);
+  }
+  const time = (await openWellDataset(truthDir, { nIn: 1, nOut: 1 })).files[0]?.time;
+  const dt = time && time.length > 1 ? time[1]! - time[0]! : undefined;
+  return { provenance, curves, ...(dt !== undefined && dt > 0 ? { dt } : {}) };
+}
+
 /** Merges `<run>/results/shard-*` into `<run>/results` and renders the report. */
 export async function mergeEvaluation(runDir: string, bandsText: string): Promise<string> {
   const base = join(runDir, 'results');
@@ -179,7 +224,8 @@ export async function mergeEvaluation(runDir: string, bandsText: string): Promis
   const count = Number(/of-(\d+)/.exec(shards[0]!)![1]);
   if (shards.length !== count) throw new Error(`${base}: ${shards.length} of ${count} shard results present; run the missing shards first`);
   const saved = await Promise.all(shards.map((s) => readResults(join(base, s))));
-  const merged = summarize(mergeResults(saved.map((s) => s.result)), { title: saved[0]!.title, bands: parseBands(bandsText) });
+  const first = saved[0]!;
+  const merged = summarize(mergeResults(saved.map((s) => s.result)), { title: first.title, bands: parseBands(bandsText), provenance: first.provenance, curves: first.curves, dt: first.dt });
   await writeResults(base, merged);
   const { report } = await renderSavedReport(merged, base);
   return report;

@@ -39,16 +39,16 @@ import {
 import { dcaeLoss, startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { METRICS, scoreFrame } from '../../src/sinks/metrics/index.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
-import { ConfigError, type ConfigObject } from '../cli/config.js';
-import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
+import { dataIdentity } from '../../src/sinks/provenance.js';
+import { ConfigError, type ConfigObject, type SettingDescriptions } from '../cli/config.js';
+import { TRAIN_SETTINGS_HELP, checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 import type { RunDir } from '../cli/run-dir.js';
 
+/** The settings of `train-ae`; what each means is in `trainAeSettings` (shown by --help). */
 export const trainAeDefaults = {
   data: {
-    /** Dataset root holding data/{train,valid,test} (and stats.yaml). */
     root: '',
     normalization: 'zscore',
-    /** Fields log1p-transformed before normalising (positive fields spanning decades). */
     log1p: ['density', 'pressure', 'energy'],
   },
   model: {
@@ -68,15 +68,33 @@ export const trainAeDefaults = {
     seed: 0,
     augment: true,
     checkpointEvery: 250,
-    /** Worker threads computing gradients in parallel (0: one per core on wasm, 1 on TensorFlow). */
+    logEvery: 0,
     workers: 0,
   },
   valid: {
-    /** Validation frames scored at the end (evenly spaced over the valid split). */
     frames: 64,
   },
 };
 export type TrainAeConfig = typeof trainAeDefaults;
+
+export const trainAeSettings: SettingDescriptions<TrainAeConfig> = {
+  data: {
+    root: 'dataset root holding data/{train,valid,test} (and stats.yaml)',
+    normalization: '"zscore" (mean, std) or "rms" per channel, computed on the train split',
+    log1p: 'fields log1p-transformed before normalising (positive fields spanning decades)',
+  },
+  model: {
+    preset: 'network family (only "dcae-small")',
+    latentChannels: 'channels of the latent state',
+    channels: 'channels per resolution level (each level halves the grid)',
+    blocks: 'residual blocks per level',
+    dropout: 'dropout probability in the residual blocks',
+  },
+  train: TRAIN_SETTINGS_HELP,
+  valid: {
+    frames: 'validation frames scored at the end (evenly spaced over the valid split)',
+  },
+};
 
 /** Opens the train split and derives the data description the autoencoder needs. */
 async function describeData(root: string): Promise<{ data: AutoencoderData; trainDir: string; validDir: string }> {
@@ -105,9 +123,9 @@ function dcaeConfigFor(config: TrainAeConfig, data: AutoencoderData): DcaeConfig
 
 /**
  * Trains the autoencoder into `run`. Resumes from `checkpoints/last.safetensors` when present. Returns the loaded
- * model. The data stream is a pure function of (seed, position), so a resumed run sees the same batches.
+ * model with its validation scores. The data stream is a pure function of (seed, position), so a resumed run sees the same batches.
  */
-export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedAutoencoder> {
+export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedAutoencoder & { validation: ReconstructionMetrics }> {
   checkTrainConfig(config.train);
   if (!config.data.root) throw new ConfigError('data.root is not set: give the dataset root (holding data/train, data/valid)');
   const { data, trainDir, validDir } = await describeData(config.data.root);
@@ -115,6 +133,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   // Everything is validated: from here on the run directory is written.
   const backend = await selectBackend();
   await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  await run.describe({ backend, data: await dataIdentity(config.data.root) });
   console.error(describeBackend(backend));
 
   // Normalisation statistics of the (transformed) train split, computed once per run.
@@ -174,7 +193,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     }, 'to-tensor'),
     prefetch(2),
   );
-  await runTraining({ trainer, batches: frames, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: 'train-ae steps', signal, parallel });
+  await runTraining({ trainer, batches: frames, steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: 'train-ae steps', signal, parallel });
 
   const weights = run.path(AUTOENCODER_FILES.weights);
   await saveWeights(weights, dcae.params, {
@@ -186,7 +205,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const metrics = await validateAutoencoder(loaded, validDir, config.valid.frames);
   await writeFileAtomic(run.path('metrics.json'), JSON.stringify(metrics, null, 2));
   await run.log('validation', { ...metrics });
-  return loaded;
+  return { ...loaded, validation: metrics };
 }
 
 export interface ReconstructionMetrics extends ConfigObject {

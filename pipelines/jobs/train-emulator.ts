@@ -25,16 +25,20 @@ import {
 } from '../../src/models/emulators.js';
 import { startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
-import { checkTrainConfig, resumeTrainer, runTraining } from './training.js';
+import { dataIdentity } from '../../src/sinks/provenance.js';
+import { join } from 'node:path';
+import { TRAIN_SETTINGS_HELP, checkTrainConfig, resumeTrainer, runTraining } from './training.js';
 
 export type { EmulatorKind } from '../../src/models/emulators.js';
 
+/**
+ * The settings of `train-surrogate` and `train-diffusion`; what each means is in `trainEmulatorSettings` (shown
+ * by --help). `formulation` and `sampling` are the diffusion emulator's alone (DIFFUSION_ONLY_SETTINGS).
+ */
 export const trainEmulatorDefaults = {
-  /** Run directory of the cache pipeline (reads `<cache>/cache/train/*.arrow`, validates on `valid`). */
   cache: '',
-  /** For diffusion: 'diffusion' (variance-exploding, EDM preconditioning) or 'flow' (rectified flow). */
   formulation: 'diffusion',
   model: { preset: 'vit-small', width: 256, depth: 6, heads: 4, window: 5 },
   train: {
@@ -47,14 +51,35 @@ export const trainEmulatorDefaults = {
     seed: 0,
     shuffleBuffer: 512,
     checkpointEvery: 250,
-    /** Worker threads computing gradients in parallel (0: one per core on wasm, 1 on TensorFlow). */
+    logEvery: 0,
     workers: 0,
   },
-  /** Sampler used by the diffusion emulator at prediction time. */
   sampling: { ...DEFAULT_SAMPLING },
   valid: { batches: 4 },
 };
 export type TrainEmulatorConfig = typeof trainEmulatorDefaults;
+
+/** The settings that only the diffusion emulator has (the surrogate's command neither lists nor accepts them). */
+export const DIFFUSION_ONLY_SETTINGS = ['formulation', 'sampling'] as const;
+
+export const trainEmulatorSettings: SettingDescriptions<TrainEmulatorConfig> = {
+  cache: 'cache run directory (reads <cache>/cache/train/*.arrow, validates on valid)',
+  formulation: '"diffusion" (variance-exploding, EDM preconditioning) or "flow" (rectified flow)',
+  model: {
+    preset: 'network family (only "vit-small")',
+    width: 'token width of the ViT',
+    depth: 'transformer blocks',
+    heads: 'attention heads per block',
+    window: 'latent states per training window (context + predicted)',
+  },
+  train: TRAIN_SETTINGS_HELP,
+  sampling: {
+    sampler: 'sampler at prediction time: "ab" (Adams-Bashforth), "euler", "heun" or "ddpm"',
+    steps: 'denoising steps per sample',
+    order: 'order of the Adams-Bashforth sampler',
+  },
+  valid: { batches: 'validation batches scored at the end (fixed seed)' },
+};
 
 function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [number, number, number], labels: number): VitConfig {
   if (config.model.preset !== 'vit-small') throw new ConfigError(`model.preset "${config.model.preset}": the only ViT preset is "vit-small"`);
@@ -71,13 +96,22 @@ function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [
   });
 }
 
-/** Trains a surrogate or diffusion emulator into `run`, resuming from its last checkpoint. */
-export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorConfig, run: RunDir, signal?: AbortSignal): Promise<LoadedEmulator> {
+/**
+ * Trains a surrogate or diffusion emulator into `run`, resuming from its last checkpoint. Returns the loaded
+ * emulator with its validation loss and the steps trained.
+ */
+export async function trainEmulator(
+  kind: EmulatorKind,
+  config: TrainEmulatorConfig,
+  run: RunDir,
+  signal?: AbortSignal,
+): Promise<LoadedEmulator & { validLoss: number; steps: number }> {
   checkTrainConfig(config.train);
   if (!config.cache) throw new ConfigError('cache is not set: give the cache run directory (--cache DIR)');
   const backend = await selectBackend();
   console.error(describeBackend(backend));
   const trainFiles = await latentCacheFiles(config.cache, 'train');
+  await run.describe({ backend, data: await dataIdentity(join(config.cache, 'cache'), { stats: null }) });
   const info = await openLatentCache(trainFiles[0]!);
   const [T, h, w, c] = info.shape;
   if (T < config.model.window) throw new ConfigError(`model.window (${config.model.window}) is longer than the cached trajectories (${T} states)`);
@@ -115,7 +149,7 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
     skip(trainer.step), // the batches an earlier run already trained on
     map((b: ContextBatch) => toShardable(windowBatchTensors(b)), 'upload-batch'),
   );
-  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, label: `train-${kind} steps`, signal, parallel });
+  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: `train-${kind} steps`, signal, parallel });
 
   const weights = run.path(EMULATOR_FILE);
   await saveWeights(weights, vit.params, {
@@ -133,7 +167,7 @@ export async function trainEmulator(kind: EmulatorKind, config: TrainEmulatorCon
   await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss }, null, 2));
   await run.log('validation', { validLoss });
   vit.dispose();
-  return loaded;
+  return { ...loaded, validLoss, steps: trainer.step };
 }
 
 /** Mean loss over a few validation batches (fixed seed, so runs compare). */

@@ -1,12 +1,15 @@
 /**
  * What the training jobs share (a helper, not a job): their configuration check, and the training loop: resume
- * from the run's last checkpoint, run the trainer's stage over the batches until the step budget, log every tenth
- * step, checkpoint periodically and on any exit (an interrupted run keeps its progress: steps are atomic and
- * checkpoints are written atomically).
+ * from the run's last checkpoint, run the trainer's stage over the batches until the step budget, log the step
+ * scalars (loss, gradient norm, learning rate, step time, skipped steps so far) every `train.logEvery` steps to
+ * log.jsonl (`step` events) and to TensorBoard event files under `<run>/tensorboard/`, show the loss on the
+ * progress line, checkpoint periodically and on any exit (an interrupted run keeps its progress: steps are atomic
+ * and checkpoints are written atomically).
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { AbortedError, abortable, pipe, progress } from '../../src/streams/index.js';
+import { TensorBoardWriter } from '../../src/formats/tensorboard.js';
 import type { ParallelGradients, StepReport, Trainer } from '../../src/models/train/index.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { ConfigError } from '../cli/config.js';
@@ -31,6 +34,8 @@ export interface TrainingLoop<B> {
   run: RunDir;
   checkpoint: string;
   checkpointEvery: number;
+  /** Log the step scalars every this many steps (0: every step up to 5000 steps, else about 5000 points in all). */
+  logEvery: number;
   /** Progress label, e.g. `train-ae steps`. */
   label: string;
   signal?: AbortSignal;
@@ -47,14 +52,28 @@ export interface TrainingLoop<B> {
 export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
   const { trainer, run, checkpoint, signal } = loop;
   const remaining = Math.max(0, loop.steps - trainer.step);
+  const every = logInterval(loop.logEvery, loop.steps);
   const batches = signal ? pipe(loop.batches, abortable<B>(signal)) : loop.batches;
-  const reports = pipe(batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining }));
+  const detail = (r: unknown) => `loss ${(r as StepReport).loss.toPrecision(4)}`;
+  const reports = pipe(batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining, detail }));
   let stopped = false;
+  let board: TensorBoardWriter | undefined;
   try {
     if (remaining > 0 && !signal?.aborted) {
+      board = await TensorBoardWriter.open(run.path('tensorboard'), run.kind);
       try {
         for await (const report of reports) {
-          if (report.step % 10 === 0 || report.skipped) await run.log('step', { ...report });
+          const last = report.step + 1 >= loop.steps;
+          if (report.step % every === 0 || report.skipped || last) {
+            await run.log('step', { ...report, skippedTotal: trainer.skipped });
+            await board.add(report.step, {
+              'train/loss': report.loss,
+              'train/grad_norm': report.gradNorm,
+              'train/lr': report.lr,
+              'train/step_ms': report.ms,
+              'train/skipped_steps': trainer.skipped,
+            });
+          }
           if (trainer.step % loop.checkpointEvery === 0) await trainer.save(checkpoint);
           if (trainer.step >= loop.steps) break;
           // Let signal handlers run (they are macrotasks; a step can otherwise chain microtasks only).
@@ -71,6 +90,7 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
       }
     }
   } finally {
+    await board?.close();
     if (trainer.step > 0) await trainer.save(checkpoint);
     trainer.dispose();
     await loop.parallel?.close();
@@ -81,19 +101,41 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
   }
 }
 
+/** The logging interval of `train.logEvery` (0: every step up to 5000 steps, else about 5000 points in all). */
+export function logInterval(logEvery: number, steps: number): number {
+  return logEvery > 0 ? logEvery : Math.max(1, Math.ceil(steps / 5000));
+}
+
 /** True for an AbortedError, also when a stage wrapped it (StageError's cause). */
 function isAbort(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof AbortedError) return true;
   return false;
 }
 
+/** Descriptions of the training settings the training jobs share (each job adds its own). */
+export const TRAIN_SETTINGS_HELP = {
+  steps: 'optimiser steps in all (may be raised when resuming, to train longer)',
+  batchSize: 'samples per step',
+  lr: 'peak learning rate (AdamW), after a linear warm-up, then cosine decay to 0 at steps',
+  warmup: 'steps of linear learning-rate warm-up',
+  weightDecay: 'AdamW decoupled weight decay',
+  clipNorm: 'clip the global gradient norm to this value',
+  seed: 'seed of initialisation, data order, augmentation and dropout',
+  augment: 'random symmetries of the grid (flips, rotations, periodic shifts) on training frames',
+  shuffleBuffer: 'windows held in the shuffle buffer',
+  checkpointEvery: 'steps between checkpoints (one is also written on any exit)',
+  logEvery: 'steps between logged scalars (log.jsonl, TensorBoard); 0: every step up to 5000 steps, else ~5000 points',
+  workers: 'worker threads computing gradients in parallel (0: one per core on wasm, 1 on TensorFlow)',
+} as const;
+
 /** Checks training settings that the types cannot, before any work. */
-export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number }): void {
+export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number; logEvery: number }): void {
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new ConfigError(`train.${name} must be a positive integer, got ${v}`);
   };
   positive('steps', train.steps);
   positive('batchSize', train.batchSize);
+  if (!Number.isInteger(train.logEvery) || train.logEvery < 0) throw new ConfigError(`train.logEvery must be a whole number of steps (0: automatic), got ${train.logEvery}`);
   positive('checkpointEvery', train.checkpointEvery);
   if (!(train.lr > 0)) throw new ConfigError(`train.lr must be positive, got ${train.lr}`);
   if (!Number.isInteger(train.warmup) || train.warmup < 0 || train.warmup >= train.steps) {

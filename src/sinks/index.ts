@@ -1,4 +1,4 @@
-/** Sinks: the ends of pipelines (drain, collect, reduce), Well writers, metric reducers and reports. */
+/** Sinks: the ends of pipelines (drain, collect, reduce), Well writers, metric reducers, reports, and provenance records. */
 export * from './basic.js';
 export * from './files.js';
 export * from './latent-cache.js';
@@ -6,3 +6,4 @@ export * from './rollouts.js';
 export * from './well.js';
 export * from './metrics/index.js';
 export * from './report/index.js';
+export * from './provenance.js';

@@ -17,6 +17,8 @@ export interface ProgressInfo {
   eta?: number;
   /** True on the final report. */
   done: boolean;
+  /** What `detail` made of the latest item (e.g. `loss 0.0123`), shown at the end of the line. */
+  detail?: string;
 }
 
 export interface ProgressOptions {
@@ -33,6 +35,8 @@ export interface ProgressOptions {
   report?: ((info: ProgressInfo) => void) | false;
   /** Units counted per item (e.g. a batch's size), default 1. */
   weight?: (item: unknown) => number;
+  /** A short text about the latest item, appended to each report (called only when a report is made). */
+  detail?: (item: unknown) => string;
 }
 
 /** `1m05s`, `42s`, `2h03m`. */
@@ -49,7 +53,8 @@ export function formatProgress(info: ProgressInfo): string {
   const rate = info.rate >= 100 ? info.rate.toFixed(0) : info.rate.toPrecision(3);
   const count = info.total !== undefined ? `${info.count}/${info.total} (${Math.floor((100 * info.count) / Math.max(info.total, 1))}%)` : `${info.count}`;
   const eta = info.done ? 'done' : info.eta !== undefined ? `ETA ${formatDuration(info.eta)}` : '';
-  return `${info.label} ${count} ${rate}/s elapsed ${formatDuration(info.elapsed)} ${eta}`.trimEnd();
+  const detail = info.detail ? ` ${info.detail}` : '';
+  return `${info.label} ${count} ${rate}/s elapsed ${formatDuration(info.elapsed)} ${eta}`.trimEnd() + detail;
 }
 
 function stderrReporter(): (info: ProgressInfo) => void {
@@ -63,7 +68,7 @@ function stderrReporter(): (info: ProgressInfo) => void {
 
 /**
  * Passes items through unchanged and reports progress (count, rate, ETA) at most every `intervalMs`, plus a
- * final report when the stream ends. Holds nothing.
+ * final report when the stream ends. Holds nothing (with `detail`, a reference to the latest item).
  */
 export function progress<A>(options: ProgressOptions = {}): Stage<A, A> {
   const label = options.label ?? 'items';
@@ -73,14 +78,17 @@ export function progress<A>(options: ProgressOptions = {}): Stage<A, A> {
     const start = performance.now();
     let last = start;
     let count = 0;
+    let latest: { item: unknown } | undefined;
     const info = (now: number, done: boolean): ProgressInfo => {
       const elapsed = (now - start) / 1000;
       const rate = elapsed > 0 ? count / elapsed : 0;
       const eta = options.total !== undefined && rate > 0 ? Math.max(options.total - count, 0) / rate : undefined;
-      return { label, count, total: options.total, elapsed, rate, eta, done };
+      const detail = options.detail && latest ? options.detail(latest.item) : undefined;
+      return { label, count, total: options.total, elapsed, rate, eta, done, ...(detail !== undefined ? { detail } : {}) };
     };
     for await (const item of source) {
       count += options.weight ? options.weight(item) : 1;
+      if (options.detail) latest = { item };
       const now = performance.now();
       if (report && now - last >= interval) {
         last = now;

@@ -60,8 +60,35 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   t.ok(existsSync(join(ae, 'checkpoints', 'last.safetensors')), 'checkpoint kept');
   t.notOk(existsSync(join(ae, 'autoencoder.safetensors')), 'no final weights from an interrupted run');
   t.same(tmpFiles(dir), [], 'no temporary files left');
+  type RunJson = { provenance: { created: string; resumes: { time: string }[]; software: { version: string; commit: string | null }; backend: { name: string } | null; configHash: string; data: { files: unknown[]; id: string } | null } };
+  const before = (JSON.parse(readFileSync(join(ae, 'run.json'), 'utf8')) as RunJson).provenance;
 
-  ok(t, ['train-ae', '--data', data, '--run', ae, '--set', 'train.steps=150', ...tinyAe]);
+  const resumedAe = ok(t, ['train-ae', '--data', data, '--run', ae, '--set', 'train.steps=150', ...tinyAe]);
+  t.match(resumedAe.stdout, /^train-ae: validation VRMSE \d\.\d+ against \d\.\d+ for the mean-field baseline/m, 'train-ae prints its headline figure');
+  // Provenance: present, and the start's record unchanged by the resumption, which is listed.
+  const after = (JSON.parse(readFileSync(join(ae, 'run.json'), 'utf8')) as RunJson).provenance;
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  t.equal(before.software.version, pkg.version, 'package version recorded');
+  t.equal(before.backend?.name, 'wasm', 'backend recorded');
+  t.match(before.configHash, /^[0-9a-f]{64}$/, 'configuration hash recorded');
+  t.ok(before.data && before.data.files.length === 3, 'data identity: the three split files');
+  t.same({ ...after, resumes: [] }, { ...before, resumes: [] }, 'the start\'s provenance (created included) is kept on resume');
+  t.equal(after.resumes.length, 1, 'one resumption listed');
+  t.ok(after.resumes[0]!.time > before.created, 'resumed after it started');
+  // Every step's scalars (logEvery 0: every step of a short run), in log.jsonl and in the TensorBoard files.
+  const stepEvents = readFileSync(join(ae, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step: number; loss: number; lr: number })
+    .filter((e) => e.event === 'step');
+  t.same([...new Set(stepEvents.map((e) => e.step))].sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => i), 'every step logged across the interruption');
+  const { readTensorBoardScalars } = await import('../../src/formats/tensorboard.js');
+  const eventFiles = readdirSync(join(ae, 'tensorboard')).filter((f) => f.includes('tfevents'));
+  t.equal(eventFiles.length, 2, 'one event file per session');
+  const events = eventFiles.flatMap((f) => readTensorBoardScalars(join(ae, 'tensorboard', f)));
+  t.same([...new Set(events.map((e) => e.step))].sort((a, b) => a - b), Array.from({ length: 150 }, (_, i) => i), 'every step in the event files');
+  const last = stepEvents[stepEvents.length - 1]!;
+  const lastEvent = events.find((e) => e.step === last.step)!;
+  t.equal(lastEvent.scalars['train/loss'], Math.fround(last.loss), 'event file loss = log.jsonl loss (float32)');
+  t.equal(lastEvent.scalars['train/lr'], Math.fround(last.lr));
+  t.same(Object.keys(lastEvent.scalars).sort(), ['train/grad_norm', 'train/loss', 'train/lr', 'train/skipped_steps', 'train/step_ms']);
   const log = readFileSync(join(ae, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
   const restored = log.find((l) => l.event === 'restored');
   t.ok(restored && restored.step! > 0, `the rerun resumed from step ${restored?.step}`);
@@ -90,7 +117,18 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--diffusion', join(dir, 'dif'), '--run', evalRun, '--set', 'ensemble=2', '--set', 'bands=1-5,6-11', '--save-rollouts']);
   const results = join(evalRun, 'results');
   for (const f of ['results.json', 'metrics.csv', 'metrics.arrow', 'report.html']) t.ok(existsSync(join(results, f)), `eval wrote ${f}`);
-  const saved = JSON.parse(readFileSync(join(results, 'results.json'), 'utf8')) as { result: { models: string[]; leads: number[] } };
+  const saved = JSON.parse(readFileSync(join(results, 'results.json'), 'utf8')) as {
+    result: { models: string[]; leads: number[] };
+    provenance: Record<string, { software: { version: string } }>;
+    curves: { run: string; step: number[] }[];
+    dt: number;
+  };
+  t.same(Object.keys(saved.provenance).sort(), ['autoencoder', 'cache', 'diffusion', 'eval', 'surrogate'], 'results.json: provenance of the evaluation and every run it read');
+  t.same(saved.curves.map((c) => `${c.run}:${c.step.length}`).sort(), ['autoencoder:150', 'diffusion:12', 'surrogate:12'], 'results.json: training curves');
+  t.ok(saved.dt > 0, `results.json: time step ${saved.dt}`);
+  const page = readFileSync(join(results, 'report.html'), 'utf8');
+  t.match(page, /data-plot="training-curves"/, 'report: training curves');
+  t.match(page, /<table class="provenance">[^]*data-provenance="diffusion"/, 'report: provenance section');
   t.same([...saved.result.models].sort(), ['autoencoder', 'diffusion', 'surrogate']);
   t.same(saved.result.leads, Array.from({ length: 11 }, (_, i) => i + 1), 'every lead of the 12-state trajectories after one context state');
   ok(t, ['report', results, '--out', join(dir, 'again.html')]);
@@ -123,7 +161,15 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   const residual = api.residualForWell(await api.openWell(firstTest!));
   await api.reportSink(chunks(), { dir: byApi, title: `wellspring evaluation (test split, context ${context})`, bands, convention: 'the_well', residual });
   const resultsDoc = (d: string) => {
-    const { created, ...rest } = JSON.parse(readFileSync(join(d, 'results.json'), 'utf8')) as { created: string; result: unknown; aggregates: unknown };
+    // provenance, curves and dt are what the CLI's evaluation adds about its runs (checked above).
+    const { created, provenance: _p, curves: _c, dt: _d, ...rest } = JSON.parse(readFileSync(join(d, 'results.json'), 'utf8')) as {
+      created: string;
+      result: unknown;
+      aggregates: unknown;
+      provenance?: unknown;
+      curves?: unknown;
+      dt?: unknown;
+    };
     t.match(created, /^\d{4}-\d\d-\d\dT/, `${d}: results.json has its creation time`);
     return rest;
   };

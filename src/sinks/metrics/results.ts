@@ -4,7 +4,9 @@
  *
  * ```
  * <dir>/results.json    schema "wellspring-results/1": title, convention, bands, models, fields, leads, metric
- *                       names, per-lead rows, lead-band and over-field aggregates, mean power spectra
+ *                       names, per-lead rows, lead-band and over-field aggregates, mean power spectra; and, when
+ *                       known, `provenance` (run name -> provenance record, see sinks/provenance.ts), `curves`
+ *                       (training curves of the runs evaluated) and `dt` (physical time of one lead step)
  * <dir>/snapshots.json  schema "wellspring-snapshots/1": 2D frames (truth, ensemble mean, one member) per model,
  *                       field and snapshot lead, as base64 little-endian float32 with their [H, W] shape
  * <dir>/metrics.csv     the long table below, with a header line
@@ -34,6 +36,7 @@ import { METRICS, type MetricName } from './frame.js';
 import type { FrameSnapshot, LeadRow, MetricSummary, MetricsResult, SpectrumRow } from './reducer.js';
 import { writeFileAtomic } from '../../streams/atomic.js';
 import { PDE_RESIDUAL, type ResidualBandRow, type ResidualResult } from './residual.js';
+import { checkProvenance, type Provenance, type TrainingCurve } from '../provenance.js';
 
 export const RESULTS_FILE = 'results.json';
 export const SNAPSHOTS_FILE = 'snapshots.json';
@@ -46,14 +49,32 @@ export interface SavedResults {
   title: string;
   result: MetricsResult;
   aggregates: Aggregates;
+  /** Provenance of the evaluation and of the runs it read, by name (e.g. eval, autoencoder, diffusion). */
+  provenance?: Record<string, Provenance>;
+  /** Training curves of the runs evaluated. */
+  curves?: TrainingCurve[];
+  /** Physical time between two lead steps (the data's time step), when known. */
+  dt?: number;
+}
+
+/** What a results file carries besides the metrics (see SavedResults). */
+export interface ResultsContext {
+  title?: string;
+  bands?: readonly LeadBand[];
+  provenance?: Record<string, Provenance>;
+  curves?: TrainingCurve[];
+  dt?: number;
 }
 
 /** Aggregates a reduction with the given bands. */
-export function summarize(result: MetricsResult, options: { title?: string; bands?: readonly LeadBand[] } = {}): SavedResults {
+export function summarize(result: MetricsResult, options: ResultsContext = {}): SavedResults {
   return {
     title: options.title ?? 'wellspring evaluation',
     result,
     aggregates: aggregate(result, options.bands ?? DEFAULT_BANDS),
+    ...(options.provenance ? { provenance: options.provenance } : {}),
+    ...(options.curves ? { curves: options.curves } : {}),
+    ...(options.dt !== undefined && Number.isFinite(options.dt) ? { dt: options.dt } : {}),
   };
 }
 
@@ -140,6 +161,9 @@ export async function writeResults(dir: string, saved: SavedResults): Promise<st
     title: saved.title,
     result: rest,
     aggregates: saved.aggregates,
+    ...(saved.provenance ? { provenance: saved.provenance } : {}),
+    ...(saved.curves ? { curves: saved.curves } : {}),
+    ...(saved.dt !== undefined ? { dt: saved.dt } : {}),
   };
   const snapshotDoc = {
     schema: 'wellspring-snapshots/1',
@@ -319,5 +343,24 @@ export async function readResults(dir: string): Promise<SavedResults> {
     snapshots,
     ...(residual ? { residual } : {}),
   };
-  return { title: (doc.title as string) ?? 'wellspring evaluation', result, aggregates };
+  const extra: Pick<SavedResults, 'provenance' | 'curves' | 'dt'> = {};
+  if (doc.provenance !== undefined) {
+    expect(typeof doc.provenance === 'object' && doc.provenance !== null, file, 'provenance', 'an object of provenance records by run');
+    extra.provenance = Object.fromEntries(
+      Object.entries(doc.provenance as Record<string, Json>).map(([name, p]) => [name, checkProvenance(p, `${file}: provenance.${name}`)]),
+    );
+  }
+  if (doc.curves !== undefined) {
+    expect(Array.isArray(doc.curves), file, 'curves', 'an array of training curves');
+    extra.curves = (doc.curves as Record<string, Json>[]).map((c, i) => {
+      const keys = ['step', 'loss', 'gradNorm', 'lr'] as const;
+      expect(typeof c.run === 'string' && keys.every((k) => Array.isArray(c[k])), file, `curves[${i}]`, 'a curve {run, step, loss, gradNorm, lr}');
+      return { run: c.run as string, step: c.step as number[], loss: (c.loss as Json[]).map(num), gradNorm: (c.gradNorm as Json[]).map(num), lr: (c.lr as Json[]).map(num) };
+    });
+  }
+  if (doc.dt !== undefined) {
+    expect(typeof doc.dt === 'number', file, 'dt', 'a number (the time of one lead step)');
+    extra.dt = doc.dt;
+  }
+  return { title: (doc.title as string) ?? 'wellspring evaluation', result, aggregates, ...extra };
 }

@@ -14,9 +14,12 @@ import {
   spectralErrorBands,
   spectralErrorData,
   spreadSkillVsLead,
+  trainingCurveData,
+  trainingCurves,
   type Plot,
 } from './plots.js';
 import { ALL_FIELDS, DATA_MODEL, type MetricName, type SavedResults } from '../metrics/index.js';
+import type { Provenance } from '../provenance.js';
 
 export interface ReportOptions {
   /** Metrics drawn against lead time, one plot each. Default vrmse, rmse, crps, w1. */
@@ -110,6 +113,10 @@ export async function reportFigures(saved: SavedResults, options: ReportOptions 
     if (residualData(saved).length > 0) plots.push(await residualVsLead(saved));
     else omitted.push({ id: 'pde-residual', title: 'PDE residual vs lead time', reason: 'no finite, non-zero residual value was recorded' });
   }
+  if (saved.curves !== undefined) {
+    if (trainingCurveData(saved).length > 0) plots.push(await trainingCurves(saved));
+    else omitted.push({ id: 'training-curves', title: 'Training curves', reason: 'the training logs of the runs evaluated hold no finite positive value' });
+  }
   return { plots, omitted };
 }
 
@@ -148,6 +155,27 @@ function bandTables(saved: SavedResults, metrics: readonly MetricName[]): string
       return `<table class="bands" data-metric="${metric}"><caption>${escapeHtml(metricLabel(metric))} by lead-time band</caption>\n${head}\n${body}\n</table>`;
     })
     .join('\n') + `\n<p class="note">Bands: ${bands.map((b) => escapeHtml(b.label ?? `${b.from}-${b.to}`)).join(', ')}; means over every frame (trajectory x lead time) in the band; "all" pools the fields.</p>`;
+}
+
+/** One row per run: software, backend, configuration hash, data identity, start and resumptions. */
+export function provenanceSection(provenance: Record<string, Provenance> | undefined): string {
+  const entries = Object.entries(provenance ?? {});
+  if (entries.length === 0) return '<p class="note">No provenance records (results written by an older version, or by hand).</p>';
+  const short = (h: string | null | undefined) => (h ? h.slice(0, 12) : MISSING_CELL);
+  const rows = entries.map(([name, p]) => {
+    const sw = p.software;
+    const commit = sw.commit ? `${sw.commit.slice(0, 12)}${sw.dirty ? ' (modified)' : ''}` : 'no git checkout';
+    const backend = p.backend ? `${p.backend.name}${p.backend.gpu ? ' (GPU)' : ''}, ${p.backend.provider}` : MISSING_CELL;
+    const data = p.data
+      ? `${p.data.root}: ${p.data.files.length} files, ${p.data.bytes} bytes, id ${p.data.id}${p.data.stats ? `, stats ${short(p.data.stats.sha256)}` : ''}`
+      : MISSING_CELL;
+    const resumes = p.resumes.length > 0 ? p.resumes.map((r) => r.time).join(', ') : 'none';
+    const cells = [name, `${sw.name} ${sw.version}`, commit, `${sw.node} ${sw.platform}`, backend, short(p.configHash), data, p.created, resumes];
+    return `<tr data-provenance="${escapeHtml(name)}">${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+  });
+  const head = ['run', 'software', 'commit', 'Node', 'backend', 'config hash', 'data', 'started', 'resumed'];
+  return `<table class="provenance"><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr>\n${rows.join('\n')}</table>
+<p class="note">Config hash: SHA-256 of the resolved configuration (canonical JSON), first 12 digits; data id: hash of the data files' names and sizes and of the statistics file. The full records are in results.json and each run's run.json.</p>`;
 }
 
 /** The RMS PDE residual per model, equation and band, with its ratio to the simulated data's own residual. */
@@ -218,6 +246,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f4f4f4; } caption { text-align: left; font-weight: bold; padding: 4px 0; }
 tr.all td { font-weight: bold; background: #fafafa; }
 td.missing { color: #999; text-align: center; }
+table.provenance td { text-align: left; font-size: 0.85em; }
 table.frames td, table.frames th { text-align: center; vertical-align: middle; }
 img.frame { image-rendering: pixelated; display: block; }
 dl.defs dt { font-weight: bold; margin-top: 6px; } dl.defs dd { margin-left: 16px; }
@@ -274,7 +303,7 @@ export async function renderReport(saved: SavedResults, options: ReportOptions =
 <body>
 <h1>${escapeHtml(saved.title)}</h1>
 <p class="note">Models: ${result.models.map(escapeHtml).join(', ')} &middot; fields: ${result.fields.map(escapeHtml).join(', ')} &middot;
-lead times ${result.leads[0] ?? '\u2013'}\u2013${result.leads[result.leads.length - 1] ?? '\u2013'} &middot; up to ${trajectories} trajectories per lead time &middot; ${conventionNote}</p>
+lead times ${result.leads[0] ?? '\u2013'}\u2013${result.leads[result.leads.length - 1] ?? '\u2013'}${saved.dt !== undefined ? ` (steps of \u0394t = ${Number(saved.dt.toPrecision(4))}, so up to t = ${Number(((result.leads[result.leads.length - 1] ?? 0) * saved.dt).toPrecision(4))})` : ''} &middot; up to ${trajectories} trajectories per lead time &middot; ${conventionNote}</p>
 
 <h2>Summary by lead-time band</h2>
 ${bandTables(saved, options.tableMetrics ?? DEFAULT_TABLE_METRICS)}
@@ -292,6 +321,12 @@ ${residualTable(saved, section((id) => id === 'pde-residual'))}
 
 <h2>Frames</h2>
 ${frameSection(saved, options.frameSize ?? 128)}
+
+<h2>Training</h2>
+${saved.curves === undefined ? '<p class="note">No training curves: the results name no training runs.</p>' : section((id) => id === 'training-curves')}
+
+<h2>Provenance</h2>
+${provenanceSection(saved.provenance)}
 
 <h2>Definitions</h2>
 <dl class="defs">

@@ -77,6 +77,23 @@ export const METRIC_LABELS: Partial<Record<MetricName, string>> = {
 
 export const metricLabel = (m: MetricName): string => METRIC_LABELS[m] ?? m.replace(/_/g, ' ');
 
+/** Line colours of the models, in `result.models` order; the truth is drawn in TRUTH_COLOR. */
+export const MODEL_PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+export const TRUTH_COLOR = '#111111';
+
+/** One colour per model across every figure of a report: the model's place in `result.models` picks it. */
+export function modelColors(saved: SavedResults): { domain: string[]; range: string[] } {
+  // the results' models, then names that appear only in the PDE residual (the data's own)
+  const extra = (saved.result.residual?.models ?? []).filter((m) => !saved.result.models.includes(m));
+  const models = [...saved.result.models, ...extra];
+  return { domain: [...models], range: models.map((_, i) => MODEL_PALETTE[i % MODEL_PALETTE.length]!) };
+}
+
+/** The lead-time axis title: steps, with the physical time of one step when the results know it. */
+export function leadTitle(saved: SavedResults): string {
+  return saved.dt !== undefined ? `lead time (steps of Δt = ${Number(saved.dt.toPrecision(4))})` : 'lead time (steps)';
+}
+
 /** One data point of a plot: named values, as Vega-Lite reads them. */
 export type PlotDatum = Record<string, string | number>;
 
@@ -104,9 +121,9 @@ export async function errorVsLead(saved: SavedResults, metric: MetricName): Prom
       ...PANEL,
       mark: { type: 'line', point: saved.result.leads.length <= 30 },
       encoding: {
-        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+        x: { field: 'lead', type: 'quantitative', title: leadTitle(saved) },
         y: { field: 'value', type: 'quantitative', title: metricLabel(metric) },
-        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models, scale: modelColors(saved) },
       },
     },
     resolve: { scale: { y: 'independent' } },
@@ -133,9 +150,9 @@ export async function spreadSkillVsLead(saved: SavedResults): Promise<Plot> {
         {
           mark: { type: 'line', point: saved.result.leads.length <= 30 },
           encoding: {
-            x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+            x: { field: 'lead', type: 'quantitative', title: leadTitle(saved) },
             y: { field: 'value', type: 'quantitative', title: 'spread / skill' },
-            color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+            color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models, scale: modelColors(saved) },
           },
         },
         {
@@ -211,7 +228,7 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
           type: 'nominal',
           title: null,
           sort: series,
-          scale: { domain: series, range: ['#111111', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'] },
+          scale: { domain: series, range: [TRUTH_COLOR, ...modelColors(saved).range] },
         },
         strokeDash: { field: 'series', type: 'nominal', sort: series, title: null },
       },
@@ -230,8 +247,8 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
 }
 
 /**
- * The points of the spectral-error-bands plot: finite psd and coherence errors of the low, mid and high bands,
- * all fields pooled. Empty on grids whose bins all fall in the corner band or in none (2 x 2, 1 x N).
+ * The points of the spectral-error-bands plot: finite positive psd and coherence errors of the low, mid and high
+ * bands (log axis), all fields pooled. Empty on grids whose bins all fall in the corner band or in none (2 x 2, 1 x N).
  */
 export function spectralErrorData(saved: SavedResults): PlotDatum[] {
   const values: PlotDatum[] = [];
@@ -239,7 +256,7 @@ export function spectralErrorData(saved: SavedResults): PlotDatum[] {
     for (const band of ['low', 'mid', 'high'] as const) {
       for (const kind of ['psd', 'coherence'] as const) {
         const v = r.metrics[`${kind}_error_${band}`].mean;
-        if (Number.isFinite(v)) values.push({ model: r.model, lead: r.lead, band, kind: `${kind} error`, value: v });
+        if (Number.isFinite(v) && v > 0) values.push({ model: r.model, lead: r.lead, band, kind: `${kind} error`, value: v });
       }
     }
   }
@@ -260,11 +277,12 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
       ...PANEL,
       mark: { type: 'line', point: saved.result.leads.length <= 30 },
       encoding: {
-        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
-        y: { field: 'value', type: 'quantitative', title: 'error' },
-        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models },
+        x: { field: 'lead', type: 'quantitative', title: leadTitle(saved) },
+        y: { field: 'value', type: 'quantitative', title: 'error (log)', scale: { type: 'log' } },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: saved.result.models, scale: modelColors(saved) },
       },
     },
+    resolve: { scale: { y: 'independent' } },
     config,
   };
   return {
@@ -272,8 +290,58 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
     title: 'Spectral errors per frequency band vs lead time (all fields)',
     caption:
       'sqrt of the mean over a band\u2019s isotropic bins of (1 - P_pred / P_truth)^2 (power) and of ' +
-      '(1 - C / sqrt(P_truth P_pred))^2 (coherence); bands log-spaced up to 0.5 cycles per cell.',
+      '(1 - C / sqrt(P_truth P_pred))^2 (coherence); bands log-spaced up to 0.5 cycles per cell. Log axis, one ' +
+      'scale per panel, so that the small low-band errors are not flattened by the high band.',
     svg: await renderSvg(spec, 'spectral-error-bands'),
+  };
+}
+
+/** The points of the training-curves plot: positive loss, gradient norm and learning rate per run and step. */
+export function trainingCurveData(saved: SavedResults): PlotDatum[] {
+  const values: PlotDatum[] = [];
+  for (const c of saved.curves ?? []) {
+    const series = [['loss', c.loss], ['gradient norm', c.gradNorm], ['learning rate', c.lr]] as const;
+    for (const [quantity, ys] of series) {
+      c.step.forEach((step, i) => {
+        const v = ys[i]!;
+        if (Number.isFinite(v) && v > 0) values.push({ run: c.run, quantity, step, value: v });
+      });
+    }
+  }
+  return values;
+}
+
+/** Training loss, gradient norm and learning rate against the step, one line per run (coloured as its model). */
+export async function trainingCurves(saved: SavedResults): Promise<Plot> {
+  const runs = (saved.curves ?? []).map((c) => c.run);
+  const colors = modelColors(saved);
+  const range = runs.map((r, i) => {
+    const k = colors.domain.indexOf(r);
+    return k >= 0 ? colors.range[k]! : MODEL_PALETTE[(colors.domain.length + i) % MODEL_PALETTE.length]!;
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: trainingCurveData(saved) },
+    facet: { column: { field: 'quantity', type: 'nominal', title: null, sort: ['loss', 'gradient norm', 'learning rate'] } },
+    spec: {
+      ...PANEL,
+      mark: { type: 'line', strokeWidth: 1.2 },
+      encoding: {
+        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        y: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: null },
+        color: { field: 'run', type: 'nominal', title: 'run', sort: runs, scale: { domain: runs, range } },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+    config,
+  };
+  return {
+    id: 'training-curves',
+    title: 'Training curves',
+    caption:
+      'Per-step training loss, global gradient norm (before clipping) and learning rate of the runs evaluated, ' +
+      'as logged (train.logEvery); log axes. Losses of different models are different quantities.',
+    svg: await renderSvg(spec, 'training-curves'),
   };
 }
 
@@ -298,9 +366,9 @@ export async function residualVsLead(saved: SavedResults): Promise<Plot> {
       ...PANEL,
       mark: { type: 'line', point: saved.result.leads.length <= 30 },
       encoding: {
-        x: { field: 'lead', type: 'quantitative', title: 'lead time' },
+        x: { field: 'lead', type: 'quantitative', title: leadTitle(saved) },
         y: { field: 'value', type: 'quantitative', title: 'RMS residual', scale: { type: 'log' } },
-        color: { field: 'model', type: 'nominal', title: 'model', sort: residual.models },
+        color: { field: 'model', type: 'nominal', title: 'model', sort: residual.models, scale: modelColors(saved) },
       },
     },
     resolve: { scale: { y: 'independent' } },

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { from, type Source } from '../../streams/core.js';
 import type { PdeResidual } from '../../physics/residuals/residual.js';
+import type { Provenance, TrainingCurve } from '../provenance.js';
 import {
   reduceMetrics,
   ResidualReducer,
@@ -45,6 +46,12 @@ export interface ReportSinkOptions extends MetricsOptions, ReportOptions {
    * simulated data's own residual as the model "data". Runs on the calling thread (tfjs). Default none.
    */
   residual?: PdeResidual;
+  /** Provenance records to carry into results.json and the report, by run name. */
+  provenance?: Record<string, Provenance>;
+  /** Training curves of the runs evaluated, for the report. */
+  curves?: TrainingCurve[];
+  /** Physical time of one lead step, for the report's lead-time axes. */
+  dt?: number;
 }
 
 export const FRAME_LOG_FILE = 'frames.csv';
@@ -142,7 +149,7 @@ export async function reportSink(input: Source<RolloutChunk>, options: ReportSin
     result = await reduceMetrics(source, options);
   }
   if (residual) result = { ...result, residual: residual.result() };
-  const saved = summarize(result, { title: options.title, bands: options.bands });
+  const saved = summarize(result, { title: options.title, bands: options.bands, provenance: options.provenance, curves: options.curves, dt: options.dt });
   const withFrames = saved.result.models.filter((m) => saved.result.snapshots.some((s) => s.model === m));
   const later = [REPORT_FILE, ...withFrames.map((m) => `frames-${slug(m)}.png`)];
   let results: string[];

@@ -2,12 +2,19 @@
  * Compute benchmark: time of one training step (forward, backward, gradient clipping, AdamW update) of the
  * `dcae-small` autoencoder (batch 16, 64x64x5 inputs) and the `vit-small` denoiser (batch 32, 5 frames of 8x8x16
  * latent tokens) on the wasm backend, and in the same run the same architectures in PyTorch on the CPU
- * (bench/torch_train.py, 2 threads) when python3 with torch is present. Prints the ratio PyTorch-time /
+ * (bench/torch_train.py, one thread per core) when python3 with torch is present. Prints the ratio PyTorch-time /
  * wellspring-time (higher is better for wellspring; 1.0 = parity), in wall time and in CPU time per step. Which
  * BLAS PyTorch loaded matters a lot for the ViT (see bench/torch_train.py); the ratio lines name it.
  *
- * `node dist/bench/compute.bench.js [--steps N] [--which dcae-small,vit-small] [--workers 1,2] [--no-profile]
- *   [--no-baseline]`
+ * Conditions: the runs interleave, wellspring then PyTorch, round after round (A B A B ...); each round times
+ * `--steps` steps of every setup after one warm-up step per setup, and a figure is the median over rounds of
+ * the per-round medians. Every figure carries the load averages before and after and the CPU used by other
+ * processes meanwhile, and `underLoad: true` when bench/conditions.ts's rule says the machine was not quiet:
+ * such figures are not to be quoted. The last line per model is a kernel profile of one single-thread step
+ * (tf.profile: kernel time by op, and its share of the step's wall time).
+ *
+ * `node dist/bench/compute.bench.js [--steps N] [--rounds R] [--which dcae-small,vit-small] [--workers 1,2]
+ *   [--no-profile] [--no-baseline]`
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
  *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off
@@ -17,15 +24,18 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
-import { setWinogradMode, winogradMode } from '../src/models/backend/wasm/index.js';
+import { type WinogradMode, setWinogradMode, winogradMode } from '../src/models/backend/wasm/index.js';
 import { createDcae, createVit, presets } from '../src/models/nn/index.js';
 import { ParallelGradients, Trainer, type ParallelModel } from '../src/models/train/index.js';
 import { Rng } from '../src/streams/random.js';
 import { isMainThread } from 'node:worker_threads';
+import { profileStep } from './profile.js';
+import { LOAD_PER_CORE_LIMIT, OTHER_CORES_LIMIT, conditions, median, startInterval } from './conditions.js';
 
 type Batch = tf.Tensor | Record<string, tf.Tensor>;
 
@@ -70,6 +80,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       steps: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '3' },
       which: { type: 'string', default: 'dcae-small,vit-small' },
       'no-profile': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1,2' },
@@ -77,146 +88,161 @@ async function main(): Promise<void> {
     },
   });
   const steps = Number(values.steps);
+  const rounds = Number(values.rounds);
   const workerCounts = values.workers.split(',').map(Number);
-  const which = values.which.split(',');
+  const which = values.which.split(',') as Array<'dcae-small' | 'vit-small'>;
   const emit = (line: Record<string, unknown>) => console.log(JSON.stringify({ bench: 'compute', ...line }));
-
+  const threads = cpus().length; // PyTorch: one thread per core
   const info = await selectBackend({ prefer: 'wasm' });
-  const machine = 'shared 2-core machine under load from other jobs: figures noisy';
+  emit({ figure: 'conditions at start', ...conditions(), rule: `underLoad: load average at start > ${LOAD_PER_CORE_LIMIT}/core, or other processes > ${OTHER_CORES_LIMIT} core during the figure (bench/conditions.ts)` });
 
-  /** Median wall time of `steps` training steps after one warm-up step; also the top kernels of one profiled step. */
-  async function timeTrainer<B>(trainer: Trainer<B>, makeBatch: (i: number) => B, profile: boolean): Promise<{ ms: number; cpuMs: number; kernels: Record<string, number> }> {
-    await trainer.runStep(makeBatch(0));
-    const times: number[] = [];
-    const cpu0 = process.cpuUsage();
-    for (let i = 1; i <= steps; i++) times.push((await trainer.runStep(makeBatch(i))).ms);
-    const cpu = process.cpuUsage(cpu0);
-    times.sort((a, b) => a - b);
-    const kernels: Record<string, number> = {};
-    if (profile) {
-      const batch = makeBatch(steps + 1);
-      const prof = await tf.profile(async () => {
-        await trainer.runStep(batch);
-      });
-      for (const k of prof.kernels) kernels[k.name] = (kernels[k.name] ?? 0) + (k.kernelTimeMs as number);
-    }
-    const top = Object.entries(kernels)
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, 8)
-      .map(([k, v]) => [k, Math.round(v)] as const);
-    return { ms: times[Math.floor(times.length / 2)], cpuMs: (cpu.user + cpu.system) / 1000 / steps, kernels: Object.fromEntries(top) };
-  }
-
-
-  // PyTorch reference, run with the first python3 that has torch (Debian's python3-torch lives in /usr/bin), right
-  // after our runs of the same model so both see similar machine load.
+  // PyTorch reference: the first python3 that has torch (Debian's python3-torch lives in /usr/bin).
   const here = dirname(fileURLToPath(import.meta.url));
   // Compiled: dist/bench/compute.bench.js -> bench/torch_train.py; from source (tsx): bench/compute.bench.ts.
   const script = [join(here, '../../bench/torch_train.py'), join(here, 'torch_train.py')].find(existsSync);
   const python = ['python3', '/usr/bin/python3'].find(
     (exe) => spawnSync(exe, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
   );
-  function torchFigures(model: string): void {
-    if (!script) return emit({ figure: `torch-train-step ${model}`, skipped: `bench/torch_train.py not found from ${here}` });
-    if (!python) return emit({ figure: `torch-train-step ${model}`, skipped: 'no python3 with torch (apt-get install python3-torch)' });
-    const run = spawnSync(python, [script, '--threads', '2', '--steps', String(steps), '--which', model], { encoding: 'utf8' });
-    if (run.status !== 0) {
-      return emit({ figure: `torch-train-step ${model}`, skipped: `torch_train.py failed: ${run.stderr.trim().split('\n').pop()}` });
-    }
-    for (const line of run.stdout.trim().split('\n')) {
-      const fig = JSON.parse(line) as { figure: string; value: number; processCpuMsPerStep: number; blas: string };
-      console.log(line);
-      emit({
-        figure: `ratio torch/wellspring ${model}`,
-        value: Number((fig.value / ours[model]).toFixed(3)),
-        unit: 'x',
-        target: model === 'dcae-small' ? 0.25 : undefined,
-        torchMs: fig.value,
-        wellspringMs: Math.round(ours[model]),
-        torchBlas: fig.blas,
-        note: 'wall time; wellspring = best over the worker counts run',
-      });
-      emit({
-        figure: `cpu-time ratio torch/wellspring ${model}`,
-        value: Number((fig.processCpuMsPerStep / oursCpu[model]).toFixed(3)),
-        unit: 'x',
-        torchCpuMs: fig.processCpuMsPerStep,
-        wellspringCpuMs: Math.round(oursCpu[model]),
-        note: 'CPU time per step summed over threads: less sensitive to the load of other jobs than wall time',
-      });
-    }
+  const torchSkip = !script ? `bench/torch_train.py not found from ${here}` : !python ? 'no python3 with torch (apt-get install python3-torch)' : undefined;
+  interface TorchRun { value: number; processCpuMsPerStep: number; blas: string; blasBuild: string; matmul: string; threads: number; torch: string }
+  /** One PyTorch run of `steps` steps (after its own warm-up step): its median step time and context. */
+  function torchRun(model: string): TorchRun | string {
+    const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+    const run = spawnSync(python!, [script!, '--threads', String(threads), '--steps', String(steps), '--which', model], { encoding: 'utf8', env });
+    if (run.status !== 0) return `torch_train.py failed: ${run.stderr.trim().split('\n').pop()}`;
+    return JSON.parse(run.stdout.trim().split('\n').pop()!) as TorchRun;
   }
 
-  const ours: Record<string, number> = {};
-  const oursSingle: Record<string, number> = {};
-  const oursCpu: Record<string, number> = {};
   // tfjs holds a whole backward pass in memory (vit-small: ~0.45 GB per sample; the wasm heap stops at 4 GB):
-  // vit-small accumulates gradients over micro-batches of 4.
+  // vit-small accumulates gradients over micro-batches of 4 in the workers.
   const microBatch: Record<string, number | undefined> = { 'dcae-small': undefined, 'vit-small': 4 };
-  for (const model of which as Array<'dcae-small' | 'vit-small'>) {
-    for (const workers of workerCounts) {
+  for (const model of which) {
+    const rng = new Rng(1);
+    const batchOf = () => makeBatch(model, rng);
+    // One trainer per worker count, kept for every round; the first step of each is a warm-up.
+    const setups: Array<{ label: string; workers: number; trainer: Trainer<Batch>; close: () => Promise<void>; medians: number[]; cpuMs: number[] }> = [];
+    const variants: Array<{ workers: number; winograd: 'default' | 'off' }> = workerCounts.map((workers) => ({ workers, winograd: 'default' }));
+    if (!values['no-baseline'] && model === 'dcae-small') variants.push({ workers: 1, winograd: 'off' });
+    for (const { workers, winograd } of variants) {
       const { params, loss } = build({ model });
-      const rng = new Rng(1);
       const parallel =
         workers > 1
           ? await ParallelGradients.start({ module: import.meta.url, options: { model }, params, workers, microBatch: microBatch[model] })
           : undefined;
-      const trainer = new Trainer<Batch>({
-        params,
-        loss,
-        optimizer: { lr: 1e-4, weightDecay: 0.01 },
-        clipNorm: 1,
-        gradients: parallel?.compute,
-      });
-      const { ms, cpuMs, kernels } = await timeTrainer(trainer, () => makeBatch(model, rng), !values['no-profile'] && workers === 1);
-      if (workers === 1) oursSingle[model] = ms;
-      if (ms < (ours[model] ?? Infinity)) {
-        ours[model] = ms;
-        oursCpu[model] = cpuMs;
-      }
-      emit({
-        figure: `train-step ${model}`,
-        value: Math.round(ms),
-        unit: 'ms',
-        batch: model === 'dcae-small' ? 16 : 32,
-        backend: info.name,
+      const trainer = new Trainer<Batch>({ params, loss, optimizer: { lr: 1e-4, weightDecay: 0.01 }, clipNorm: 1, gradients: parallel?.compute });
+      const label = winograd === 'off' ? `${workers} worker, Winograd off` : `${workers} worker${workers > 1 ? 's' : ''}`;
+      setups.push({
+        label,
         workers,
-        winograd: winogradMode(),
-        processCpuMsPerStep: Math.round(cpuMs),
-        machine,
-        ...(workers === 1 ? { kernelsMs: kernels } : {}),
-        ...(parallel
-          ? { lastStepMainThreadMs: Object.fromEntries(Object.entries(parallel.lastTimings).map(([k, v]) => [k, Math.round(v)])) }
-          : {}),
+        trainer,
+        close: async () => {
+          await parallel?.close();
+          trainer.dispose();
+          for (const v of params.values()) v.dispose();
+        },
+        medians: [],
+        cpuMs: [],
       });
-      await parallel?.close();
-      trainer.dispose();
-      for (const v of params.values()) v.dispose();
     }
-    if (!values['no-baseline'] && model === 'dcae-small') {
-      const previous = setWinogradMode('off');
-      const { params, loss } = build({ model });
-      const rng = new Rng(1);
-      const trainer = new Trainer<Batch>({ params, loss, optimizer: { lr: 1e-4, weightDecay: 0.01 }, clipNorm: 1 });
-      const { ms, cpuMs } = await timeTrainer(trainer, () => makeBatch(model, rng), false);
-      setWinogradMode(previous);
+    // The Winograd-off baseline switches the mode around its own steps only.
+    const defaultMode = winogradMode();
+    const modeOf = (label: string): WinogradMode => (label.includes('Winograd off') ? 'off' : defaultMode);
+    const withMode = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+      const previous = setWinogradMode(modeOf(label));
+      try {
+        return await f();
+      } finally {
+        setWinogradMode(previous);
+      }
+    };
+    for (const s of setups) await withMode(s.label, () => s.trainer.runStep(batchOf()));
+
+    // Rounds: every wellspring setup, then PyTorch (A B A B ...); medians over rounds of per-round medians.
+    const torchMedians: number[] = [];
+    const torchCpu: number[] = [];
+    let torchContext: TorchRun | undefined;
+    let torchError = torchSkip;
+    const end = startInterval();
+    for (let r = 0; r < rounds; r++) {
+      for (const s of setups) {
+        const times: number[] = [];
+        const cpu0 = process.cpuUsage();
+        await withMode(s.label, async () => {
+          for (let i = 0; i < steps; i++) times.push((await s.trainer.runStep(batchOf())).ms);
+        });
+        const cpu = process.cpuUsage(cpu0);
+        s.medians.push(median(times));
+        s.cpuMs.push((cpu.user + cpu.system) / 1000 / steps);
+      }
+      if (!torchError) {
+        const run = torchRun(model);
+        if (typeof run === 'string') torchError = run;
+        else {
+          torchMedians.push(run.value);
+          torchCpu.push(run.processCpuMsPerStep);
+          torchContext = run;
+        }
+      }
+    }
+    const cond = end();
+    const batch = model === 'dcae-small' ? 16 : 32;
+    let best: (typeof setups)[number] | undefined;
+    for (const s of setups) {
       emit({
-        figure: `train-step ${model} without Winograd`,
-        value: Math.round(ms),
+        figure: `train-step ${model}, ${s.label}`,
+        value: Math.round(median(s.medians)),
         unit: 'ms',
-        batch: 16,
+        batch,
         backend: info.name,
-        workers: 1,
-        processCpuMsPerStep: Math.round(cpuMs),
-        winograd: 'off',
-        winogradSpeedup: oursSingle[model] ? Number((ms / oursSingle[model]).toFixed(2)) : undefined,
-        note: 'winogradSpeedup = this step time / the 1-worker step time with Winograd above',
+        workers: s.workers,
+        winograd: modeOf(s.label),
+        roundMedians: s.medians.map(Math.round),
+        processCpuMsPerStep: Math.round(median(s.cpuMs)),
+        rounds,
+        stepsPerRound: steps,
+        ...cond,
       });
-      trainer.dispose();
-      for (const v of params.values()) v.dispose();
+      if (!s.label.includes('Winograd off') && (!best || median(s.medians) < median(best.medians))) best = s;
     }
-    torchFigures(model);
+    if (torchError || !torchContext) {
+      emit({ figure: `torch-train-step ${model}`, skipped: torchError ?? 'no run' });
+    } else {
+      const torchMs = median(torchMedians);
+      emit({ figure: `torch-train-step ${model}`, value: Math.round(torchMs), unit: 'ms', batch, roundMedians: torchMedians.map(Math.round), processCpuMsPerStep: Math.round(median(torchCpu)), threads: torchContext.threads, torch: torchContext.torch, blas: torchContext.blas, blasBuild: torchContext.blasBuild, matmul: torchContext.matmul, ...cond });
+      if (best) {
+        emit({
+          figure: `ratio torch/wellspring ${model}`,
+          value: Number((torchMs / median(best.medians)).toFixed(3)),
+          unit: 'x',
+          torchMs: Math.round(torchMs),
+          wellspringMs: Math.round(median(best.medians)),
+          wellspring: best.label,
+          torchBlas: torchContext.blas,
+          torchThreads: torchContext.threads,
+          note: 'wall time, medians over interleaved rounds; wellspring = its fastest worker count',
+          underLoad: cond.underLoad,
+        });
+        emit({
+          figure: `cpu-time ratio torch/wellspring ${model}`,
+          value: Number((median(torchCpu) / median(best.cpuMs)).toFixed(3)),
+          unit: 'x',
+          note: 'CPU time per step summed over threads',
+          underLoad: cond.underLoad,
+        });
+      }
+    }
+    if (!values['no-profile']) {
+      // One profiled single-thread step: kernel time by op and its share of the step's wall time. Kernels that
+      // the project's kernels call through tfjs (e.g. Transpose inside BatchMatMul) count in their caller too.
+      const single = setups.find((s) => s.workers === 1 && !s.label.includes('Winograd off'));
+      if (single) {
+        const { stepMs, kernels } = await profileStep(() => single.trainer.runStep(batchOf()));
+        emit({ figure: `kernel profile ${model}`, stepMs: Math.round(stepMs), unit: '[op, ms, share of step]', kernels, note: 'one profiled step, 1 worker; nested kernels also count in their callers' });
+      }
+    }
+    for (const s of setups) await s.close();
   }
+  emit({ figure: 'conditions at end', ...conditions() });
 }
 
 if (isMainThread) await main();

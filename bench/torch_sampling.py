@@ -7,17 +7,24 @@ LayerNorm modulation, mask channels), wrapped in EDM preconditioning on the log-
 steps of 3rd-order Adams-Bashforth in rho = sigma / alpha with the context frame re-imposed at every step, for an
 ensemble of 16 members rolled out window by window (window 5, context 1). Prints one JSON line.
 
-Usage: python3 bench/torch_sampling.py [--threads 2] [--windows 1] [--ensemble 16] [--steps 16]
+Matrix products take one of two paths (--path): "onednn" (nn.Linear through torch.utils.mkldnn, attention as
+grouped 1x1 convolutions, both on oneDNN) or "plain" (nn.Linear's addmm and torch.matmul, i.e. the BLAS that
+libblas.so.3 resolves to: the reference BLAS on a bare Debian, OpenBLAS once libopenblas0-pthread is installed).
+The output names the path, the BLAS library loaded and the one torch was built against.
+
+Usage: python3 bench/torch_sampling.py [--threads <cores>] [--windows 1] [--ensemble 16] [--steps 16] [--path onednn|plain]
 """
 
 import argparse
 import json
 import math
+import os
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch_env import blas_build, blas_library
 import torch.utils.mkldnn
 
 
@@ -170,24 +177,25 @@ def sample_window(net, observed, mask, steps, order, generator):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--windows", type=int, default=1)
     parser.add_argument("--ensemble", type=int, default=16)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--context", type=int, default=1)
     parser.add_argument(
-        "--plain",
-        action="store_true",
-        help="plain nn.Linear and matmul (with Debian's reference BLAS this is 10-50x slower)",
+        "--path",
+        choices=["onednn", "plain"],
+        default="onednn",
+        help="onednn: Linear via torch.utils.mkldnn and attention via grouped convolutions; plain: nn.Linear and "
+        "matmul on the loaded BLAS (with Debian's reference BLAS this is 10-50x slower)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = SpaceTimeViT().eval()
     params = sum(p.numel() for p in net.parameters())
-    blas = "generic" if "BLAS_INFO=generic" in torch.__config__.show() else "optimised"
-    if not args.plain:
+    if args.path == "onednn":
         # oneDNN for every matrix product: Linear layers via torch.utils.mkldnn, attention via grouped convolutions.
         Block.grouped_conv_attention = True
         net = torch.utils.mkldnn.to_mkldnn(net)
@@ -217,8 +225,10 @@ def main():
                 "params": params,
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
-                "blas": blas,
-                "path": "plain" if args.plain else "onednn",
+                "blas": blas_library(),
+                "blasBuild": blas_build(),
+                "path": args.path,
+                "cpu_seconds": time.process_time(),
             }
         )
     )

@@ -1,11 +1,11 @@
 """PyTorch CPU reference for bench/compute.bench.ts: train-step time of the same architectures.
 
-Prints one JSON line per figure, like the TypeScript benchmarks. Debian's python3-torch links the reference
-BLAS (libblas3) unless an optimised one is installed, which makes its linear layers (the ViT) very slow; the
-"blas" field says which library was loaded. To compare against OpenBLAS without changing the system, extract
-libopenblas0-pthread (`apt-get download` + `dpkg -x`) and run with LD_LIBRARY_PATH=<dir>/usr/lib/x86_64-linux-gnu/openblas-pthread
-(the TypeScript benchmark passes its environment on). Usage:
-    python3 bench/torch_train.py [--threads 2] [--steps 5] [--which dcae-small,vit-small]
+Prints one JSON line per figure, like the TypeScript benchmarks. Debian's python3-torch links libblas.so.3, which
+is the reference BLAS (libblas3) unless an optimised one provides it: `apt-get install libopenblas0-pthread`
+registers OpenBLAS as the libblas.so.3 alternative, and then torch's linear layers (addmm, which calls sgemm)
+run on OpenBLAS. The "blas" field names the library this process actually loaded, "blasBuild" what torch was
+built against (torch.__config__.show()), "matmul" the path the float32 linear layers take. Usage:
+    python3 bench/torch_train.py [--threads <cores>] [--steps 5] [--which dcae-small,vit-small]
 
 The networks mirror the ones the TypeScript benchmark trains (see bench/compute.bench.ts): same layer shapes,
 same loss, AdamW update included in the step. Layout is NCHW (PyTorch's native one); the arithmetic is the same.
@@ -14,11 +14,13 @@ same loss, AdamW update included in the step. Layout is NCHW (PyTorch's native o
 import argparse
 import json
 import math
+import os
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch_env import blas_build, blas_library
 
 
 class ChannelNorm(nn.Module):
@@ -140,26 +142,24 @@ def time_steps(model, batch, loss_fn, steps):
     return times[len(times) // 2], cpu_ms
 
 
-def blas_library():
-    """The BLAS shared library this process loaded (Debian's default is the slow reference BLAS)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
-        return sorted(paths)[0] if paths else "unknown"
-    except OSError:
-        return "unknown"
+def matmul_path():
+    """How float32 nn.Linear runs on the CPU here: addmm calls the loaded BLAS's sgemm (oneDNN is used for float32
+    linear layers only through torch.utils.mkldnn, which this script does not use)."""
+    return "addmm -> BLAS sgemm (%s threads, oneDNN %s but unused for float32 Linear)" % (
+        torch.get_num_threads(), "available" if torch.backends.mkldnn.is_available() else "absent")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--which", default="dcae-small,vit-small")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     which = args.which.split(",")
-    context = {"threads": args.threads, "torch": torch.__version__, "blas": blas_library()}
+    context = {"threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas_library(),
+               "blasBuild": blas_build(), "matmul": matmul_path()}
     if "dcae-small" in which:
         model = ConvAutoencoder(5, [32, 64, 128, 256], 16)
         x = torch.randn(16, 5, 64, 64)

@@ -6,7 +6,8 @@ import { parseShard } from '../cli/shard.js';
 import { parseBands, summarize, type MetricsResult } from '../../src/sinks/metrics/index.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
-const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN] [--save-rollouts] --run DIR
+const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [--surrogate RUN] [--diffusion RUN] [--student RUN]
+                     [--guidance subsample|downscale|mask] [--save-rollouts] --run DIR
        wellspring eval --merge --run DIR
 
 For each test trajectory, rolls out every given emulator from the first "context" encoded states (diffusion:
@@ -15,6 +16,13 @@ autoencoder's own reconstruction. Writes DIR/results/ (results.json, metrics.csv
 frame-grid PNGs). With --save-rollouts, also DIR/results/rollouts/<model>.arrow: every decoded state with its
 truth, ensemble members, lead and origin (file, trajectory, start, frame), tensors as arrow.fixed_shape_tensor
 (pyarrow: pyarrow.ipc.open_file(path).read_all().column("members").combine_chunks().to_numpy_ndarray()).
+
+Guided rollouts (data assimilation): --guidance OPERATOR also rolls the diffusion emulator out with guidance
+(guidance.method: mmps or dps) on noisy observations of the simulated states (guidance.noise, physical units),
+scored as the model "diffusion+<method>" next to the unguided one. Operator options: guidance.stride and
+guidance.offset (subsample), guidance.factor (downscale), guidance.mask (a JSON file of H rows of W 0/1) or
+guidance.sensors (random positions) for mask; guidance.fields restricts the observed fields; guidance.every
+observes every n-th lead. Example: --guidance subsample --set guidance.stride=16 --set guidance.method=mmps
 
 Scaling out: --shard i/n evaluates every n-th trajectory into DIR/results/shard-i-of-n (default:
 SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set); "wellspring eval --merge --run DIR" pools the shards.
@@ -26,6 +34,7 @@ Options:
   --surrogate DIR      train-surrogate run directory
   --diffusion DIR      train-diffusion run directory
   --student DIR        distill run directory (the one-step student; an ensemble like diffusion)
+  --guidance OP        also a guided diffusion model observing the truth by OP (subsample, downscale, mask)
   --shard i/n          this process's share of the trajectories
   --merge              pool shard results and render the report
   --save-rollouts      also save the decoded rollouts (setting saveRollouts)
@@ -55,6 +64,7 @@ export const command: Command = {
       surrogate: { type: 'string' },
       diffusion: { type: 'string' },
       student: { type: 'string' },
+      guidance: { type: 'string' },
       shard: { type: 'string' },
       merge: { type: 'boolean' },
       'save-rollouts': { type: 'boolean' },
@@ -71,6 +81,7 @@ export const command: Command = {
     if (values.diffusion) config.emulators.diffusion = values.diffusion as string;
     if (values.student) config.emulators.student = values.student as string;
     if (values['save-rollouts']) config.saveRollouts = true;
+    if (values.guidance) config.guidance.operator = values.guidance as string;
     const shard = parseShard(values.shard as string | undefined);
     const run = await openPipelineRun(runDir, 'eval', config);
     const { dir, result } = await withInterrupt((signal) => evaluate(config, run, shard, signal));

@@ -6,20 +6,26 @@
  *     -> [saveRollouts] -> reportSink
  *
  * The autoencoder's own reconstruction of each trajectory is scored as the model "autoencoder" (the floor any
- * latent emulator sits on). Holds one trajectory's latents and truth and one state per model at a time; the
+ * latent emulator sits on). With `guidance.operator` set, the diffusion emulator is also rolled out with
+ * guidance on noisy observations of the truth, scored as the model "diffusion+<method>" beside the unguided one. Holds one trajectory's latents and truth and one state per model at a time; the
  * reducers hold only their running sums.
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { filter, map, pipe, progress, abortable, take } from '../../src/streams/index.js';
 import { openWell, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
 import { RESIDUAL_SYSTEMS, residualForWell, type ResidualSystem } from '../../src/physics/residuals/index.js';
 import type { PdeResidual } from '../../src/physics/residuals/residual.js';
 import { latentCacheFiles, openLatentCache, readLatentCache, type CachedTrajectory } from '../../src/formats/latent-cache/index.js';
-import { loadAutoencoder, type LoadedAutoencoder } from '../../src/models/autoencoder.js';
+import { loadAutoencoder, physicalDecoder, type LoadedAutoencoder } from '../../src/models/autoencoder.js';
+import { guidance } from '../../src/models/diffusion/guidance.js';
+import {
+  composeObservations, downscale, randomSensors, selectFields, sensorMask, subsample, type ObservationOperator, type StateLayout,
+} from '../../src/physics/observe.js';
+import { sensorSeed } from '../../src/streams/random.js';
 import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
-import { decodeStates, rolloutLatents, withTruth } from '../../src/models/emulate.js';
+import { decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
 import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
 import { saveRollouts } from '../../src/sinks/rollouts.js';
@@ -47,6 +53,20 @@ export const evaluateDefaults = {
   frameLog: false,
   residual: 'auto',
   saveRollouts: false,
+  guidance: {
+    operator: '',
+    method: 'mmps',
+    stride: 16,
+    offset: 0,
+    factor: 16,
+    mask: '',
+    sensors: 16,
+    fields: '',
+    noise: 0.1,
+    iterations: 1,
+    scale: 1,
+    every: 1,
+  },
 };
 export type EvaluateConfig = typeof evaluateDefaults;
 
@@ -70,11 +90,55 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   frameLog: 'also write frames.csv, one line per scored frame',
   residual: 'PDE-residual metric: "auto" (the system the data\'s dataset name names; none, with a note, if unknown), "none", or euler, rayleigh-benard, darcy',
   saveRollouts: 'also save the decoded rollouts (truth, members, leads, origin) to results/rollouts/<model>.arrow',
+  guidance: {
+    operator: 'observation operator of the guided diffusion model: "" (none), "subsample", "downscale" or "mask"',
+    method: 'guidance method: "mmps" or "dps"',
+    stride: 'subsample: keep every stride-th pixel along both axes',
+    offset: 'subsample: first kept pixel along both axes',
+    factor: 'downscale: means over factor x factor blocks',
+    mask: 'mask: a JSON file holding an H x W array of 0/1 (sensor positions); "": `sensors` random positions',
+    sensors: 'mask: number of random sensor positions when no mask file is given',
+    fields: 'observed fields, comma-separated ("": all)',
+    noise: 'standard deviation of the observation noise, in physical units',
+    iterations: 'mmps: conjugate-gradient iterations',
+    scale: 'dps: guidance strength',
+    every: 'observe every n-th lead from lead 1',
+  },
 };
 
 interface Models {
   ae: LoadedAutoencoder;
   emulators: Record<string, LoadedEmulator>;
+}
+
+/** The observation operator the guidance settings describe, on the autoencoder's physical states. */
+async function observationOperator(g: EvaluateConfig['guidance'], ae: LoadedAutoencoder, seed: number): Promise<ObservationOperator> {
+  const all: StateLayout = { shape: ae.data.spatialShape, channels: ae.data.layout.names };
+  const fields = g.fields.split(',').map((f) => f.trim()).filter((f) => f.length > 0);
+  const select = fields.length > 0 ? [selectFields(all, fields)] : [];
+  const input = select[0]?.output ?? all;
+  const noise = { noise: g.noise };
+  let op: ObservationOperator;
+  if (g.operator === 'subsample') op = subsample(input, { stride: g.stride, offset: g.offset, ...noise });
+  else if (g.operator === 'downscale') op = downscale(input, { factor: g.factor, ...noise });
+  else if (g.operator === 'mask') {
+    let mask: ArrayLike<number>;
+    if (g.mask) {
+      let grid: unknown;
+      try {
+        grid = JSON.parse(await readFile(g.mask, 'utf8'));
+      } catch (err) {
+        throw new ConfigError(`guidance.mask ${g.mask}: not a readable JSON file (${(err as Error).message})`);
+      }
+      const [H, W] = input.shape;
+      if (!Array.isArray(grid) || grid.length !== H || grid.some((r) => !Array.isArray(r) || r.length !== W || r.some((v) => typeof v !== 'number'))) {
+        throw new ConfigError(`guidance.mask ${g.mask}: expected an array of ${H} rows of ${W} numbers (1 where a sensor is)`);
+      }
+      mask = (grid as number[][]).flat();
+    } else mask = randomSensors(input.shape, g.sensors, sensorSeed(seed));
+    op = sensorMask(input, { mask, ...noise });
+  } else throw new ConfigError(`guidance.operator must be "subsample", "downscale" or "mask", got "${g.operator}"`);
+  return composeObservations(...select, op);
 }
 
 async function loadModels(config: EvaluateConfig): Promise<Models> {
@@ -96,6 +160,12 @@ async function loadModels(config: EvaluateConfig): Promise<Models> {
 export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard, signal?: AbortSignal): Promise<{ dir: string; result: MetricsResult }> {
   const bands = parseBands(config.bands);
   if (config.convention !== 'the_well' && config.convention !== 'lola') throw new ConfigError(`convention must be "the_well" or "lola", got "${config.convention}"`);
+  if (config.guidance.operator && config.guidance.method !== 'mmps' && config.guidance.method !== 'dps') {
+    throw new ConfigError(`guidance.method must be "mmps" or "dps", got "${config.guidance.method}"`);
+  }
+  if (config.guidance.operator && !config.emulators.diffusion) {
+    throw new ConfigError(`guidance (${config.guidance.operator}) needs the diffusion emulator (--diffusion DIR): the surrogate and the student are deterministic maps with no denoiser to guide`);
+  }
   const models = await loadModels(config);
   const cacheFiles = await latentCacheFiles(config.cache, config.split);
   for (const f of cacheFiles) {
@@ -104,6 +174,14 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   }
   const truthDir = wellSplitDir(config.data.root, config.split as 'train' | 'valid' | 'test');
   if (!existsSync(truthDir)) throw new ConfigError(`data.root ${config.data.root}: no ${config.split} split at ${truthDir}`);
+  let operator: ObservationOperator | undefined;
+  try {
+    if (config.guidance.operator) operator = await observationOperator(config.guidance, models.ae, config.seed);
+  } catch (err) {
+    models.ae.dispose();
+    for (const e of Object.values(models.emulators)) e.dispose();
+    throw err instanceof ConfigError ? err : new ConfigError(`guidance: ${(err as Error).message}`);
+  }
   const residual = await residualOf(config.residual, truthDir);
   // Everything is validated: from here on the run directory is written.
   const backend = await ensureBackend();
@@ -130,9 +208,21 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     }
     return states;
   };
+  const guided: Record<string, GuidedModel> = {};
+  if (operator) {
+    const g = config.guidance;
+    guided[`diffusion+${g.method}`] = {
+      emulator: models.emulators.diffusion!,
+      guidance: guidance(g.method, { iterations: g.iterations, scale: g.scale }),
+      operator,
+      decoder: physicalDecoder(models.ae),
+      observations: truthObservations(truthDir, operator, { context: config.context, seed: config.seed, every: g.every }),
+    };
+    await run.log('guidance', { model: `diffusion+${g.method}`, operator: operator.name, values: operator.size, noise: g.noise, every: g.every });
+  }
   const chunks = pipe(
     rows(),
-    rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true }),
+    rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true, guided }),
     decodeStates(models.ae),
     withTruth(truthDir, { context: config.context }),
   );

@@ -23,6 +23,7 @@ import { WellNormalizer } from '../formats/well/normalize.js';
 import { DEFAULT_LOG_LABELS, wellLabels } from '../formats/well/labels.js';
 import type { ChannelLayout, WellMeta } from '../formats/well/meta.js';
 import type { WellStats } from '../formats/well/stats.js';
+import type { ChannelCoefficients } from '../formats/well/normalize-core.js';
 import type { WellTrajectoryStream } from '../formats/well/dataset.js';
 import type { CachedTrajectory } from '../formats/latent-cache/schema.js';
 import { readSafetensors, weightsId } from '../formats/safetensors.js';
@@ -179,6 +180,46 @@ export function decodeLatents(ae: LoadedAutoencoder, latents: Float32Array, n: n
 export function decodeToPhysical(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
   return ae.normalizer.denormalize(decodeLatents(ae, latents, n, batchSize), ae.data.layout);
 }
+
+/**
+ * The decoder as a differentiable tfjs function from latents (N, h, w, c) to physical states (N, H, W, C): decode,
+ * then undo the normalisation with tf ops (y * scale + shift per channel, then expm1 on log1p-transformed fields;
+ * the normaliser's own float32 coefficients, so it matches `decodeToPhysical`). Used where gradients must flow
+ * through the decoder: physics penalties, guidance.
+ */
+export function physicalDecoder(ae: Pick<LoadedAutoencoder, 'dcae' | 'normalizer' | 'data'>): (latents: tf.Tensor4D) => tf.Tensor4D {
+  const coefficients = ae.normalizer.coefficients(ae.data.layout);
+  const C = coefficients.scale.length;
+  const denormalize = denormalizeChannels(coefficients);
+  return (latents) =>
+    tf.tidy(() => {
+      const frames = ae.dcae.decode(latents);
+      if (frames.shape[3] !== C) throw new Error(`physicalDecoder: the decoder gives ${frames.shape[3]} channels, the normalisation has ${C}`);
+      return denormalize(frames) as tf.Tensor4D;
+    });
+}
+
+/**
+ * Undoes a per-channel normalisation of channel-last tensors with tf ops (differentiable): physical =
+ * y * scale + shift, then expm1 on the channels marked log1p (none when `log1p` is left out).
+ */
+export function denormalizeChannels(coefficients: Omit<ChannelCoefficients, 'log1p'> & { log1p?: ChannelCoefficients['log1p'] }): (x: tf.Tensor) => tf.Tensor {
+  const scale = Float32Array.from(coefficients.scale);
+  const shift = Float32Array.from(coefficients.shift);
+  if (scale.length !== shift.length) throw new Error(`denormalizeChannels: ${scale.length} scales but ${shift.length} shifts`);
+  const log1p = Float32Array.from(Array.from(coefficients.log1p ?? [], (v) => (v ? 1 : 0)));
+  const anyLog = log1p.some((v) => v === 1);
+  return (x) =>
+    tf.tidy(() => {
+      const C = x.shape[x.rank - 1];
+      if (C !== scale.length) throw new Error(`denormalizeChannels: the states have ${C} channels, the normalisation ${scale.length}`);
+      const physical = tf.add(tf.mul(x, tf.tensor1d(scale)), tf.tensor1d(shift));
+      if (!anyLog) return physical;
+      const m = tf.tensor1d(log1p);
+      return tf.add(tf.mul(m, tf.expm1(physical)), tf.mul(tf.sub(1, m), physical));
+    });
+}
+
 
 /** Normalises and encodes `n` physical frames (N, H, W, C): latents (N, h, w, c). */
 export function encodePhysical(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {

@@ -11,16 +11,22 @@
  * - `withTruth` pairs every state with the simulated truth, read from the Well file the trajectory came from, as a
  *   `RolloutChunk` for the metric sinks.
  *
+ * Guided models (data assimilation, `options.guided`): a diffusion emulator rolled out with guidance on
+ * observations of the truth (`truthObservations`: the operator applied to the simulated states, plus seeded
+ * noise), yielded under their own names after the plain models, so reports show them side by side.
+ *
  * Memory: one cached trajectory's latents, one rollout window per emulator, and the truth frames of the current
  * trajectory (read once, shared by every model).
  */
 import { join } from 'node:path';
 import { named, type Stage } from '../streams/core.js';
-import { rolloutSeed } from '../streams/random.js';
+import { Rng, observationSeed, rolloutSeed } from '../streams/random.js';
+import { observe, type ObservationOperator } from '../physics/observe.js';
 import { openWellDataset, type WellDataset } from '../formats/well/dataset.js';
 import type { CachedTrajectory, CacheOrigin } from '../formats/latent-cache/schema.js';
 import type { RolloutChunk } from '../sinks/metrics/types.js';
-import { rollout } from './diffusion/rollout.js';
+import { rollout, type LeadObservation, type RolloutGuidance } from './diffusion/rollout.js';
+import type { Guidance, LatentDecoder } from './diffusion/guidance.js';
 import { decodeToPhysical, type LoadedAutoencoder } from './autoencoder.js';
 import type { LoadedEmulator } from './emulators.js';
 
@@ -60,6 +66,20 @@ export interface RolloutLatentsOptions {
   seed?: number;
   /** Also yield the autoencoder's reconstruction of the predicted span, as model "autoencoder". Default false. */
   reconstruct?: boolean;
+  /** Guided models by name, rolled out after the plain ones (see the module header). */
+  guided?: Record<string, GuidedModel>;
+}
+
+/** A diffusion emulator rolled out with guidance on observations of each trajectory. */
+export interface GuidedModel {
+  /** The diffusion (or flow) emulator it guides. */
+  emulator: LoadedEmulator;
+  guidance: Guidance;
+  operator: ObservationOperator;
+  /** Latents to physical states, differentiable (`physicalDecoder(ae)`). */
+  decoder: LatentDecoder;
+  /** The observations of one trajectory over leads 1..horizon (e.g. `truthObservations(...)`). */
+  observations(row: CachedTrajectory, horizon: number): AsyncIterable<LeadObservation>;
 }
 
 /** The model name of the autoencoder's reconstruction in evaluation streams. */
@@ -71,10 +91,17 @@ export const RECONSTRUCTION = 'autoencoder';
  * count, and a context shorter than each emulator's window.
  */
 export function rolloutLatents(emulators: Record<string, LoadedEmulator>, options: RolloutLatentsOptions = {}): Stage<CachedTrajectory, LatentStep> {
-  const { context = 1, horizon: requested = 0, ensemble = 16, seed = 0, reconstruct = false } = options;
+  const { context = 1, horizon: requested = 0, ensemble = 16, seed = 0, reconstruct = false, guided = {} } = options;
   if (!Number.isInteger(context) || context < 1) throw new Error(`rolloutLatents: context must be an integer >= 1, got ${context}`);
-  for (const [name, e] of Object.entries(emulators)) {
+  const models: [string, LoadedEmulator, GuidedModel | undefined][] = [
+    ...Object.entries(emulators).map(([name, e]): [string, LoadedEmulator, undefined] => [name, e, undefined]),
+    ...Object.entries(guided).map(([name, g]): [string, LoadedEmulator, GuidedModel] => [name, g.emulator, g]),
+  ];
+  for (const [name, e, g] of models) {
     if (context >= e.window) throw new Error(`rolloutLatents: context (${context}) must be smaller than the ${name} window (${e.window}, ${e.dir})`);
+    if (g && e.kind !== 'diffusion') {
+      throw new Error(`rolloutLatents: the guided model ${name} needs a diffusion emulator; ${e.dir} is a ${e.kind}, which has no denoiser to guide`);
+    }
   }
   return named('rollout', async function* (source) {
     for await (const row of source) {
@@ -89,7 +116,7 @@ export function rolloutLatents(emulators: Record<string, LoadedEmulator>, option
           yield { model: RECONSTRUCTION, trajectory: id, origin: row.origin, lead: k + 1, latents: row.latents.subarray(at, at + latentSize), members: 1 };
         }
       }
-      for (const [name, loaded] of Object.entries(emulators)) {
+      for (const [name, loaded, g] of models) {
         if (loaded.latentShape && loaded.latentShape.join() !== [h, w, c].join()) {
           throw new Error(`${id}: latents of shape [${h},${w},${c}], the ${name} emulator (${loaded.dir}) expects [${loaded.latentShape}]`);
         }
@@ -97,16 +124,63 @@ export function rolloutLatents(emulators: Record<string, LoadedEmulator>, option
           throw new Error(`${id}: ${row.labels.length} labels, the ${name} emulator (${loaded.dir}) expects ${loaded.labelNames.length} ([${loaded.labelNames}])`);
         }
         const members = loaded.kind === 'surrogate' ? 1 : ensemble;
+        const guidance: RolloutGuidance | undefined = g && {
+          guidance: g.guidance,
+          operator: g.operator,
+          decoder: g.decoder,
+          observations: g.observations(row, horizon),
+        };
         const states = rollout(
           loaded.emulator,
           { states: row.latents.subarray(0, context * latentSize), shape: [context, h, w, c], labels: row.labels.length > 0 ? row.labels : null, id },
-          { horizon, window: loaded.window, context, ensemble: members, seed: rolloutSeed(seed, row.origin.trajectory) },
+          { horizon, window: loaded.window, context, ensemble: members, seed: rolloutSeed(seed, row.origin.trajectory), guidance },
         );
         for await (const state of states) {
           yield { model: name, trajectory: id, origin: row.origin, lead: state.lead, latents: state.states, members };
         }
       }
     }
+  });
+}
+
+export interface TruthObservationsOptions {
+  /** States given as context: lead k is frame context + k - 1 of the trajectory (default 1). */
+  context?: number;
+  /** Run seed: the noise of trajectory t is drawn from `observationSeed(seed, t)` (default 0). */
+  seed?: number;
+  /** Observe every n-th lead, from lead 1 (default 1: every lead). */
+  every?: number;
+}
+
+/**
+ * Observations of the simulated truth for guided rollouts: for each trajectory, the frames of its Well file in
+ * `splitDir` from `context` on, observed by `operator` with its noise (seeded per trajectory), at leads
+ * 1, 1 + every, ... up to the horizon. Reads frame by frame as the rollout pulls; holds one frame.
+ */
+export function truthObservations(
+  splitDir: string,
+  operator: ObservationOperator,
+  options: TruthObservationsOptions = {},
+): (row: CachedTrajectory, horizon: number) => AsyncIterable<LeadObservation> {
+  const { context = 1, seed = 0, every = 1 } = options;
+  if (!Number.isInteger(every) || every < 1) throw new Error(`truthObservations: every must be a positive integer, got ${every}`);
+  return (row, horizon) => ({
+    async *[Symbol.asyncIterator]() {
+      const file = join(splitDir, row.origin.file);
+      const ds = await openWellDataset(file, { nIn: 1, nOut: 1 });
+      const it = ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: row.origin.trajectory }], start: context })[Symbol.asyncIterator]();
+      const first = await it.next();
+      await it.return?.();
+      if (first.done) throw new Error(`${file}: no trajectory ${row.origin.trajectory}`);
+      const rng = new Rng(observationSeed(seed, row.origin.trajectory));
+      let lead = 0;
+      for await (const frame of first.value.frames) {
+        lead++;
+        if (lead > horizon) break;
+        if ((lead - 1) % every !== 0) continue;
+        yield { lead, values: observe(operator, frame.channels, 1, rng), fields: operator.fields };
+      }
+    },
   });
 }
 

@@ -22,6 +22,8 @@
  * | `contextSeed(seed, epoch)` | the observed-frame counts of the emulator training windows of one epoch |
  * | `memberSeed(seed)` | the members of synthetic test rollouts (src/sinks/metrics/synthetic.ts) |
  * | `pairSeed(seed, batch)` | the initial noise of the teacher's samples for distillation pairs, per window batch |
+ * | `observationSeed(seed, trajectory)` | the observation noise of one test trajectory in a guided evaluation |
+ * | `sensorSeed(seed)` | the positions of randomly placed sensors (a guided evaluation's mask operator) |
  * | `seededPermutation(n, seed)` | a permutation of 0..n-1 (epoch orders) |
  * | `createRng(seed)` | a generator from any safe integer (53-bit seeds) |
  * | `SeededRandom` | parameter initialisation (splitmix32 stream, normals with the spare kept) |
@@ -212,6 +214,19 @@ export function memberSeed(seed: number): number {
  */
 export function pairSeed(seed: number, batch: number): number {
   return mixSeed(seed ^ 0x9a1e, batch);
+}
+
+/**
+ * The seed of the observation noise drawn for one test trajectory of a guided evaluation
+ * (src/models/emulate.ts, `truthObservations`), from the run's seed.
+ */
+export function observationSeed(seed: number, trajectory: number): number {
+  return mixSeed(seed ^ 0x0b5e, trajectory);
+}
+
+/** The seed of the positions of randomly placed sensors (src/physics/observe.ts, `randomSensors`). */
+export function sensorSeed(seed: number): number {
+  return mixSeed(seed ^ 0x5e75);
 }
 
 /** A generator from any safe integer seed (the bits above 32 are folded in). */

@@ -18,8 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import { Rng, pairSeed } from '../../streams/random.js';
 import type { PdeResidual } from '../../physics/residuals/residual.js';
-import type { ChannelCoefficients } from '../../formats/well/normalize-core.js';
-import type { LoadedAutoencoder } from '../autoencoder.js';
+import { denormalizeChannels, physicalDecoder, type LoadedAutoencoder } from '../autoencoder.js';
 import {
   clampContext,
   conditionedDenoiser,
@@ -197,27 +196,6 @@ export function studentLoss(student: StudentEmulator): LossFunction<PairTensors>
 }
 
 /**
- * Undoes a per-channel normalisation of channel-last tensors with tf ops (differentiable): physical =
- * y * scale + shift, then expm1 on the channels marked log1p (none when `log1p` is left out).
- */
-export function denormalizeChannels(coefficients: Omit<ChannelCoefficients, 'log1p'> & { log1p?: ChannelCoefficients['log1p'] }): (x: tf.Tensor) => tf.Tensor {
-  const scale = Float32Array.from(coefficients.scale);
-  const shift = Float32Array.from(coefficients.shift);
-  if (scale.length !== shift.length) throw new Error(`denormalizeChannels: ${scale.length} scales but ${shift.length} shifts`);
-  const log1p = Float32Array.from(Array.from(coefficients.log1p ?? [], (v) => (v ? 1 : 0)));
-  const anyLog = log1p.some((v) => v === 1);
-  return (x) =>
-    tf.tidy(() => {
-      const C = x.shape[x.rank - 1];
-      if (C !== scale.length) throw new Error(`denormalizeChannels: the states have ${C} channels, the normalisation ${scale.length}`);
-      const physical = tf.add(tf.mul(x, tf.tensor1d(scale)), tf.tensor1d(shift));
-      if (!anyLog) return physical;
-      const m = tf.tensor1d(log1p);
-      return tf.add(tf.mul(m, tf.expm1(physical)), tf.mul(tf.sub(1, m), physical));
-    });
-}
-
-/**
  * R for windows of normalised physical states (B, L, H, W, C), as a pixel-space generator makes them: undoes
  * the normalisation (`coefficients`; none: the states are in physical units) and returns the residual's mean
  * square over the window (two-frame residuals: over the L - 1 consecutive pairs).
@@ -242,14 +220,14 @@ export function physicsPenalty(
   ae: Pick<LoadedAutoencoder, 'dcae' | 'normalizer' | 'data'>,
   residual: Pick<PdeResidual, 'meanSquare'>,
 ): LatentPenalty {
-  const physical = statePenalty(residual, ae.normalizer.coefficients(ae.data.layout));
+  const decode = physicalDecoder(ae);
   return (latents) =>
     tf.tidy(() => {
       if (latents.rank !== 5) throw new Error(`physicsPenalty: expected latent windows (B, L, h, w, c), got [${latents.shape}]`);
       const [B, L, h, w, c] = latents.shape;
-      const frames = ae.dcae.decode(tf.reshape(latents, [B * L, h, w, c]) as tf.Tensor4D);
-      const [, H, W, C] = frames.shape;
-      return physical(tf.reshape(frames, [B, L, H, W, C]) as tf.Tensor5D);
+      const physical = decode(tf.reshape(latents, [B * L, h, w, c]) as tf.Tensor4D);
+      const [, H, W, C] = physical.shape;
+      return residual.meanSquare(tf.reshape(physical, [B, L, H, W, C]));
     });
 }
 

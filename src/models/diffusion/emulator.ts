@@ -15,8 +15,10 @@ import {
   type Backbone,
   type ObservedContext,
   type Denoiser,
+  type SamplingDenoiser,
   type WindowBatch,
 } from './denoiser.js';
+import type { NoiseSchedule } from './schedule.js';
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { noiseScale, sample, sampleFrom, type SamplerOptions } from './samplers.js';
 import type { Rng } from '../../streams/random.js';
@@ -45,6 +47,11 @@ export interface DiffusionEmulator extends Emulator {
    * samplers the result is a function of (context, eps) alone; 'ddpm' takes its step noise from `seed`.
    */
   predictFrom(context: ObservedContext, eps: tf.Tensor5D, seed?: number): tf.Tensor5D;
+  /**
+   * `predict` with the context-conditioned denoiser passed through `guide` before sampling (guidance.ts:
+   * `(d, schedule) => mmps().guide(d, schedule, likelihood)`); with the identity it is `predict`.
+   */
+  predictGuided(context: ObservedContext, seed: number, guide: (denoise: SamplingDenoiser, schedule: NoiseSchedule) => SamplingDenoiser): tf.Tensor5D;
 }
 
 export interface DiffusionEmulatorOptions {
@@ -59,19 +66,21 @@ export function diffusionEmulator(backbone: Backbone, options: DiffusionEmulator
   const f = typeof options.formulation === 'object' ? options.formulation : makeFormulation(options.formulation ?? 'diffusion');
   const denoiser = preconditionedDenoiser(backbone, f);
   const sampling = { sampler: 'ab' as const, steps: 16, order: 3, ...options.sampling };
+  const predictGuided: DiffusionEmulator['predictGuided'] = (context, seed, guide) => {
+    const denoise = guide(conditionedDenoiser(denoiser, f.schedule, context), f.schedule);
+    const x = sample(denoise, f.schedule, context.observed.shape, { ...sampling, seed }) as tf.Tensor5D;
+    const out = clampContext(x, context);
+    x.dispose();
+    return out;
+  };
   return {
     kind: f.name,
     backbone,
     formulation: f,
     denoiser,
     sampling,
-    predict(context, seed) {
-      const denoise = conditionedDenoiser(denoiser, f.schedule, context);
-      const x = sample(denoise, f.schedule, context.observed.shape, { ...sampling, seed }) as tf.Tensor5D;
-      const out = clampContext(x, context);
-      x.dispose();
-      return out;
-    },
+    predict: (context, seed) => predictGuided(context, seed, (d) => d),
+    predictGuided,
     predictFrom(context, eps, seed) {
       const denoise = conditionedDenoiser(denoiser, f.schedule, context);
       const x1 = tf.mul(eps, noiseScale(f.schedule));

@@ -4,9 +4,19 @@
  * as soon as their window is generated, and the next window is only computed when the consumer pulls past the
  * current one. An ensemble of M members runs batched in one call per window. Memory is bounded by the window:
  * only the context tensor persists between calls, whatever the horizon.
+ *
+ * Guided rollouts (data assimilation): with `guidance`, observations of the physical states arrive as an async
+ * iterable keyed by lead time (any subset of leads, in increasing order). Before each window the rollout pulls
+ * the observations of the leads it covers (and the next one, which tells it they are complete and which it keeps
+ * for a later window: a live source is waited for), and samples that
+ * window with the guided denoiser (guidance.ts) on the likelihood of those observations through the decoder; a
+ * window without observations is sampled as in a plain rollout, with the same seed, so a rollout without
+ * observations is the plain one. Memory: the observations of one window plus the one held back.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Emulator } from './emulator.js';
+import type { DiffusionEmulator, Emulator } from './emulator.js';
+import { windowLikelihood, type Guidance, type LatentDecoder } from './guidance.js';
+import type { ObservationOperator } from '../../physics/observe.js';
 import { Rng } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
 
@@ -32,6 +42,29 @@ export interface RolloutOptions {
   ensemble?: number;
   /** Seed of the rollout (default 0): the same seed gives the same states. */
   seed?: number;
+  /** Condition the windows on streamed observations (diffusion emulators only); see the file header. */
+  guidance?: RolloutGuidance;
+}
+
+/** An observation of the physical state at one lead time. */
+export interface LeadObservation {
+  /** Lead time, 1..horizon. */
+  lead: number;
+  /** operator.size values, in the operator's output layout (`outShape`). */
+  values: Float32Array;
+  /** The observed fields, when the source states them: checked against the operator's. */
+  fields?: readonly string[];
+}
+
+export interface RolloutGuidance {
+  /** DPS or MMPS (guidance.ts). */
+  guidance: Guidance;
+  /** What the observations see of a physical state (src/physics/observe.ts). */
+  operator: ObservationOperator;
+  /** Latent states to physical states, differentiable (e.g. `physicalDecoder(ae)`). */
+  decoder: LatentDecoder;
+  /** Observations in increasing lead order; pulled as the rollout advances, closed when it ends. */
+  observations: AsyncIterable<LeadObservation>;
 }
 
 export interface RolloutState {
@@ -43,7 +76,7 @@ export interface RolloutState {
   id?: string | number;
 }
 
-function checkOptions(options: RolloutOptions): Required<RolloutOptions> {
+function checkOptions(options: RolloutOptions): Required<Omit<RolloutOptions, 'guidance'>> {
   const { horizon, window = 5, context = 1, ensemble = 1, seed = 0 } = options;
   const positive = (name: string, v: number, min = 1) => {
     if (!Number.isInteger(v) || v < min) throw new Error(`rollout: ${name} must be an integer >= ${min}, got ${v}`);
@@ -68,9 +101,15 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
     throw new Error(`rollout${start.id === undefined ? '' : ` ${start.id}`}: states has ${start.states.length} values, expected ${K * frame} for shape [${start.shape}]`);
   }
   if (K < context) throw new Error(`rollout: ${K} initial states given, context needs ${context}`);
+  const where = `rollout${start.id === undefined ? '' : ` ${start.id}`}`;
+  const guided = options.guidance;
+  if (guided && !('predictGuided' in emulator)) {
+    throw new Error(`${where}: guidance (${guided.guidance.name}) needs a diffusion or flow emulator, which samples with a denoiser; this emulator is a ${emulator.kind}, which does not`);
+  }
   return {
     async *[Symbol.asyncIterator]() {
       const rng = new Rng(seed);
+      const queue = guided ? new ObservationQueue(guided, horizon, where) : undefined;
       const initial = start.states.subarray((K - context) * frame);
       // Every member starts from the same context; members differ through the sampler's noise.
       let ctx = tf.tidy(() => tf.tile(tf.tensor5d(initial, [1, context, H, W, C]), [ensemble, 1, 1, 1, 1])) as tf.Tensor5D;
@@ -87,7 +126,24 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
           const observed = tf.tidy(() => tf.concat([ctx, tf.zeros([ensemble, window - context, H, W, C])], 1)) as tf.Tensor5D;
           let predicted: tf.Tensor5D;
           try {
-            predicted = emulator.predict({ observed, mask, labels }, tensorSeed(rng));
+            const seedOf = tensorSeed(rng);
+            const last = Math.min(lead + window - context, horizon);
+            const seen = queue ? await queue.upTo(last) : [];
+            if (seen.length === 0) {
+              predicted = emulator.predict({ observed, mask, labels }, seedOf);
+            } else {
+              const size = guided!.operator.size;
+              const values = new Float32Array(seen.length * size);
+              seen.forEach((o, i) => values.set(o.values, i * size));
+              const likelihood = windowLikelihood(guided!.decoder, guided!.operator, { frames: seen.map((o) => o.lead - lead - 1 + context), values });
+              try {
+                predicted = (emulator as DiffusionEmulator).predictGuided({ observed, mask, labels }, seedOf, (d, schedule) =>
+                  guided!.guidance.guide(d, schedule, likelihood),
+                );
+              } finally {
+                likelihood.dispose();
+              }
+            }
           } finally {
             observed.dispose();
           }
@@ -112,7 +168,73 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
       } finally {
         tf.dispose([ctx, mask]);
         if (labels) labels.dispose();
+        await queue?.close();
       }
     },
   };
+}
+
+/**
+ * Pulls observations lead by lead: `upTo(lead)` returns those up to `lead`, keeping the first later one for the
+ * next call. Checks each against the operator and the rollout's leads.
+ */
+class ObservationQueue {
+  private readonly it: AsyncIterator<LeadObservation>;
+  private pending: LeadObservation | undefined;
+  private done = false;
+  private last = 0;
+
+  constructor(
+    private readonly guided: RolloutGuidance,
+    private readonly horizon: number,
+    private readonly where: string,
+  ) {
+    this.it = guided.observations[Symbol.asyncIterator]();
+  }
+
+  private check(o: LeadObservation): LeadObservation {
+    const { operator } = this.guided;
+    const at = `${this.where}: observation at lead ${o.lead}`;
+    if (!Number.isInteger(o.lead) || o.lead < 1 || o.lead > this.horizon) {
+      throw new Error(`${at}: outside the rollout's leads 1..${this.horizon}`);
+    }
+    if (o.lead <= this.last) throw new Error(`${at}: observations must come in increasing lead order (the previous one was at lead ${this.last})`);
+    if (o.fields && o.fields.join() !== operator.fields.join()) {
+      throw new Error(`${at}: fields [${o.fields}], the operator ${operator.name} observes [${operator.fields}]`);
+    }
+    if (o.values.length !== operator.size) {
+      throw new Error(`${at}: ${o.values.length} values, the operator ${operator.name} yields ${operator.size} per state (shape [${operator.outShape}])`);
+    }
+    this.last = o.lead;
+    return o;
+  }
+
+  private async next(): Promise<LeadObservation | undefined> {
+    if (this.pending) return this.pending;
+    if (this.done) return undefined;
+    const r = await this.it.next();
+    if (r.done) {
+      this.done = true;
+      return undefined;
+    }
+    this.pending = this.check(r.value);
+    return this.pending;
+  }
+
+  /** The observations at leads <= `lead` not returned before. */
+  async upTo(lead: number): Promise<LeadObservation[]> {
+    const out: LeadObservation[] = [];
+    for (let o = await this.next(); o && o.lead <= lead; o = await this.next()) {
+      out.push(o);
+      this.pending = undefined;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.it.return?.();
+    }
+  }
 }

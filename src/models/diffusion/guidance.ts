@@ -1,0 +1,225 @@
+/**
+ * Guidance: sampling from p(x | y) with a denoiser trained for p(x), given an observation y ~ N(A(x), Sigma_y)
+ * of the clean window x (A may be nonlinear: with latent windows it is the observation operator of the decoded
+ * physical states, A(x) = obs(decode(x))). A guidance turns the denoiser D(x_t) ~ E[x | x_t] into an estimate
+ * of E[x | x_t, y] by Tweedie's formula for x_t = alpha_t x + sigma_t eps, whatever the schedule (diffusion and
+ * flow alike):
+ *
+ *   E[x | x_t, y] = E[x | x_t] + gamma_t grad_{x_t} log p(y | x_t),   gamma_t = sigma_t^2 / alpha_t,
+ *
+ * and the samplers run unchanged on the guided denoiser. The methods differ in their Gaussian approximation of
+ * p(y | x_t):
+ *  - DPS (Chung et al. 2022): N(y; A(D(x_t)), Sigma_y), so the correction is
+ *    zeta gamma_t J_{A o D}^T Sigma_y^-1 (y - A(D(x_t))), zeta a strength (1: the approximation as such);
+ *  - MMPS (Rozet et al. 2024): N(y; A(D), Sigma_y + A' V A'^T) with the Tweedie covariance
+ *    V = Cov[x | x_t] = gamma_t dD/dx_t and A' the Jacobian of A at D, so the correction is
+ *    gamma_t J_{A o D}^T u with (Sigma_y + A' V A'^T) u = y - A(D), solved by `iterations` steps of conjugate
+ *    gradients (the derivative of the covariance itself is neglected). With a Gaussian prior, a linear A and
+ *    enough iterations this is the exact posterior denoiser.
+ * Products with transposed Jacobians (J^T v, A'^T v) are reverse-mode gradients (`tf.grad` with an upstream
+ * gradient); tfjs has no forward mode, so the product A' w inside the MMPS covariance is a central difference
+ * (A(D + h w) - A(D - h w)) / 2h with h w scaled to 1e-2 of the window's RMS (exact for linear A; it costs two
+ * evaluations of A instead of a second-order gradient through the decoder's custom kernels).
+ *
+ * Cost per sampler step, in passes of the denoiser's network: DPS 2 forward + 1 backward; MMPS 1 + iterations
+ * forward and `iterations` backward (J^T A'^T u is gathered from the solver's own products, u being a
+ * combination of its search directions); plus, for A, 1 + 3 iterations decoder passes and `iterations` backward.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ObservationOperator } from '../../physics/observe.js';
+import type { SamplingDenoiser } from './denoiser.js';
+import type { NoiseSchedule } from './schedule.js';
+
+/** y ~ N(A(x), diag(variance)) for clean windows x (B, L, h, w, c), the same y for every window of a batch. */
+export interface Likelihood {
+  /** Predicted observations A(x): (B, K); tfjs ops, differentiable in x. */
+  observe(x: tf.Tensor5D): tf.Tensor2D;
+  /** The observed values y (K). */
+  y: tf.Tensor1D;
+  /** Noise variance of each observed value (K). */
+  variance: tf.Tensor1D;
+}
+
+export type GuidanceName = 'dps' | 'mmps';
+
+export interface Guidance {
+  readonly name: GuidanceName;
+  /** The guided denoiser ~ E[x | x_t, y] built on `denoise` ~ E[x | x_t] (see the header). */
+  guide(denoise: SamplingDenoiser, schedule: NoiseSchedule, likelihood: Likelihood): SamplingDenoiser;
+}
+
+/** J^T dy for the Jacobian J of f at x (reverse mode). */
+function vjp(f: (x: tf.Tensor5D) => tf.Tensor, x: tf.Tensor5D, dy: tf.Tensor): tf.Tensor5D {
+  return tf.grad((v: tf.Tensor) => f(v as tf.Tensor5D))(x, dy) as tf.Tensor5D;
+}
+
+/** Relative size of the central-difference step of `jvp` (of the window's RMS). */
+const JVP_STEP = 1e-2;
+
+/**
+ * J w for the Jacobian J of f: (B, ...) -> (B, K) at x, by central differences with a step per window of
+ * JVP_STEP (1 + rms(x_b)) / rms(w_b).
+ */
+export function finiteDifferenceJvp(f: (x: tf.Tensor5D) => tf.Tensor2D, x: tf.Tensor5D, w: tf.Tensor5D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const B = x.shape[0];
+    const rms = (v: tf.Tensor) => tf.sqrt(tf.mean(tf.square(tf.reshape(v, [B, -1])), 1));
+    const h = tf.div(tf.mul(tf.add(rms(x), 1), JVP_STEP), tf.add(rms(w), 1e-30)) as tf.Tensor1D;
+    const step = tf.mul(tf.reshape(h, [B, 1, 1, 1, 1]), w);
+    const diff = tf.sub(f(tf.add(x, step) as tf.Tensor5D), f(tf.sub(x, step) as tf.Tensor5D));
+    return tf.div(diff, tf.reshape(tf.mul(h, 2), [B, 1])) as tf.Tensor2D;
+  });
+}
+
+/**
+ * `iterations` steps of conjugate gradients on M u = b for each row of b (B, K) separately, from u = 0; `apply`
+ * computes M v row by row (M symmetric positive definite). Rows whose residual vanishes stay put.
+ */
+export function conjugateGradient(apply: (v: tf.Tensor2D) => tf.Tensor2D, b: tf.Tensor2D, iterations: number): tf.Tensor2D {
+  return liftedConjugateGradient((v) => ({ product: apply(v), lifted: v }), b, iterations) as tf.Tensor2D;
+}
+
+/**
+ * Conjugate gradients as `conjugateGradient`, where `apply(v)` also returns L v for a linear map L; returns L u
+ * for the solution u = sum_k a_k p_k as sum_k a_k L p_k, from the products already computed (MMPS needs
+ * J^T A'^T u, which its covariance products compute on the way: this saves a backward pass).
+ */
+function liftedConjugateGradient(
+  apply: (v: tf.Tensor2D) => { product: tf.Tensor2D; lifted: tf.Tensor },
+  b: tf.Tensor2D,
+  iterations: number,
+): tf.Tensor {
+  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`conjugateGradient: iterations must be a positive integer, got ${iterations}`);
+  return tf.tidy(() => {
+    const dot = (a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(a, c), 1, true);
+    let u: tf.Tensor | undefined;
+    let r: tf.Tensor = b;
+    let p: tf.Tensor = b;
+    let rr = dot(r, r);
+    for (let k = 0; k < iterations; k++) {
+      const { product, lifted } = apply(p as tf.Tensor2D);
+      const alpha = tf.divNoNan(rr, dot(p, product));
+      const step = tf.mul(tf.reshape(alpha, [alpha.shape[0]!, ...lifted.shape.slice(1).map(() => 1)]), lifted);
+      u = u ? tf.add(u, step) : step;
+      if (k + 1 === iterations) break;
+      r = tf.sub(r, tf.mul(alpha, product));
+      const next = dot(r, r);
+      p = tf.add(r, tf.mul(tf.divNoNan(next, rr), p));
+      rr = next;
+    }
+    return u!;
+  });
+}
+
+function gammaAt(schedule: NoiseSchedule, t: number, who: string): number {
+  const alpha = schedule.alpha(t);
+  if (!(alpha > 0)) throw new Error(`${who}: alpha(${t}) = ${alpha}; guidance needs alpha > 0 on the time grid (schedule ${schedule.name})`);
+  return schedule.sigma(t) ** 2 / alpha;
+}
+
+export interface DpsOptions {
+  /** Strength zeta multiplying the likelihood gradient (default 1). */
+  scale?: number;
+}
+
+/** Diffusion posterior sampling (see the header): likelihood N(y; A(D(x_t)), Sigma_y). */
+export function dps(options: DpsOptions = {}): Guidance {
+  const { scale = 1 } = options;
+  if (!(scale >= 0) || !Number.isFinite(scale)) throw new Error(`dps: scale must be a finite number >= 0, got ${scale}`);
+  return {
+    name: 'dps',
+    guide(denoise, schedule, likelihood) {
+      if (Math.min(...likelihood.variance.dataSync()) <= 0) throw new Error('dps: the observation noise variance must be positive (DPS divides by it)');
+      return (xt, t) =>
+        tf.tidy(() => {
+          const gamma = gammaAt(schedule, t, 'dps');
+          const xhat = denoise(xt, t);
+          const weighted = tf.div(tf.sub(likelihood.y, likelihood.observe(xhat)), likelihood.variance);
+          const grad = vjp((x) => likelihood.observe(denoise(x, t)), xt, weighted);
+          return tf.add(xhat, tf.mul(grad, scale * gamma)) as tf.Tensor5D;
+        });
+    },
+  };
+}
+
+export interface MmpsOptions {
+  /** Conjugate-gradient iterations for the covariance solve (default 1, as the reference's evaluation). */
+  iterations?: number;
+}
+
+/** Moment-matching posterior sampling (see the header): likelihood N(y; A(D), Sigma_y + A' V A'^T). */
+export function mmps(options: MmpsOptions = {}): Guidance {
+  const { iterations = 1 } = options;
+  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`mmps: iterations must be a positive integer, got ${iterations}`);
+  return {
+    name: 'mmps',
+    guide(denoise, schedule, likelihood) {
+      return (xt, t) =>
+        tf.tidy(() => {
+          const gamma = gammaAt(schedule, t, 'mmps');
+          const xhat = denoise(xt, t);
+          const residual = tf.sub(likelihood.y, likelihood.observe(xhat)) as tf.Tensor2D;
+          // v -> (Sigma_y v + A' V A'^T v, J^T A'^T v): the covariance product and, lifted, the gradient direction.
+          const covariance = (v: tf.Tensor2D) =>
+            tf.tidy(() => {
+              const lifted = vjp((x) => denoise(x, t), xt, vjp(likelihood.observe, xhat, v));
+              const product = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, gamma) as tf.Tensor5D)) as tf.Tensor2D;
+              return { product, lifted };
+            });
+          const grad = liftedConjugateGradient(covariance, residual, iterations);
+          return tf.add(xhat, tf.mul(grad, gamma)) as tf.Tensor5D;
+        });
+    },
+  };
+}
+
+export interface GuidanceOptions extends DpsOptions, MmpsOptions {}
+
+/** The guidance of that name ('dps' or 'mmps') with its options. */
+export function guidance(name: string, options: GuidanceOptions = {}): Guidance {
+  if (name === 'dps') return dps(options);
+  if (name === 'mmps') return mmps(options);
+  throw new Error(`guidance: expected 'dps' or 'mmps', got ${JSON.stringify(name)}`);
+}
+
+/** A differentiable map from latent states (N, h, w, c) to physical states (N, H, W, C). */
+export type LatentDecoder = (latents: tf.Tensor4D) => tf.Tensor4D;
+
+/** Observations of some frames of a window. */
+export interface FrameObservations {
+  /** Window frame index of each observed state, ascending. */
+  frames: readonly number[];
+  /** Their observations, frame after frame (frames.length x operator.size values). */
+  values: Float32Array;
+}
+
+/**
+ * The likelihood of observations of some frames of latent windows, through the decoder:
+ * y = operator(decoder(x[:, frame])) + noise, frame by frame, every window of a batch observed alike. Only the
+ * observed frames are decoded. The caller disposes it (`dispose`).
+ */
+export function windowLikelihood(
+  decoder: LatentDecoder,
+  operator: ObservationOperator,
+  observed: FrameObservations,
+): Likelihood & { dispose(): void } {
+  const n = observed.frames.length;
+  if (n === 0) throw new Error('windowLikelihood: no observed frame');
+  if (observed.values.length !== n * operator.size) {
+    throw new Error(`windowLikelihood: ${observed.values.length} values for ${n} frames, expected ${n} x ${operator.size} (${operator.name}: [${operator.outShape}] per state)`);
+  }
+  const frames = tf.tensor1d([...observed.frames], 'int32');
+  const y = tf.tensor1d(observed.values);
+  const variance = tf.fill([observed.values.length], operator.variance) as tf.Tensor1D;
+  return {
+    y,
+    variance,
+    observe: (x) =>
+      tf.tidy(() => {
+        const [B, , h, w, c] = x.shape;
+        const latents = tf.reshape(tf.gather(x, frames, 1), [B * n, h, w, c]) as tf.Tensor4D;
+        return tf.reshape(operator.apply(decoder(latents)), [B, n * operator.size]) as tf.Tensor2D;
+      }),
+    dispose: () => tf.dispose([frames, y, variance]),
+  };
+}

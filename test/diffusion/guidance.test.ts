@@ -1,0 +1,269 @@
+/**
+ * Guidance (DPS, MMPS) checked against a linear-Gaussian problem whose posterior is known in closed form: latent
+ * x ~ N(mu, Sigma) in 4 dimensions, a linear "decoder" W to a 2x3 physical state, and 3 noisy sensors of it
+ * (the real sensorMask operator), so y = G x + n with G = M W. The exact prior denoiser drives the samplers;
+ * MMPS, exact in this setting, must reproduce the analytic posterior mean and covariance within sampling error
+ * in both formulations, and its guided denoiser must equal the analytic E[x | x_t, y] at every noise level; DPS
+ * is measured against the same posterior and its bias reported. Plus: the DPS correction against finite
+ * differences of the log-likelihood through a nonlinear decoder, the JVP against the VJP, conjugate gradients.
+ */
+import t from 'tap';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../src/models/backend/index.js';
+import {
+  conjugateGradient,
+  dps,
+  finiteDifferenceJvp,
+  formulation,
+  guidance,
+  mmps,
+  sample,
+  windowLikelihood,
+  type NoiseSchedule,
+} from '../../src/models/diffusion/index.js';
+import { sensorMask } from '../../src/physics/observe.js';
+import { gaussianDenoiser, moments, type Gaussian } from './gaussian.js';
+
+await selectBackend({ prefer: 'wasm' });
+
+const prior: Gaussian = {
+  mu: [0.5, -1, 0.25, 1.5],
+  cov: [
+    [1.0, 0.3, 0.1, 0.0],
+    [0.3, 0.8, -0.2, 0.1],
+    [0.1, -0.2, 0.6, 0.2],
+    [0.0, 0.1, 0.2, 1.2],
+  ],
+};
+const D = 4;
+/** Linear decoder: latent (4) -> physical state 2 x 3 x 1, row-major (W is 4 x 6). */
+const W = [
+  [1.0, 0.5, 0.0, -0.3, 0.2, 0.1],
+  [0.0, 1.0, 0.4, 0.2, -0.5, 0.3],
+  [0.6, -0.2, 1.0, 0.0, 0.3, -0.4],
+  [0.1, 0.3, -0.6, 1.0, 0.0, 0.8],
+];
+const layout = { shape: [2, 3] as [number, number], channels: ['u'] };
+const sensors = [1, 0, 0, 1, 0, 1]; // pixels 0, 3, 5
+const noise = 0.5;
+const operator = sensorMask(layout, { mask: sensors, noise });
+const y = Float32Array.from([1.2, -0.4, 0.9]);
+
+const linearDecoder = (wTensor: tf.Tensor2D) => (z: tf.Tensor4D) =>
+  tf.tidy(() => tf.reshape(tf.matMul(tf.reshape(z, [-1, D]), wTensor), [-1, 2, 3, 1]) as tf.Tensor4D);
+
+// ---- the analytic posterior (float64) ----
+type M = number[][];
+const mul = (a: M, b: M): M => a.map((r) => b[0]!.map((_, j) => r.reduce((s, v, k) => s + v * b[k]![j]!, 0)));
+const tr = (a: M): M => a[0]!.map((_, j) => a.map((r) => r[j]!));
+function inverse(a: M): M {
+  const n = a.length;
+  const m = a.map((r, i) => [...r, ...Array.from({ length: n }, (_, j) => (i === j ? 1 : 0))]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r]![c]!) > Math.abs(m[p]![c]!)) p = r;
+    [m[c], m[p]] = [m[p]!, m[c]!];
+    const d = m[c]![c]!;
+    for (let j = 0; j < 2 * n; j++) m[c]![j]! /= d;
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = m[r]![c]!;
+      for (let j = 0; j < 2 * n; j++) m[r]![j]! -= f * m[c]![j]!;
+    }
+  }
+  return m.map((r) => r.slice(n));
+}
+const rowsOf = (mask: number[]) => mask.flatMap((v, i) => (v ? [i] : []));
+/** G = M W^T-as-used: observation k is pixel p_k of x W, i.e. G[k][i] = W[i][p_k]. */
+const G: M = rowsOf(sensors).map((p) => W.map((r) => r[p]!));
+
+/** The Gaussian posterior of x given y = G x + n, n ~ N(0, s^2 I), from a Gaussian (mean m, cov S). */
+function posterior(m: number[], S: M, s2: number): { mean: number[]; cov: M } {
+  const SGt = mul(S, tr(G));
+  const K = mul(SGt, inverse(mul(G, SGt).map((r, i) => r.map((v, j) => v + (i === j ? s2 : 0)))));
+  const resid = Array.from(y).map((v, k) => v - G[k]!.reduce((s, g, i) => s + g * m[i]!, 0));
+  const mean = m.map((v, i) => v + K[i]!.reduce((s, kv, k) => s + kv * resid[k]!, 0));
+  const KGS = mul(mul(K, G), S);
+  return { mean, cov: S.map((r, i) => r.map((v, j) => v - KGS[i]![j]!)) };
+}
+const exact = posterior(prior.mu, prior.cov, noise * noise);
+
+/** Samples N windows (N, 1, 1, 1, D) from the guided denoiser with a deterministic sampler. */
+function guidedSamples(schedule: NoiseSchedule, method: 'dps' | 'mmps', n: number, seed: number): Float32Array {
+  const { denoise, dispose } = gaussianDenoiser(prior, schedule);
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const likelihood = windowLikelihood(linearDecoder(wTensor), operator, { frames: [0], values: y });
+  try {
+    const g = method === 'mmps' ? mmps({ iterations: 3 }) : dps();
+    const guided = g.guide(denoise, schedule, likelihood);
+    const x = sample(guided, schedule, [n, 1, 1, 1, D], { sampler: 'ab', steps: 64, seed });
+    const data = x.dataSync() as Float32Array;
+    x.dispose();
+    return data;
+  } finally {
+    likelihood.dispose();
+    wTensor.dispose();
+    dispose();
+  }
+}
+
+/** Largest standardised deviation of the sample mean and covariance from the posterior (units of sampling error). */
+function zScores(data: Float32Array, n: number): { mean: number; cov: number } {
+  const m = moments(data, D);
+  let zm = 0;
+  let zc = 0;
+  for (let i = 0; i < D; i++) {
+    zm = Math.max(zm, Math.abs(m.mean[i]! - exact.mean[i]!) / Math.sqrt(exact.cov[i]![i]! / n));
+    for (let j = 0; j < D; j++) {
+      const se = Math.sqrt((exact.cov[i]![i]! * exact.cov[j]![j]! + exact.cov[i]![j]! ** 2) / n);
+      zc = Math.max(zc, Math.abs(m.cov[i]![j]! - exact.cov[i]![j]!) / se);
+    }
+  }
+  return { mean: zm, cov: zc };
+}
+
+const N = 4000;
+
+for (const name of ['diffusion', 'flow'] as const) {
+  t.test(`MMPS reproduces the linear-Gaussian posterior (${name})`, async (t) => {
+    const schedule = formulation(name).schedule;
+    const before = tf.memory().numTensors;
+    const data = guidedSamples(schedule, 'mmps', N, 7);
+    t.equal(tf.memory().numTensors, before, 'no tensor leaks');
+    const z = zScores(data, N);
+    t.comment(`MMPS ${name}: max |mean error| ${z.mean.toFixed(2)} and max |cov error| ${z.cov.toFixed(2)} standard errors (N = ${N})`);
+    t.ok(z.mean < 4, `posterior mean within 4 standard errors (${z.mean.toFixed(2)})`);
+    t.ok(z.cov < 4.5, `posterior covariance within 4.5 standard errors (${z.cov.toFixed(2)})`);
+    // The prior is far from the posterior in these units: the check could fail.
+    const priorZ = Math.max(...prior.mu.map((m, i) => Math.abs(m - exact.mean[i]!) / Math.sqrt(exact.cov[i]![i]! / N)));
+    t.ok(priorZ > 20, `the prior mean is ${priorZ.toFixed(0)} standard errors from the posterior's`);
+  });
+
+  t.test(`DPS against the same posterior: bias measured (${name})`, async (t) => {
+    const schedule = formulation(name).schedule;
+    const data = guidedSamples(schedule, 'dps', N, 7);
+    const m = moments(data, D);
+    const bias = m.mean.map((v, i) => (v - exact.mean[i]!) / Math.sqrt(exact.cov[i]![i]!));
+    const varRatio = m.cov.map((r, i) => r[i]! / exact.cov[i]![i]!);
+    t.comment(`DPS ${name}: mean bias / posterior std [${bias.map((b) => b.toFixed(3))}], variance ratio [${varRatio.map((v) => v.toFixed(3))}]`);
+    const z = zScores(data, N);
+    t.comment(`DPS ${name}: max |mean error| ${z.mean.toFixed(1)}, max |cov error| ${z.cov.toFixed(1)} standard errors`);
+    t.ok(data.every(Number.isFinite), 'finite samples');
+    const priorBias = Math.max(...prior.mu.map((v, i) => Math.abs(v - exact.mean[i]!) / Math.sqrt(exact.cov[i]![i]!)));
+    t.ok(Math.max(...bias.map(Math.abs)) < priorBias, 'DPS moves the mean from the prior toward the posterior');
+    t.ok(z.mean > 4 || z.cov > 4.5, 'DPS is biased here, detectably (it neglects Cov[x | x_t])');
+  });
+}
+
+t.test('the MMPS denoiser is the analytic posterior denoiser E[x | x_t, y] at every noise level', async (t) => {
+  const schedule = formulation('diffusion').schedule;
+  const { denoise, dispose } = gaussianDenoiser(prior, schedule);
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const likelihood = windowLikelihood(linearDecoder(wTensor), operator, { frames: [0], values: y });
+  const guided = mmps({ iterations: 3 }).guide(denoise, schedule, likelihood);
+  const xt = [0.3, -0.2, 1.1, 0.4];
+  for (const time of [0.1, 0.3, 0.5, 0.7, 0.9]) {
+    const a = schedule.alpha(time);
+    const s = schedule.sigma(time);
+    // p(x | x_t) is Gaussian (the denoiser's mean, covariance (Sigma^-1 + a^2/s^2 I)^-1); then condition on y.
+    const Si = inverse(prior.cov);
+    const postCov = inverse(Si.map((r, i) => r.map((v, j) => v + (i === j ? (a * a) / (s * s) : 0))));
+    const rhs = prior.mu.map((_, i) => Si[i]!.reduce((acc, v, j) => acc + v * prior.mu[j]!, 0) + (a * xt[i]!) / (s * s));
+    const mean = postCov.map((r) => r.reduce((acc, v, j) => acc + v * rhs[j]!, 0));
+    const want = posterior(mean, postCov, noise * noise).mean;
+    const got = tf.tidy(() => guided(tf.tensor5d(xt, [1, 1, 1, 1, D]), time).dataSync());
+    const err = Math.max(...want.map((v, i) => Math.abs(v - got[i]!)));
+    t.ok(err < 2e-3 * (1 + Math.max(...want.map(Math.abs))), `t = ${time} (sigma ${s.toPrecision(3)}): max error ${err.toExponential(2)}`);
+  }
+  tf.dispose([wTensor]);
+  likelihood.dispose();
+  dispose();
+});
+
+t.test('DPS correction = gamma x the log-likelihood gradient (finite differences, nonlinear decoder)', async (t) => {
+  const schedule = formulation('flow').schedule;
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  // A nonlinear decoder and a nonlinear denoiser, so the gradient has to go through both.
+  const decoder = (z: tf.Tensor4D) => tf.tidy(() => tf.tanh(linearDecoder(wTensor)(z)) as tf.Tensor4D);
+  const denoise = (x: tf.Tensor5D, time: number) => tf.tidy(() => tf.mul(tf.sin(x), 0.8 + 0.1 * time) as tf.Tensor5D);
+  const likelihood = windowLikelihood(decoder, operator, { frames: [0], values: y });
+  const scale = 0.7;
+  const guided = dps({ scale }).guide(denoise, schedule, likelihood);
+  const time = 0.4;
+  const gamma = schedule.sigma(time) ** 2 / schedule.alpha(time);
+  const x0 = [0.3, -0.7, 0.9, 0.2];
+  const correction = tf.tidy(() => {
+    const x = tf.tensor5d(x0, [1, 1, 1, 1, D]);
+    return tf.div(tf.sub(guided(x, time), denoise(x, time)), scale * gamma).dataSync();
+  });
+  const logLik = (x: number[]): number =>
+    tf.tidy(() => {
+      const r = tf.sub(likelihood.y, likelihood.observe(denoise(tf.tensor5d(x, [1, 1, 1, 1, D]), time)));
+      return tf.sum(tf.div(tf.square(r), -2 * noise * noise)).dataSync()[0]!;
+    });
+  const eps = 1e-2;
+  for (let i = 0; i < D; i++) {
+    const plus = x0.slice();
+    const minus = x0.slice();
+    plus[i]! += eps;
+    minus[i]! -= eps;
+    const fd = (logLik(plus) - logLik(minus)) / (2 * eps);
+    t.ok(Math.abs(fd - correction[i]!) < 2e-3 * (1 + Math.abs(fd)), `d/dx_${i}: guidance ${correction[i]!.toFixed(5)}, finite difference ${fd.toFixed(5)}`);
+  }
+  likelihood.dispose();
+  wTensor.dispose();
+});
+
+t.test('the finite-difference JVP is the transpose of the VJP', async (t) => {
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const decoder = (z: tf.Tensor4D) => tf.tidy(() => tf.tanh(linearDecoder(wTensor)(z)) as tf.Tensor4D);
+  const likelihood = windowLikelihood(decoder, operator, { frames: [0], values: y });
+  const [lhs, rhs] = tf.tidy(() => {
+    const x = tf.tensor5d([0.2, -0.4, 0.6, 0.1, 1, 0.5, -0.3, 0.2], [2, 1, 1, 1, D]);
+    const w = tf.tensor5d([0.5, 0.1, -0.7, 0.3, -0.2, 0.9, 0.4, -0.1], [2, 1, 1, 1, D]);
+    const v = tf.tensor2d([0.3, -1.1, 0.6, 0.8, 0.2, -0.5], [2, 3]);
+    const jw = finiteDifferenceJvp(likelihood.observe, x, w);
+    const jtv = tf.grad((z: tf.Tensor) => likelihood.observe(z as tf.Tensor5D))(x, v);
+    return [tf.sum(tf.mul(jw, v), 1).arraySync() as number[], tf.sum(tf.reshape(tf.mul(jtv, w), [2, -1]), 1).arraySync() as number[]];
+  });
+  for (let b = 0; b < 2; b++) t.ok(Math.abs(lhs[b]! - rhs[b]!) < 1e-3 * (1 + Math.abs(rhs[b]!)), `window ${b}: <J w, v> ${lhs[b]!.toFixed(6)} = <w, J^T v> ${rhs[b]!.toFixed(6)}`);
+  likelihood.dispose();
+  wTensor.dispose();
+});
+
+t.test('conjugate gradients: exact in K iterations on K x K systems, per row, and improving before', async (t) => {
+  const A = [
+    [4, 1, 0.5],
+    [1, 3, 0.2],
+    [0.5, 0.2, 2],
+  ];
+  const b = [
+    [1, 2, 3],
+    [-1, 0.5, 0],
+  ];
+  const apply = (v: tf.Tensor2D) => tf.matMul(v, tf.tensor2d(A.flat(), [3, 3])) as tf.Tensor2D;
+  const exactSol = b.map((r) => inverse(A).map((row) => row.reduce((s, v, j) => s + v * r[j]!, 0)));
+  const errors = [1, 2, 3].map((k) =>
+    tf.tidy(() => {
+      const u = conjugateGradient(apply, tf.tensor2d(b.flat(), [2, 3]), k).arraySync() as number[][];
+      return Math.max(...u.flatMap((r, i) => r.map((v, j) => Math.abs(v - exactSol[i]![j]!))));
+    }),
+  );
+  t.ok(errors[2]! < 1e-5, `3 iterations: error ${errors[2]!.toExponential(2)}`);
+  t.ok(errors[0]! > errors[2]! && errors[0]! > 1e-3, `1 iteration is approximate (${errors[0]!.toExponential(2)})`);
+  t.throws(() => conjugateGradient(apply, tf.zeros([1, 3]), 0), /iterations must be a positive integer/);
+});
+
+t.test('guidance by name, and bad options', async (t) => {
+  t.equal(guidance('mmps').name, 'mmps');
+  t.equal(guidance('dps', { scale: 2 }).name, 'dps');
+  t.throws(() => guidance('tweedie'), /expected 'dps' or 'mmps', got "tweedie"/);
+  t.throws(() => mmps({ iterations: 0 }), /iterations must be a positive integer/);
+  const exactOp = sensorMask(layout, { mask: sensors });
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const likelihood = windowLikelihood(linearDecoder(wTensor), exactOp, { frames: [0], values: y });
+  t.throws(() => dps().guide((x) => x, formulation('diffusion').schedule, likelihood), /noise variance must be positive/);
+  t.throws(() => windowLikelihood(linearDecoder(wTensor), exactOp, { frames: [0, 1], values: y }), /3 values for 2 frames, expected 2 x 3/);
+  likelihood.dispose();
+  wTensor.dispose();
+});

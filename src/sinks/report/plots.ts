@@ -2,8 +2,7 @@
  * The report's plots, as Vega-Lite specifications rendered to SVG strings in Node (vega's headless SVG renderer,
  * no canvas, no browser, no network). The SVG is inlined into the page, so the report needs no script to draw.
  *
- * A plot function draws the data it is given; given none, its faceted spec makes vega fail (renderSvg turns
- * that into an error). The `...Data` functions expose each plot's points so that the report (`reportFigures`)
+ * A plot function draws the data it is given; given none, renderSvg refuses it (an error naming the plot). The `...Data` functions expose each plot's points so that the report (`reportFigures`)
  * can leave out, with a reason, a plot with nothing to draw: w1 skipped, only deterministic models (no
  * spread / skill), grids too small for an isotropic spectrum or for the low/mid/high bands.
  */
@@ -28,6 +27,8 @@ const PANEL = { width: 210, height: 150 };
  * naming the plot; its warnings are dropped.
  */
 export async function renderSvg(spec: TopLevelSpec, name = 'plot'): Promise<string> {
+  const inline = (spec as { data?: { values?: unknown } }).data?.values;
+  if (Array.isArray(inline) && inline.length === 0) throw new Error(`plot "${name}": no data to draw`);
   const { spec: vgSpec } = compile(spec);
   const errors: string[] = [];
   const logger = {

@@ -12,8 +12,10 @@ const help = `Usage: wellspring eval --ae AE_RUN --cache CACHE_RUN --data ROOT [
 
 For each test trajectory, rolls out every given emulator from the first "context" encoded states (diffusion:
 an ensemble), decodes the states, and scores them in physical units against the simulation, together with the
-autoencoder's own reconstruction. Writes DIR/results/ (results.json, metrics.csv, metrics.arrow, report.html,
-frame-grid PNGs). With --save-rollouts, also DIR/results/rollouts/<model>.arrow: every decoded state with its
+autoencoder's own reconstruction and the baselines (persistence: the last context state repeated; spatial-mean:
+each field's spatial mean of the true frame, VRMSE ~1 by construction; --set baselines=[] for none). Writes
+DIR/results/ (results.json, metrics.csv, metrics.arrow, report.html, frame-grid PNGs). With --save-rollouts, also
+DIR/results/rollouts/<model>.arrow: every decoded state with its
 truth, ensemble members, lead and origin (file, trajectory, start, frame), tensors as arrow.fixed_shape_tensor
 (pyarrow: pyarrow.ipc.open_file(path).read_all().column("members").combine_chunks().to_numpy_ndarray()).
 

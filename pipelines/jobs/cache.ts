@@ -1,6 +1,6 @@
 /**
- * Job `cache`: every trajectory of every split is read frame by frame, normalised, augmented (`repeat` copies
- * with distinct symmetry transforms, the first one plain), encoded by the trained autoencoder and written to
+ * Job `cache`: every trajectory of every split is read frame by frame, augmented in physical units (`repeat`
+ * copies with distinct symmetry transforms, the first one plain), normalised, encoded by the trained autoencoder and written to
  * `<run>/cache/<split>/<file stem>.arrow`, one Arrow file per source file and split: a pipe of
  * `wellTrajectories` -> `encodeTrajectories` -> `writeLatentCache`. With `--shard i/n` each process takes every
  * n-th trajectory and writes `<stem>.shard-i-of-n.arrow`; `mergeLatentCacheShards` then joins the shards.

@@ -14,6 +14,7 @@ import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
 import { evaluate, evaluateDefaults } from './evaluate.js';
 import { openRunDir } from '../cli/run-dir.js';
 import type { SettingDescriptions } from '../cli/config.js';
+import { BASELINES } from '../../src/models/baselines.js';
 
 export const demoDefaults = {
   out: 'runs/demo',
@@ -48,7 +49,7 @@ export const demoSettings: SettingDescriptions<DemoConfig> = {
 export interface DemoSummary {
   report: string;
   minutes: Record<string, number>;
-  /** VRMSE (all fields pooled) per model and lead band. */
+  /** VRMSE (all fields pooled) per model and lead band, the baselines (persistence, spatial-mean) included. */
   vrmse: Record<string, Record<string, number>>;
   /** Spread-skill ratio of the diffusion ensemble per band. */
   spreadSkill: Record<string, number>;
@@ -126,7 +127,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
   const summary: DemoSummary = {
     report: join(results, 'report.html'),
     minutes,
-    vrmse: Object.fromEntries(['autoencoder', 'surrogate', 'diffusion'].map((m) => [m, bandTable(rows, 'vrmse', m)])),
+    vrmse: Object.fromEntries(['autoencoder', 'surrogate', 'diffusion', ...BASELINES].map((m) => [m, bandTable(rows, 'vrmse', m)])),
     spreadSkill: bandTable(rows, 'spread_skill', 'diffusion'),
     aeValidation: { vrmse: aeMetrics.vrmseMean, baseline: aeMetrics.baselineVrmseMean },
   };
@@ -140,9 +141,10 @@ export function formatSummary(s: DemoSummary): string {
   const fmt = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '   -  ' : v.toFixed(3).padStart(6));
   const lines = [
     `VRMSE by lead-time band (all fields pooled, physical units):`,
-    `  ${'model'.padEnd(12)}${bands.map((b) => b.padStart(10)).join('')}`,
-    ...Object.entries(s.vrmse).map(([m, row]) => `  ${m.padEnd(12)}${bands.map((b) => fmt(row[b]).padStart(10)).join('')}`),
-    `  ${'spread/skill'.padEnd(12)}${bands.map((b) => fmt(s.spreadSkill[b]).padStart(10)).join('')}   (diffusion ensemble; 1 = calibrated)`,
+    `  ${'model'.padEnd(13)}${bands.map((b) => b.padStart(10)).join('')}`,
+    ...Object.entries(s.vrmse).map(([m, row]) => `  ${m.padEnd(13)}${bands.map((b) => fmt(row[b]).padStart(10)).join('')}`),
+    `  (persistence repeats the last context state; spatial-mean is each field's spatial mean of the true frame, VRMSE ~1)`,
+    `  ${'spread/skill'.padEnd(13)}${bands.map((b) => fmt(s.spreadSkill[b]).padStart(10)).join('')}   (diffusion ensemble; 1 = calibrated)`,
     `Autoencoder validation VRMSE ${s.aeValidation.vrmse.toFixed(3)} (mean-field baseline ${s.aeValidation.baseline.toFixed(3)})`,
     `Minutes: ${Object.entries(s.minutes).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`,
     `Report: ${s.report}`,

@@ -6,8 +6,10 @@
  *     -> [saveRollouts] -> reportSink
  *
  * The autoencoder's own reconstruction of each trajectory is scored as the model "autoencoder" (the floor any
- * latent emulator sits on). With `guidance.operator` set, the diffusion emulator is also rolled out with
- * guidance on noisy observations of the truth, scored as the model "diffusion+<method>" beside the unguided one. Holds one trajectory's latents and truth and one state per model at a time; the
+ * latent emulator sits on), and the baselines (persistence and the spatial-mean field, src/models/baselines.ts)
+ * as models of their own names, computed from the truth by `withTruth`. With `guidance.operator` set, the
+ * diffusion emulator is also rolled out with guidance on noisy observations of the truth, scored as the model
+ * "diffusion+<method>" beside the unguided one. Holds one trajectory's latents and truth and one state per model at a time; the
  * reducers hold only their running sums.
  */
 import { join } from 'node:path';
@@ -26,6 +28,7 @@ import {
 import { sensorSeed } from '../../src/streams/random.js';
 import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
 import { decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
+import { BASELINES, checkBaselines } from '../../src/models/baselines.js';
 import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
 import { saveRollouts } from '../../src/sinks/rollouts.js';
@@ -48,6 +51,7 @@ export const evaluateDefaults = {
   horizon: 0,
   trajectories: 0,
   seed: 0,
+  baselines: [...BASELINES] as string[],
   bands: '1-20,21-60,61-100',
   convention: 'the_well',
   frameLog: false,
@@ -85,6 +89,7 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   horizon: 'states rolled out (0: to the end of each trajectory)',
   trajectories: 'trajectories evaluated (0: all)',
   seed: 'seed of the ensemble noise',
+  baselines: 'reference predictors scored beside the emulators: persistence, spatial-mean ([] for none)',
   bands: 'lead-time bands of the summary tables (from-to, comma-separated)',
   convention: 'metric epsilon convention: "the_well" (1e-7) or "lola" (1e-6)',
   frameLog: 'also write frames.csv, one line per scored frame',
@@ -166,6 +171,12 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   if (config.guidance.operator && !config.emulators.diffusion) {
     throw new ConfigError(`guidance (${config.guidance.operator}) needs the diffusion emulator (--diffusion DIR): the surrogate and the student are deterministic maps with no denoiser to guide`);
   }
+  let baselines;
+  try {
+    baselines = checkBaselines(config.baselines);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   const models = await loadModels(config);
   const cacheFiles = await latentCacheFiles(config.cache, config.split);
   for (const f of cacheFiles) {
@@ -224,7 +235,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     rows(),
     rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true, guided }),
     decodeStates(models.ae),
-    withTruth(truthDir, { context: config.context }),
+    withTruth(truthDir, { context: config.context, baselines }),
   );
   const dir = shard.count > 1 ? run.path('results', shardTag(shard)) : run.path('results');
   const rolloutsDir = join(dir, 'rollouts');

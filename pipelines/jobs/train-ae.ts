@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import {
-  applyTransform,
+  IDENTITY_TRANSFORM,
   batch,
   channelGeometry,
   epochOrder,
@@ -30,6 +30,7 @@ import {
   autoencoderDataOf,
   autoencoderFrom,
   autoencoderId,
+  augmentNormalize,
   encodePhysical,
   decodeToPhysical,
   type AutoencoderData,
@@ -178,13 +179,12 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const frames = pipe(
     ds.windows({ indices: epochOrder(ds.length, seed, start), prefetch: 8 }),
     map((sample, k) => {
-      let frame = normalizer.normalize(sample.inputFields.data, sample.layout);
-      if (config.train.augment) {
-        const t: GridTransform = randomTransform(new Rng(mixSeed(seed, start + k, 0xa5)), { periodic: data.periodic, size: [H, W] });
-        frame = applyTransform(frame, [1, H, W, C], t, geometry);
-      }
-      return frame;
-    }, 'normalise-augment'),
+      // Augmented in physical units, then normalised (a flip mirrors a velocity about zero, not about its mean).
+      const t: GridTransform = config.train.augment
+        ? randomTransform(new Rng(mixSeed(seed, start + k, 0xa5)), { periodic: data.periodic, size: [H, W] })
+        : IDENTITY_TRANSFORM;
+      return augmentNormalize(normalizer, sample.layout, sample.inputFields.data, [1, H, W, C], t, geometry);
+    }, 'augment-normalise'),
     batch(batchSize),
     map((group: Float32Array[]) => {
       const flat = new Float32Array(group.length * H * W * C);

@@ -18,7 +18,7 @@ import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../streams/core.js';
 import { Rng, copySeed } from '../streams/random.js';
-import { applyTransform, channelGeometry, describeTransform, IDENTITY_TRANSFORM, randomTransform, type GridTransform } from '../streams/augment.js';
+import { applyTransform, channelGeometry, describeTransform, IDENTITY_TRANSFORM, randomTransform, type ChannelGeometry, type GridTransform } from '../streams/augment.js';
 import { WellNormalizer } from '../formats/well/normalize.js';
 import { DEFAULT_LOG_LABELS, wellLabels } from '../formats/well/labels.js';
 import type { ChannelLayout, WellMeta } from '../formats/well/meta.js';
@@ -226,6 +226,25 @@ export function encodePhysical(ae: LoadedAutoencoder, frames: Float32Array, n: n
   return encodeFrames(ae, ae.normalizer.normalize(frames, ae.data.layout), n, batchSize);
 }
 
+/**
+ * Augments physical frames (N, H, W, C), then normalises them as the autoencoder's inputs: the order training
+ * and caching both use. The symmetry acts in physical units, so a flip negates a velocity or momentum component
+ * about zero (normalising first would mirror it about its dataset mean, mapping u to 2 mean - u) and a
+ * transposition swaps components before each is normalised with its own statistics. The identity transform
+ * only normalises.
+ */
+export function augmentNormalize(
+  normalizer: WellNormalizer,
+  layout: ChannelLayout,
+  frames: Float32Array,
+  shape: readonly [number, number, number, number],
+  transform: GridTransform,
+  geometry: ChannelGeometry = channelGeometry(layout),
+): Float32Array {
+  const identity = !transform.flip[0] && !transform.flip[1] && !transform.transpose && transform.roll[0] === 0 && transform.roll[1] === 0;
+  return normalizer.normalize(identity ? frames : applyTransform(frames, shape, transform, geometry), layout);
+}
+
 export interface EncodeTrajectoriesOptions {
   /** Copies of each trajectory: the first plain, the others with seeded random symmetries (default 1). */
   repeat?: number;
@@ -247,8 +266,8 @@ function copiesOf(ae: LoadedAutoencoder, repeat: number, seed: number): GridTran
 
 /**
  * Stage: Well trajectories (from `wellTrajectories`, physical units, not normalised at read time) in, latent-cache
- * rows out: each trajectory is normalised, copied `repeat` times (augmented copies after the plain one) and
- * encoded block by block. Pulls one trajectory at a time and yields its copies once it is encoded; holds that
+ * rows out: each trajectory is copied `repeat` times (augmented copies after the plain one, transformed in
+ * physical units), normalised (`augmentNormalize`) and encoded block by block. Pulls one trajectory at a time and yields its copies once it is encoded; holds that
  * trajectory's latents for every copy plus one block of frames.
  */
 export function encodeTrajectories(ae: LoadedAutoencoder, options: EncodeTrajectoriesOptions = {}): Stage<WellTrajectoryStream, CachedTrajectory> {
@@ -275,11 +294,11 @@ export function encodeTrajectories(ae: LoadedAutoencoder, options: EncodeTraject
       let done = 0;
       const flush = () => {
         const n = block.length;
-        const normalised = new Float32Array(n * frameSize);
-        block.forEach((f, i) => normalised.set(ae.normalizer.normalize(f, traj.layout), i * frameSize));
+        const physical = new Float32Array(n * frameSize);
+        block.forEach((f, i) => physical.set(f, i * frameSize));
         copies.forEach((transform, r) => {
-          const moved = r === 0 ? normalised : applyTransform(normalised, [n, H, W, C], transform, geometry);
-          latents[r]!.set(encodeFrames(ae, moved, n, batchSize), done * latentSize);
+          const inputs = augmentNormalize(ae.normalizer, traj.layout, physical, [n, H, W, C], transform, geometry);
+          latents[r]!.set(encodeFrames(ae, inputs, n, batchSize), done * latentSize);
         });
         done += n;
         block = [];

@@ -9,7 +9,8 @@
  *   by state as each window is generated.
  * - `decodeStates` decodes each state's members and undoes the normalisation (physical units).
  * - `withTruth` pairs every state with the simulated truth, read from the Well file the trajectory came from, as a
- *   `RolloutChunk` for the metric sinks.
+ *   `RolloutChunk` for the metric sinks, and optionally adds the baselines (./baselines.ts: persistence and the
+ *   spatial-mean field, computed from the truth in physical space) as extra models, lead by lead.
  *
  * Guided models (data assimilation, `options.guided`): a diffusion emulator rolled out with guidance on
  * observations of the truth (`truthObservations`: the operator applied to the simulated states, plus seeded
@@ -29,6 +30,7 @@ import { rollout, type LeadObservation, type RolloutGuidance } from './diffusion
 import type { Guidance, LatentDecoder } from './diffusion/guidance.js';
 import { decodeToPhysical, type LoadedAutoencoder } from './autoencoder.js';
 import type { LoadedEmulator } from './emulators.js';
+import { baselinePrediction, checkBaselines, type BaselineName } from './baselines.js';
 
 /** One predicted latent state of one model: M members (M, h, w, c). */
 export interface LatentStep {
@@ -202,19 +204,33 @@ export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: numbe
   });
 }
 
+export interface WithTruthOptions {
+  /** States given as context (default 1): the truth of lead k is frame `context + k - 1`. */
+  context?: number;
+  /**
+   * Reference predictors scored as extra models (see ./baselines.ts): each lead's truth frame, when first read,
+   * also yields one chunk per baseline, named as the baseline. Default none.
+   */
+  baselines?: readonly BaselineName[];
+}
+
 /**
  * Stage: physical steps in, `RolloutChunk`s (one state, with its truth, the true state before it and its origin)
  * out. The truth of lead k is frame `context + k - 1` of the trajectory in `<splitDir>/<origin.file>` (cached
  * trajectories start at frame 0), read when the trajectory is first seen and extended as later leads ask;
  * `previous` is the truth of lead k - 1 (for lead 1, the last context state). Holds the current trajectory's
- * truth frames and the open file's index only.
+ * truth frames, its last context frame and the open file's index only. With `baselines`, the baselines' chunks
+ * of a lead follow the chunk that first asked for that lead's truth, so every lead some model reaches is scored
+ * once per baseline and trajectory.
  */
-export function withTruth(splitDir: string, options: { context?: number } = {}): Stage<PhysicalStep, RolloutChunk> {
+export function withTruth(splitDir: string, options: WithTruthOptions = {}): Stage<PhysicalStep, RolloutChunk> {
   const context = options.context ?? 1;
+  const baselines = checkBaselines(options.baselines ?? [], 'withTruth baselines');
   return named('truth', async function* (source) {
     let current = '';
     let opened: { file: string; ds: WellDataset } | undefined; // consecutive trajectories share their file's index
     let truth: Float32Array[] = [];
+    let lastContext: Float32Array | undefined;
     let frames: AsyncIterator<{ channels: Float32Array }> | undefined;
     const close = async () => {
       await frames?.return?.();
@@ -228,29 +244,37 @@ export function withTruth(splitDir: string, options: { context?: number } = {}):
           truth = [];
           const file = join(splitDir, step.origin.file);
           if (opened?.file !== file) opened = { file, ds: await openWellDataset(file, { nIn: 1, nOut: 1 }) };
-          // from the last context state (lead 0) on
+          // from the last context state on: the previous state of lead 1, and what persistence repeats
           const it = opened.ds.trajectories({ trajectories: [{ fileIndex: 0, trajectory: step.origin.trajectory }], start: context - 1 })[Symbol.asyncIterator]();
           const first = await it.next();
           if (first.done) throw new Error(`${file}: no trajectory ${step.origin.trajectory}`);
           frames = first.value.frames[Symbol.asyncIterator]();
           await it.return?.();
+          const next = await frames.next();
+          if (next.done) throw new Error(`${file}: trajectory ${step.origin.trajectory} has no state ${context - 1} (the last context state)`);
+          lastContext = next.value.channels.slice();
         }
-        while (truth.length <= step.lead) {
+        const firstNew = truth.length + 1;
+        while (truth.length < step.lead) {
           const next = await frames!.next();
-          if (next.done) throw new Error(`${step.trajectory}: lead ${step.lead} is past the end of the truth (${Math.max(0, truth.length - 1)} states after the context of ${context})`);
+          if (next.done) throw new Error(`${step.trajectory}: lead ${step.lead} is past the end of the truth (${truth.length} states after the context of ${context})`);
           truth.push(next.value.channels.slice());
         }
-        yield {
-          model: step.model,
+        const chunk = (model: string, lead: number, ensemble: readonly Float32Array[]): RolloutChunk => ({
+          model,
           trajectory: step.trajectory,
           fields: step.fields,
           spatialShape: step.spatialShape,
-          lead: step.lead,
-          truth: truth[step.lead]!,
-          previous: truth[step.lead - 1]!,
-          ensemble: step.ensemble,
-          origin: { file: step.origin.file, trajectory: step.origin.trajectory, start: 0, frame: context + step.lead - 1 },
-        };
+          lead,
+          truth: truth[lead - 1]!,
+          previous: lead === 1 ? lastContext! : truth[lead - 2]!,
+          ensemble,
+          origin: { file: step.origin.file, trajectory: step.origin.trajectory, start: 0, frame: context + lead - 1 },
+        });
+        yield chunk(step.model, step.lead, step.ensemble);
+        for (let lead = firstNew; lead <= truth.length; lead++) {
+          for (const name of baselines) yield chunk(name, lead, [baselinePrediction(name, lastContext!, truth[lead - 1]!, step.fields.length)]);
+        }
       }
     } finally {
       await close();

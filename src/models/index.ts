@@ -1,8 +1,8 @@
 /**
  * Compute layer, emulators and trained runs: backends and kernels, networks, training utilities, diffusion and
  * rollouts, and the library face of trained runs (`autoencoder.ts`: load, encode, decode; `emulators.ts`: build,
- * load; `emulate.ts`: the stages from cached trajectories to scored rollout chunks). `worker-models.ts` is the
- * module the data-parallel training workers load.
+ * load; `emulate.ts`: the stages from cached trajectories to scored rollout chunks; `baselines.ts`: the reference
+ * predictors scored beside them). `worker-models.ts` is the module the data-parallel training workers load.
  */
 export * from './backend/index.js';
 export * from './nn/index.js';
@@ -11,3 +11,4 @@ export * from './diffusion/index.js';
 export * from './autoencoder.js';
 export * from './emulators.js';
 export * from './emulate.js';
+export * from './baselines.js';

@@ -129,13 +129,13 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   const page = readFileSync(join(results, 'report.html'), 'utf8');
   t.match(page, /data-plot="training-curves"/, 'report: training curves');
   t.match(page, /<table class="provenance">[^]*data-provenance="diffusion"/, 'report: provenance section');
-  t.same([...saved.result.models].sort(), ['autoencoder', 'diffusion', 'surrogate']);
+  t.same([...saved.result.models].sort(), ['autoencoder', 'diffusion', 'persistence', 'spatial-mean', 'surrogate'], 'the emulators, the reconstruction and the baselines');
   t.same(saved.result.leads, Array.from({ length: 11 }, (_, i) => i + 1), 'every lead of the 12-state trajectories after one context state');
   ok(t, ['report', results, '--out', join(dir, 'again.html')]);
   t.ok(existsSync(join(dir, 'again.html')));
 
   // The same evaluation through the public API: the runs the CLI wrote, loaded from the package root, and a pipe
-  // of public stages with eval's options (defaults context 1, horizon 0, seed 0, convention the_well; ensemble and
+  // of public stages with eval's options (defaults context 1, horizon 0, seed 0, convention the_well, both baselines; ensemble and
   // bands as set above) give the CLI's figures exactly, on the CLI's backend.
   process.env.WELLSPRING_BACKEND = 'wasm';
   const api = await import('wellspring-latent');
@@ -153,7 +153,7 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
       api.filter((row: CachedTrajectory) => row.origin.augmentation === 0),
       api.rolloutLatents(emulators, { context, horizon: 0, ensemble: 2, seed: 0, reconstruct: true }),
       api.decodeStates(aeRun),
-      api.withTruth(api.wellSplitDir(data, 'test'), { context }),
+      api.withTruth(api.wellSplitDir(data, 'test'), { context, baselines: [...api.BASELINES] }),
     );
   const bands = api.parseBands('1-5,6-11');
   const byApi = join(dir, 'eval-api');
@@ -185,7 +185,7 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   t.strictSame(JSON.parse(JSON.stringify({ result: rows, aggregates: reduced.aggregates })), { result: cliRows, aggregates: cliAggregates }, 'reduceMetrics gives the same rows and aggregates');
   // --save-rollouts: every state the CLI scored, saved per model, equals the API pipe's chunks exactly.
   const rolloutsDir = join(results, 'rollouts');
-  t.same(readdirSync(rolloutsDir).sort(), ['autoencoder.arrow', 'diffusion.arrow', 'surrogate.arrow'], 'one rollouts file per model');
+  t.same(readdirSync(rolloutsDir).sort(), ['autoencoder.arrow', 'diffusion.arrow', 'persistence.arrow', 'spatial-mean.arrow', 'surrogate.arrow'], 'one rollouts file per model');
   const apiChunks = await api.collect(chunks());
   for (const model of ['autoencoder', 'surrogate', 'diffusion']) {
     const saved = await api.collect(api.readRollouts(join(rolloutsDir, `${model}.arrow`)));

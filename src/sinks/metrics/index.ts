@@ -1,6 +1,7 @@
 /**
  * Metric sinks: streaming scores of rollouts against the truth (per model, field and lead time), lead-band and
- * over-field aggregates, and the results directory (JSON, CSV, Arrow) they are saved to.
+ * over-field aggregates, the results directory (JSON, CSV, Arrow) they are saved to, and the study table (a metric
+ * by lead band, mean and std over seeds, per compression and model).
  */
 export { fftnReal, fftnRealPair, fftnInPlace, type ComplexArray } from '../../physics/fft.js';
 export {
@@ -74,5 +75,15 @@ export {
   type ResidualResult,
 } from './residual.js';
 export { residualBands, mergeResidualResults } from './aggregate.js';
+export {
+  studyTable,
+  formatStudyTable,
+  formatCell,
+  compressionLabel,
+  type StudyEvaluation,
+  type StudyCell,
+  type StudyRow,
+  type StudyTable,
+} from './study.js';
 export { syntheticRollouts, type SyntheticOptions } from './synthetic.js';
 export { scoreChunk, type PreparedChunk, type ScoreOptions, type ChunkScores, type SnapshotPlane } from './score.js';

@@ -33,13 +33,15 @@ export interface ReportOptions {
 const DEFAULT_ERROR_METRICS: MetricName[] = ['vrmse', 'rmse', 'crps', 'w1'];
 const DEFAULT_TABLE_METRICS: MetricName[] = ['vrmse', 'rmse', 'spread_skill', 'crps'];
 
-const escapeHtml = (s: string): string =>
+/** Escapes text for HTML content and attributes. */
+export const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** What a table cell or range shows for a value that does not exist (NaN: undefined or never measured). */
 export const MISSING_CELL = '-';
 
-const fmt = (v: number): string => {
+/** A number in a table cell: 3 significant digits, exponent form when tiny or huge, MISSING_CELL when not finite. */
+export const fmt = (v: number): string => {
   if (!Number.isFinite(v)) return MISSING_CELL;
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toPrecision(3);
@@ -235,7 +237,8 @@ function frameSection(saved: SavedResults, size: number): string {
   return parts.join('\n') + '\n<p class="note">Colours: viridis over the range shared by truth, mean and member; errors red (over) / blue (under), symmetric range.</p>';
 }
 
-const STYLE = `
+/** The report pages' stylesheet. */
+export const STYLE = `
 body { font-family: sans-serif; margin: 24px auto; max-width: 1280px; color: #222; padding: 0 16px; }
 h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
 .note { color: #666; font-size: 0.85em; }

@@ -1,6 +1,7 @@
 /**
  * Report sinks: a self-contained HTML report (inline SVG plots rendered with Vega-Lite, base64 PNG frames) and
- * labelled frame-grid PNGs, from a stream of rollouts or from a saved results directory.
+ * labelled frame-grid PNGs, from a stream of rollouts or from a saved results directory; the study report (tables
+ * over seeds, VRMSE against compression, spread/skill by band).
  */
 export { reportSink, renderSavedReport, writeFrameGrids, slug, REPORT_FILE, FRAME_LOG_FILE, type ReportSinkOptions, type ReportFiles } from './sink.js';
 export { renderReport, reportPlots, reportFigures, MISSING_CELL, type ReportOptions, type ReportFigures, type OmittedPlot } from './html.js';
@@ -17,4 +18,5 @@ export {
   type Plot,
   type PlotDatum,
 } from './plots.js';
+export { renderStudyReport, metricVsCompression, spreadSkillByBand, studyData, type StudyReportInput } from './study.js';
 export { colormaps, colorize, resample, encodePng, snapshotPanels, frameGridPng, displaySize, type Rgba, type Lut, type SnapshotPanels } from './images.js';

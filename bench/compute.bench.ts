@@ -37,15 +37,15 @@ import { isMainThread } from 'node:worker_threads';
 import { profileStep } from './profile.js';
 import { LOAD_PER_CORE_LIMIT, OTHER_CORES_LIMIT, conditions, median, startInterval } from './conditions.js';
 
-type Batch = tf.Tensor | Record<string, tf.Tensor>;
+export type Batch = tf.Tensor | Record<string, tf.Tensor>;
 
 /**
  * Model factory shared by the main thread and the data-parallel workers (which import this file): the preset
  * network and its training loss (MSE of the reconstruction / of the denoised window).
  */
-export function build(options: { model: 'dcae-small' | 'vit-small' }): ParallelModel<Batch> {
+export function build(options: { model: 'dcae-small' | 'vit-small'; dropout?: number }): ParallelModel<Batch> {
   if (options.model === 'dcae-small') {
-    const net = createDcae(presets['dcae-small']());
+    const net = createDcae(presets['dcae-small'](options.dropout === undefined ? {} : { dropout: options.dropout }));
     return {
       params: net.params,
       loss: (x, { random }) => {
@@ -65,14 +65,15 @@ export function build(options: { model: 'dcae-small' | 'vit-small' }): ParallelM
   };
 }
 
-function makeBatch(model: 'dcae-small' | 'vit-small', rng: Rng): Batch {
-  if (model === 'dcae-small') return tf.tensor4d(rng.normalArray(16 * 64 * 64 * 5), [16, 64, 64, 5]);
-  const shape = [32, 5, 8, 8, 16];
+/** A batch of the benchmark's size (dcae-small 16, vit-small 32), or of `n` samples. */
+export function makeBatch(model: 'dcae-small' | 'vit-small', rng: Rng, n?: number): Batch {
+  if (model === 'dcae-small') return tf.tensor4d(rng.normalArray((n ?? 16) * 64 * 64 * 5), [n ?? 16, 64, 64, 5]);
+  const shape = [n ?? 32, 5, 8, 8, 16];
   const size = shape.reduce((a, b) => a * b, 1);
   return {
     x: tf.tensor(rng.normalArray(size), shape),
     mask: tf.tensor(rng.uniformArray(size).map((u) => (u < 0.3 ? 1 : 0)), shape),
-    noise: tf.tensor(rng.normalArray(32)),
+    noise: tf.tensor(rng.normalArray(n ?? 32)),
   };
 }
 
@@ -245,4 +246,5 @@ async function main(): Promise<void> {
   emit({ figure: 'conditions at end', ...conditions() });
 }
 
-if (isMainThread) await main();
+// Run as a script only: the data-parallel workers and bench/webgpu.bench.ts import this file for `build`.
+if (isMainThread && process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1])) await main();

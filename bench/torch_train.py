@@ -5,7 +5,10 @@ is the reference BLAS (libblas3) unless an optimised one provides it: `apt-get i
 registers OpenBLAS as the libblas.so.3 alternative, and then torch's linear layers (addmm, which calls sgemm)
 run on OpenBLAS. The "blas" field names the library this process actually loaded, "blasBuild" what torch was
 built against (torch.__config__.show()), "matmul" the path the float32 linear layers take. Usage:
-    python3 bench/torch_train.py [--threads <cores>] [--steps 5] [--which dcae-small,vit-small]
+    python3 bench/torch_train.py [--threads <cores>] [--steps 5] [--which dcae-small,vit-small] [--device cpu|cuda]
+
+With --device cuda the same step runs on the GPU (the step time then waits for the GPU to finish: synchronised);
+bench/webgpu.bench.ts and scripts/gpu-check.sh use it to put PyTorch on CUDA beside wellspring's webgpu step times.
 
 The networks mirror the ones the TypeScript benchmark trains (see bench/compute.bench.ts): same layer shapes,
 same loss, AdamW update included in the step. Layout is NCHW (PyTorch's native one); the arithmetic is the same.
@@ -110,7 +113,7 @@ class ViT(nn.Module):
         self.out = nn.Linear(width, in_channels)
 
     def forward(self, x, mask, noise):
-        freqs = torch.exp(torch.linspace(0, -math.log(1e4), 32))
+        freqs = torch.exp(torch.linspace(0, -math.log(1e4), 32, device=noise.device))
         e = noise[:, None] * freqs[None]
         c = self.emb(torch.cat([torch.sin(e), torch.cos(e)], dim=-1))
         h = self.inp(torch.cat([x * mask, mask], dim=-1)) + self.pos
@@ -119,7 +122,7 @@ class ViT(nn.Module):
         return self.out(h)
 
 
-def time_steps(model, batch, loss_fn, steps):
+def time_steps(model, batch, loss_fn, steps, sync=None):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
 
     def step():
@@ -128,7 +131,10 @@ def time_steps(model, batch, loss_fn, steps):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        return loss.item()
+        value = loss.item()
+        if sync is not None:
+            sync()
+        return value
 
     step()  # warm-up
     times = []
@@ -152,28 +158,35 @@ def matmul_path():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--which", default="dcae-small,vit-small")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     which = args.which.split(",")
-    context = {"threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas_library(),
-               "blasBuild": blas_build(), "matmul": matmul_path()}
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA device")
+    sync = torch.cuda.synchronize if cuda else None
+    context = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(dev)}
+    context.update({"gpu": torch.cuda.get_device_name(dev)} if cuda else
+                   {"blas": blas_library(), "blasBuild": blas_build(), "matmul": matmul_path()})
     if "dcae-small" in which:
-        model = ConvAutoencoder(5, [32, 64, 128, 256], 16)
-        x = torch.randn(16, 5, 64, 64)
-        ms, cpu_ms = time_steps(model, (x,), lambda m, x: F.mse_loss(m(x), x), args.steps)
+        model = ConvAutoencoder(5, [32, 64, 128, 256], 16).to(dev)
+        x = torch.randn(16, 5, 64, 64, device=dev)
+        ms, cpu_ms = time_steps(model, (x,), lambda m, x: F.mse_loss(m(x), x), args.steps, sync)
         print(json.dumps({"bench": "compute", "figure": "torch-train-step dcae-small", "value": round(ms, 1),
                           "unit": "ms", "batch": 16, "processCpuMsPerStep": round(cpu_ms), **context}), flush=True)
     if "vit-small" in which:
         tokens = 5 * 8 * 8
-        model = ViT(16, 256, 6, 4, tokens)
-        x = torch.randn(32, tokens, 16)
-        mask = (torch.rand(32, tokens, 1) < 0.3).float().expand(32, tokens, 16).contiguous()
-        noise = torch.randn(32)
+        model = ViT(16, 256, 6, 4, tokens).to(dev)
+        x = torch.randn(32, tokens, 16, device=dev)
+        mask = (torch.rand(32, tokens, 1, device=dev) < 0.3).float().expand(32, tokens, 16).contiguous()
+        noise = torch.randn(32, device=dev)
         ms, cpu_ms = time_steps(model, (x, mask, noise), lambda m, x, mask, noise: F.mse_loss(m(x, mask, noise), x),
-                                args.steps)
+                                args.steps, sync)
         print(json.dumps({"bench": "compute", "figure": "torch-train-step vit-small", "value": round(ms, 1),
                           "unit": "ms", "batch": 32, "processCpuMsPerStep": round(cpu_ms), **context}), flush=True)
 

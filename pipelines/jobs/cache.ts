@@ -61,7 +61,7 @@ export async function cacheLatents(config: CacheConfig, run: RunDir, shard: Shar
   const ae = await loadAutoencoder(config.autoencoder);
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
-  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu, ...(backend.adapter ? { adapter: backend.adapter } : {}) });
   await run.describe({ backend, data: await dataIdentity(config.data.root) });
   await run.log('autoencoder', { id: ae.id, latentShape: ae.latentShape });
   const result: CacheResult = { files: [] };

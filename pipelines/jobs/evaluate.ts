@@ -197,7 +197,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   // Everything is validated: from here on the run directory is written.
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
-  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu, ...(backend.adapter ? { adapter: backend.adapter } : {}) });
   if (residual.note) console.error(residual.note);
   await run.describe({ backend, data: await dataIdentity(config.data.root) });
 

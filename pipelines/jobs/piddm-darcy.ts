@@ -17,7 +17,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
-import { pipe, progress, createRng, type Rng } from '../../src/streams/index.js';
+import { abortable, pipe, progress, createRng, type Rng } from '../../src/streams/index.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
 import { openWellDataset, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
 import { createVit, presets, type VitConfig } from '../../src/models/nn/index.js';
@@ -185,12 +185,14 @@ function normalize(d: DarcyData, stats: { shift: number[]; scale: number[] }): F
 }
 
 /** Runs `steps` training steps of `trainer` on batches from `next`, with a progress line. */
-async function train<B>(trainer: Trainer<B>, steps: number, next: (step: number) => B, label: string): Promise<StepReport[]> {
+async function train<B>(trainer: Trainer<B>, steps: number, next: (step: number) => B, label: string, signal?: AbortSignal): Promise<StepReport[]> {
   async function* batches() {
     for (let s = 0; s < steps; s++) yield next(s);
   }
   const reports: StepReport[] = [];
-  for await (const r of pipe(batches(), trainer.stage(), progress<StepReport>({ label, total: steps, detail: (r: unknown) => `loss ${(r as StepReport).loss.toPrecision(4)}` }))) {
+  // abortable: an interrupt stops between steps (the phase is then redone on the next run)
+  const source = signal ? pipe(batches(), abortable<B>(signal)) : batches();
+  for await (const r of pipe(source, trainer.stage(), progress<StepReport>({ label, total: steps, detail: (r: unknown) => `loss ${(r as StepReport).loss.toPrecision(4)}` }))) {
     reports.push(r);
   }
   return reports;
@@ -278,7 +280,7 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
       seed: t.seed,
     });
     const rng = createRng(t.seed);
-    const reports = await train(trainer, t.steps, () => ({ x: tf.tensor5d(drawRows(trainZ, rowSize, t.batchSize, rng), shape(t.batchSize)), mask: null, labels: null }), 'piddm teacher steps');
+    const reports = await train(trainer, t.steps, () => ({ x: tf.tensor5d(drawRows(trainZ, rowSize, t.batchSize, rng), shape(t.batchSize)), mask: null, labels: null }), 'piddm teacher steps', signal);
     signal?.throwIfAborted();
     await saveWeights(teacherPath, vit.params, { kind: 'diffusion', vit: JSON.stringify(vitConfig) });
     await run.log('teacher', { steps: t.steps, loss: reports.at(-1)?.loss });
@@ -322,6 +324,7 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
         return { x: tf.tensor5d(p.sample, shape(pairBatch)), noise: tf.tensor5d(p.noise, shape(pairBatch)), mask: tf.zeros([pairBatch, 1]) as tf.Tensor2D, labels: null };
       },
       'piddm student steps',
+      signal,
     );
     signal?.throwIfAborted();
     await saveWeights(studentPath, studentVit.params, { kind: 'student', vit: JSON.stringify(vitConfig) });
@@ -331,39 +334,40 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
   // generation: common noise for the three models
   const S = config.evaluation.samples;
   const denormalize = (z: Float32Array) => z.map((v, k) => v * stats.scale[k % 2]! + stats.shift[k % 2]!);
-  const pdeError = (physical: Float32Array, count: number) =>
-    tf.tidy(() => {
-      const r = residual.residual(tf.tensor4d(physical, [count, n, n, 2]));
-      return tf.mean(tf.square(r)).dataSync()[0]!;
-    });
+  const pdeError = async (physical: Float32Array, count: number): Promise<number> => {
+    const ms = tf.tidy(() => tf.mean(tf.square(residual.residual(tf.tensor4d(physical, [count, n, n, 2])))));
+    const [value] = await ms.data();
+    ms.dispose();
+    return value!;
+  };
   const sortedChannel = (states: Float32Array, c: number) => Float64Array.from(states.filter((_, k) => k % 2 === c)).sort();
   const heldA = sortedChannel(testData.states, 0);
   const heldU = sortedChannel(testData.states, 1);
-  const generationRow = (model: GenerationRow['model'], calls: number, z: Float32Array, seconds: number): GenerationRow => {
+  const generationRow = async (model: GenerationRow['model'], calls: number, z: Float32Array, seconds: number): Promise<GenerationRow> => {
     const x = denormalize(z);
-    return { model, calls, pdeError: pdeError(x, S), w1A: wasserstein1Sorted(heldA, sortedChannel(x, 0)), w1U: wasserstein1Sorted(heldU, sortedChannel(x, 1)), secondsPerSample: seconds / S };
+    return { model, calls, pdeError: await pdeError(x, S), w1A: wasserstein1Sorted(heldA, sortedChannel(x, 0)), w1U: wasserstein1Sorted(heldU, sortedChannel(x, 1)), secondsPerSample: seconds / S };
   };
   const ctx = empty(S);
   const eps = noiseFromSeed(shape(S), config.evaluation.seed);
-  const timed = async (f: () => tf.Tensor): Promise<{ z: Float32Array; seconds: number }> => {
+  const timed = async (f: () => tf.Tensor | Promise<tf.Tensor>): Promise<{ z: Float32Array; seconds: number }> => {
     const start = performance.now();
-    const y = f();
+    const y = await f();
     const z = (await y.data()) as Float32Array;
     y.dispose();
     return { z, seconds: (performance.now() - start) / 1000 };
   };
   const fromTeacher = await timed(() => teacher.predictFrom(ctx, eps));
   const fromStudent = await timed(() => student.generate(ctx, eps));
-  const refined = await timed(() => {
-    const r = refine(student, eps, ctx, { steps: config.refine.steps, lr: config.refine.lr, penalty, lambda: config.refine.lambda });
+  const refined = await timed(async () => {
+    const r = await refine(student, eps, ctx, { steps: config.refine.steps, lr: config.refine.lr, penalty, lambda: config.refine.lambda });
     r.eps.dispose();
     return r.prediction;
   });
-  const generation = [
+  const generation = await Promise.all([
     generationRow('teacher', config.sampling.steps * (sampler === 'heun' ? 2 : 1), fromTeacher.z, fromTeacher.seconds),
     generationRow('student', 1, fromStudent.z, fromStudent.seconds),
     generationRow('student + refinement', 1 + 2 * config.refine.steps, refined.z, refined.seconds),
-  ];
+  ]);
   tf.dispose([eps, ctx.observed, ctx.mask]);
   signal?.throwIfAborted();
 
@@ -378,7 +382,7 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
       const values = tf.tensor5d(truthZ, shape(P));
       const mask = tf.tensor5d(observedChannel === 0 ? [1, 0] : [0, 1], [1, 1, 1, 1, 2]);
       const start = noiseFromSeed(shape(P), config.evaluation.seed + 1);
-      const r = refine(student, start, pctx, { steps: config.problems.steps, lr: config.problems.lr, penalty, lambda, observation: { values, mask } });
+      const r = await refine(student, start, pctx, { steps: config.problems.steps, lr: config.problems.lr, penalty, lambda, observation: { values, mask } });
       // the completed state: observed channel from the data, the other from the student
       const completed = tf.tidy(() => tf.add(tf.mul(values, mask), tf.mul(r.prediction, tf.sub(1, mask))));
       const x = denormalize((await completed.data()) as Float32Array);
@@ -403,7 +407,7 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
         lambda,
         relativeError: relative,
         ...(unknown === 0 ? { misclassified: wrong / (P * n * n) } : {}),
-        pdeError: pdeError(x, P),
+        pdeError: await pdeError(x, P),
       });
       signal?.throwIfAborted();
     }
@@ -413,7 +417,7 @@ export async function piddmDarcy(config: PiddmDarcyConfig, run: RunDir, signal?:
     grid: n,
     train: trainData.count,
     test: testData.count,
-    dataPdeError: pdeError(testData.states, testData.count),
+    dataPdeError: await pdeError(testData.states, testData.count),
     generation,
     problems,
   };

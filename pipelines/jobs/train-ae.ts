@@ -133,7 +133,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const dcaeConfig = dcaeConfigFor(config, data);
   // Everything is validated: from here on the run directory is written.
   const backend = await selectBackend();
-  await run.log('backend', { backend: backend.name, gpu: backend.gpu });
+  await run.log('backend', { backend: backend.name, gpu: backend.gpu, ...(backend.adapter ? { adapter: backend.adapter } : {}) });
   await run.describe({ backend, data: await dataIdentity(config.data.root) });
   console.error(describeBackend(backend));
 
@@ -243,7 +243,7 @@ export async function validateAutoencoder(ae: LoadedAutoencoder, validDir: strin
   const meanField = ae.normalizer.denormalize(new Float32Array(C), ae.data.layout);
   for await (const sample of ds.windows({ indices })) {
     const truth = sample.inputFields.data;
-    const recon = decodeToPhysical(ae, encodePhysical(ae, truth, 1), 1);
+    const recon = await decodeToPhysical(ae, await encodePhysical(ae, truth, 1), 1);
     for (let c = 0; c < C; c++) {
       const u = channel(truth, c, C);
       const score = (prediction: Float64Array) => scoreFrame(u, [prediction], shape, { skipW1: true }).values[VRMSE]!;

@@ -4,7 +4,9 @@
  * scalars (loss, gradient norm, learning rate, step time, skipped steps so far) every `train.logEvery` steps to
  * log.jsonl (`step` events) and to TensorBoard event files under `<run>/tensorboard/`, show the loss on the
  * progress line, checkpoint periodically and on any exit (an interrupted run keeps its progress: steps are atomic
- * and checkpoints are written atomically).
+ * and checkpoints are written atomically),
+ * except after a WebGPU device failure, whose tensors cannot be trusted: the run then stops with the device's
+ * message and a rerun resumes from the last periodic checkpoint.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -13,6 +15,7 @@ import { TensorBoardWriter } from '../../src/formats/tensorboard.js';
 import type { ParallelGradients, StepReport, Trainer } from '../../src/models/train/index.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { ConfigError } from '../cli/config.js';
+import { WebgpuDeviceError } from '../../src/models/backend/index.js';
 
 /** Restores `trainer` from `<run>/checkpoints/last.safetensors` when it exists; returns that path. */
 export async function resumeTrainer<B>(trainer: Trainer<B>, run: RunDir): Promise<string> {
@@ -58,6 +61,7 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
   const reports = pipe(batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining, detail }));
   let stopped = false;
   let board: TensorBoardWriter | undefined;
+  let deviceFailed = false;
   try {
     if (remaining > 0 && !signal?.aborted) {
       board = await TensorBoardWriter.open(run.path('tensorboard'), run.kind);
@@ -84,14 +88,18 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
           }
         }
       } catch (err) {
+        if (causedBy(err, WebgpuDeviceError)) {
+          deviceFailed = true;
+          await run.log('device-error', { step: trainer.step, message: (err as Error).message });
+        }
         // The signal fired while waiting for a batch (no step in flight): stop like between steps.
-        if (!isAbort(err)) throw err;
+        if (!causedBy(err, AbortedError)) throw err;
         stopped = true;
       }
     }
   } finally {
     await board?.close();
-    if (trainer.step > 0) await trainer.save(checkpoint);
+    if (trainer.step > 0 && !deviceFailed) await trainer.save(checkpoint);
     trainer.dispose();
     await loop.parallel?.close();
   }
@@ -106,9 +114,9 @@ export function logInterval(logEvery: number, steps: number): number {
   return logEvery > 0 ? logEvery : Math.max(1, Math.ceil(steps / 5000));
 }
 
-/** True for an AbortedError, also when a stage wrapped it (StageError's cause). */
-function isAbort(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof AbortedError) return true;
+/** True for an error of class `kind`, also when a stage wrapped it (StageError's cause). */
+function causedBy(err: unknown, kind: abstract new (...args: never[]) => Error): boolean {
+  for (let e: unknown = err; e instanceof Error; e = (e as Error).cause) if (e instanceof kind) return true;
   return false;
 }
 

@@ -143,16 +143,17 @@ export async function loadAutoencoder(dir: string): Promise<LoadedAutoencoder> {
 
 /**
  * Runs `fn` over `n` states stored back to back in `input` (each of shape `from`), `batchSize` at a time, and
- * gathers its outputs (each of shape `to`) into one array. Holds one batch of tensors at a time.
+ * gathers its outputs (each of shape `to`) into one array. Holds one batch of tensors at a time. Reads results
+ * asynchronously: GPU backends (webgpu) cannot read synchronously in Node.
  */
-function inBatches(
+async function inBatches(
   fn: (x: tf.Tensor4D) => tf.Tensor4D,
   input: Float32Array,
   n: number,
   from: readonly [number, number, number],
   to: readonly [number, number, number],
   batchSize: number,
-): Float32Array {
+): Promise<Float32Array> {
   const inSize = from[0] * from[1] * from[2];
   const outSize = to[0] * to[1] * to[2];
   if (input.length !== n * inSize) throw new Error(`expected ${n} states of shape [${from}] (${n * inSize} values), got ${input.length} values`);
@@ -160,25 +161,25 @@ function inBatches(
   for (let i = 0; i < n; i += batchSize) {
     const m = Math.min(batchSize, n - i);
     const y = tf.tidy(() => fn(tf.tensor4d(input.subarray(i * inSize, (i + m) * inSize), [m, ...from])));
-    out.set(y.dataSync(), i * outSize);
+    out.set((await y.data()) as Float32Array, i * outSize);
     y.dispose();
   }
   return out;
 }
 
 /** Encodes `n` normalised frames (N, H, W, C) in batches; returns latents (N, h, w, c). */
-export function encodeFrames(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
+export function encodeFrames(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Promise<Float32Array> {
   return inBatches((x) => ae.dcae.encode(x), frames, n, ae.frameShape, ae.latentShape, batchSize);
 }
 
 /** Decodes `n` latents (N, h, w, c) in batches; returns normalised frames (N, H, W, C). */
-export function decodeLatents(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
+export function decodeLatents(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Promise<Float32Array> {
   return inBatches((z) => ae.dcae.decode(z), latents, n, ae.latentShape, ae.frameShape, batchSize);
 }
 
 /** Decodes `n` latents and undoes the normalisation: physical frames (N, H, W, C). */
-export function decodeToPhysical(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Float32Array {
-  return ae.normalizer.denormalize(decodeLatents(ae, latents, n, batchSize), ae.data.layout);
+export async function decodeToPhysical(ae: LoadedAutoencoder, latents: Float32Array, n: number, batchSize = 16): Promise<Float32Array> {
+  return ae.normalizer.denormalize(await decodeLatents(ae, latents, n, batchSize), ae.data.layout);
 }
 
 /**
@@ -222,7 +223,7 @@ export function denormalizeChannels(coefficients: Omit<ChannelCoefficients, 'log
 
 
 /** Normalises and encodes `n` physical frames (N, H, W, C): latents (N, h, w, c). */
-export function encodePhysical(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Float32Array {
+export function encodePhysical(ae: LoadedAutoencoder, frames: Float32Array, n: number, batchSize = 16): Promise<Float32Array> {
   return encodeFrames(ae, ae.normalizer.normalize(frames, ae.data.layout), n, batchSize);
 }
 
@@ -292,22 +293,22 @@ export function encodeTrajectories(ae: LoadedAutoencoder, options: EncodeTraject
       const latents = copies.map(() => new Float32Array(T * latentSize));
       let block: Float32Array[] = [];
       let done = 0;
-      const flush = () => {
+      const flush = async () => {
         const n = block.length;
         const physical = new Float32Array(n * frameSize);
         block.forEach((f, i) => physical.set(f, i * frameSize));
-        copies.forEach((transform, r) => {
+        for (const [r, transform] of copies.entries()) {
           const inputs = augmentNormalize(ae.normalizer, traj.layout, physical, [n, H, W, C], transform, geometry);
-          latents[r]!.set(encodeFrames(ae, inputs, n, batchSize), done * latentSize);
-        });
+          latents[r]!.set(await encodeFrames(ae, inputs, n, batchSize), done * latentSize);
+        }
         done += n;
         block = [];
       };
       for await (const frame of traj.frames) {
         block.push(frame.channels);
-        if (block.length === batchSize) flush();
+        if (block.length === batchSize) await flush();
       }
-      if (block.length > 0) flush();
+      if (block.length > 0) await flush();
       for (let r = 0; r < copies.length; r++) {
         yield {
           latents: latents[r]!,

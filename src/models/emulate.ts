@@ -197,7 +197,7 @@ export function decodeStates(ae: LoadedAutoencoder, options: { batchSize?: numbe
   const frame = ae.frameShape[0] * ae.frameShape[1] * ae.frameShape[2];
   return named('decode', async function* (source) {
     for await (const step of source) {
-      const physical = decodeToPhysical(ae, step.latents, step.members, batchSize);
+      const physical = await decodeToPhysical(ae, step.latents, step.members, batchSize);
       const ensemble = Array.from({ length: step.members }, (_, m) => physical.subarray(m * frame, (m + 1) * frame));
       yield { model: step.model, trajectory: step.trajectory, origin: step.origin, lead: step.lead, fields, spatialShape, ensemble };
     }

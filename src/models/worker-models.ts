@@ -43,9 +43,16 @@ export function build(options: WorkerModelOptions): ParallelModel<tf.Tensor4D> |
 
 /**
  * Worker threads to train with: `requested` when positive; else (0 = auto) one per core on the wasm backend, which
- * runs one thread per instance, and 1 on TensorFlow, which already uses every core (or the GPU).
+ * runs one thread per instance, and 1 on TensorFlow, which already uses every core (or the GPU). Gradient workers
+ * are for CPUs: on webgpu the pipelines train in one process (with larger batches), and asking for more is refused.
  */
 export function trainingWorkers(requested: number, backend: BackendInfo): number {
+  if (backend.name === 'webgpu' && requested > 1) {
+    throw new Error(
+      `train.workers=${requested}: gradient workers are for CPU backends; on webgpu training runs in one process ` +
+        '(set train.workers=0 or 1, and a larger train.batchSize to use the GPU)',
+    );
+  }
   if (requested > 0) return requested;
   return backend.name === 'wasm' ? Math.max(1, Math.min(availableParallelism(), 8)) : 1;
 }

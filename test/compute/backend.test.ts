@@ -37,7 +37,7 @@ t.test('WELLSPRING_BACKEND overrides the default order', async (t) => {
 
 t.test('unknown names fail clearly', async (t) => {
   process.env.WELLSPRING_BACKEND = 'cuda';
-  t.throws(() => selectBackend(), /WELLSPRING_BACKEND="cuda": unknown backend "cuda", expected one of tensorflow, wasm, cpu/);
+  t.throws(() => selectBackend(), /WELLSPRING_BACKEND="cuda": unknown backend "cuda", expected one of tensorflow, webgpu, wasm, cpu/);
   delete process.env.WELLSPRING_BACKEND;
   t.throws(() => selectBackend({ prefer: 'webgl' as BackendName }), /unknown backend "webgl"/);
 });

@@ -223,7 +223,7 @@ t.test('refinement lowers a solvable quadratic penalty, and fits partial observa
   const target = tf.fill([...pairs[0]!.shape], 0.3);
   const penalty = (x: tf.Tensor5D) => tf.mean(tf.square(tf.sub(x, target))) as tf.Scalar; // R(x) = x - 0.3, zero at x = 0.3
   const before = tf.memory().numTensors;
-  const result = refine(student, eps, ctx, { steps: 25, lr: 0.05, penalty });
+  const result = await refine(student, eps, ctx, { steps: 25, lr: 0.05, penalty });
   t.equal(result.objective.length, 26);
   const [r0, rK] = [result.objective[0]!, result.objective[25]!];
   t.ok(rK < 0.8 * r0, `penalty down by > 20%: ${r0.toFixed(4)} -> ${rK.toFixed(4)}`);
@@ -239,7 +239,7 @@ t.test('refinement lowers a solvable quadratic penalty, and fits partial observa
   const values = tf.fill([...pairs[0]!.shape], -0.2);
   const obsMask = tf.tensor5d(Array.from({ length: 4 * L }, (_, i) => (i % L === L - 1 ? 1 : 0)), [4, L, 1, 1, 1]);
   const misfit = (x: tf.Tensor) => tf.tidy(() => tf.mean(tf.square(tf.mul(tf.sub(x, values), obsMask))).dataSync()[0]!);
-  const observed = refine(student, eps, ctx, { steps: 25, lr: 0.05, penalty, lambda: 0.1, observation: { values, mask: obsMask } });
+  const observed = await refine(student, eps, ctx, { steps: 25, lr: 0.05, penalty, lambda: 0.1, observation: { values, mask: obsMask } });
   const m0 = tf.tidy(() => misfit(student.generate(ctx, eps)));
   const mK = misfit(observed.prediction);
   t.ok(observed.objective[25]! < observed.objective[0]!, `objective down: ${observed.objective[0]!.toFixed(4)} -> ${observed.objective[25]!.toFixed(4)}`);
@@ -269,7 +269,7 @@ t.test('physicsPenalty decodes, denormalises (z-score and log1p) with tf ops and
   const penalty = physicsPenalty(ae, residual);
   const z = tf.tensor5d(latents, [B, T, h, w, c]);
   const value = tf.tidy(() => penalty(z).dataSync()[0]!);
-  const physical = decodeToPhysical(ae, latents, B * T);
+  const physical = await decodeToPhysical(ae, latents, B * T);
   const frame = 8 * 8 * 2;
   let sum = 0;
   for (let b = 0; b < B; b++) for (let s = 1; s < T; s++) for (let k = 0; k < frame; k++) sum += (physical[(b * T + s) * frame + k]! - physical[(b * T + s - 1) * frame + k]!) ** 2;

@@ -93,7 +93,7 @@ function chunks(tr: Trajectory, model: string, size: number): RolloutChunk[] {
 t.test('the residual of each member pairs with its own previous state, lead 1 with the last context state', async (t) => {
   const trajectories = [trajectory(1, 4, 3), trajectory(2, 4, 3)];
   const reducer = new ResidualReducer(euler);
-  for (const tr of trajectories) for (const c of chunks(tr, 'diffusion', 2)) reducer.add(c);
+  for (const tr of trajectories) for (const c of chunks(tr, 'diffusion', 2)) await reducer.add(c);
   const result = reducer.result();
   t.same(result.models, ['diffusion', DATA_MODEL]);
   t.same(result.equations, euler.equations);
@@ -127,10 +127,10 @@ t.test('the result does not depend on how a rollout is chunked; the data residua
   const tr = trajectory(3, 5, 2);
   const whole = new ResidualReducer(euler);
   const single = new ResidualReducer(euler);
-  for (const c of chunks(tr, 'a', 5)) whole.add(c);
-  for (const c of chunks(tr, 'a', 1)) single.add(c);
+  for (const c of chunks(tr, 'a', 5)) await whole.add(c);
+  for (const c of chunks(tr, 'a', 1)) await single.add(c);
   // a second model on the same trajectory adds its rows, not a second count of the data
-  for (const c of chunks(tr, 'b', 3)) single.add(c);
+  for (const c of chunks(tr, 'b', 3)) await single.add(c);
   const w = whole.result();
   const s = single.result();
   t.same(s.models, ['a', 'b', DATA_MODEL]);
@@ -145,12 +145,12 @@ t.test('without a previous state the first frame is skipped; memory does not gro
   const reducer = new ResidualReducer(euler);
   const tr = trajectory(4, 3, 1);
   const [first] = chunks(tr, 'm', 3);
-  reducer.add({ ...first!, previous: undefined });
+  await reducer.add({ ...first!, previous: undefined });
   const leads = [...new Set(reducer.result().rows.map((r) => r.lead))];
   t.same(leads, [2, 3], 'lead 1 has no state before it');
   const sizes: number[] = [];
   for (let k = 0; k < 6; k++) {
-    for (const c of chunks(trajectory(10 + k, 3, 2), 'm', 1)) reducer.add(c);
+    for (const c of chunks(trajectory(10 + k, 3, 2), 'm', 1)) await reducer.add(c);
     sizes.push(reducer.stateSize());
   }
   t.equal(new Set(sizes).size, 1, `state size constant: ${sizes}`);
@@ -165,7 +165,7 @@ t.test('single-frame residuals (Darcy) score every frame', async (t) => {
   const truth = new Float32Array(2 * n * n * 2);
   truth.set(frames[0]!, 0);
   truth.set(frames[1]!, n * n * 2);
-  reducer.add({ model: 'm', trajectory: 'x', fields: darcy.channels, spatialShape: [n, n], lead: 1, truth, ensemble: [truth] });
+  await reducer.add({ model: 'm', trajectory: 'x', fields: darcy.channels, spatialShape: [n, n], lead: 1, truth, ensemble: [truth] });
   const result = reducer.result();
   for (const lead of [1, 2]) {
     const expected = tf.tidy(() => darcy.meanSquare(tf.tensor4d(frames[lead - 1]!, [1, n, n, 2])).dataSync()[0]!);
@@ -178,7 +178,7 @@ t.test('states whose channels differ from the residual\'s are refused, naming bo
   const reducer = new ResidualReducer(euler);
   const tr = trajectory(5, 1, 1);
   const [c] = chunks(tr, 'm', 1);
-  t.throws(() => reducer.add({ ...c!, fields: ['density', 'energy', 'pressure', 'momentum_x', 'momentum_y'] }), /channels are \[density, energy.*the residual reads \[energy, density/);
+  await t.rejects(reducer.add({ ...c!, fields: ['density', 'energy', 'pressure', 'momentum_x', 'momentum_y'] }), /channels are \[density, energy.*the residual reads \[energy, density/);
 });
 
 t.test('the residual travels through results files, shard merges, the long table and the report', async (t) => {
@@ -186,7 +186,7 @@ t.test('the residual travels through results files, shard merges, the long table
   const reduceAll = async (trs: Trajectory[]) => {
     const residual = new ResidualReducer(euler);
     const all = trs.flatMap((tr) => chunks(tr, 'diffusion', 1));
-    for (const c of all) residual.add(c);
+    for (const c of all) await residual.add(c);
     return { ...(await reduceMetrics(all, { skipW1: true })), residual: residual.result() };
   };
   const whole = await reduceAll(trajectories);

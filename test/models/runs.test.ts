@@ -67,16 +67,16 @@ t.test('an autoencoder run loads, encodes and decodes', async (t) => {
   t.same(ae.latentShape, [4, 4, 4]);
   t.same(ae.frameShape, [8, 8, 2]);
   const frames = Float32Array.from({ length: 3 * 8 * 8 * 2 }, (_, i) => Math.sin(i / 7));
-  const z = encodeFrames(ae, frames, 3, 2);
+  const z = await encodeFrames(ae, frames, 3, 2);
   t.equal(z.length, 3 * 4 * 4 * 4);
-  t.same(encodeFrames(ae, frames, 3, 16), z, 'batching does not change the latents');
-  const x = decodeLatents(ae, z, 3);
+  t.same(await encodeFrames(ae, frames, 3, 16), z, 'batching does not change the latents');
+  const x = await decodeLatents(ae, z, 3);
   t.equal(x.length, frames.length);
   // decodeToPhysical = denormalise(decode): z-score with mean 1 and std 2
-  const physical = decodeToPhysical(ae, z, 3);
+  const physical = await decodeToPhysical(ae, z, 3);
   t.ok(physical.every((v, i) => Math.abs(v - (x[i]! * 2 + 1)) < 1e-5), 'physical units undo the z-score');
-  t.same(encodePhysical(ae, physical, 3).length, z.length);
-  t.throws(() => encodeFrames(ae, frames.subarray(1), 3), /expected 3 states of shape \[8,8,2\]/);
+  t.same((await encodePhysical(ae, physical, 3)).length, z.length);
+  await t.rejects(encodeFrames(ae, frames.subarray(1), 3), /expected 3 states of shape \[8,8,2\]/);
   ae.dispose();
 });
 

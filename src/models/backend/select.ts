@@ -1,8 +1,10 @@
 /**
  * Compute-backend selection. All model code is written against `@tensorflow/tfjs`; which engine runs it is
- * chosen once, at start-up: TensorFlow with a GPU (tfjs-node-gpu), TensorFlow on the CPU (tfjs-node), the
- * wasm backend (one core per thread, SIMD), then the pure-JS cpu backend. The tfjs-node packages are optional
- * dependencies: where they did not install, they are skipped, and the info says why (`skipped`).
+ * chosen once, at start-up: TensorFlow with a GPU (tfjs-node-gpu), WebGPU on a hardware adapter (Dawn, see
+ * webgpu.ts), TensorFlow on the CPU (tfjs-node), the wasm backend (one core per thread, SIMD), then the pure-JS
+ * cpu backend. A software WebGPU adapter (lavapipe, SwiftShader) is used only when webgpu is asked for by name:
+ * wasm is faster on CPUs. The tfjs-node and WebGPU packages are optional dependencies: where they did not
+ * install, they are skipped, and the info says why (`skipped`).
  *
  * Library users need not select one: the package entry awaits `ensureBackend()` on import, which picks the
  * default order (or `WELLSPRING_BACKEND`) unless a backend already runs, e.g. one the user set with
@@ -10,14 +12,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerMissingGradients } from './gradients.js';
+import type { WebgpuAdapterInfo } from './webgpu.js';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   /** The tfjs backend that now runs every op. */
   name: BackendName;
-  /** True when TensorFlow runs on a CUDA device. */
+  /** True when TensorFlow runs on a CUDA device, or webgpu on a hardware adapter. */
   gpu: boolean;
+  /** The WebGPU adapter, when the backend is webgpu. */
+  adapter?: WebgpuAdapterInfo;
   /** Which package provided the backend (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-backend-wasm`, ...). */
   provider: string;
   /** Human-readable remarks: why a preferred backend was skipped, GPU warnings. */
@@ -35,16 +40,18 @@ export interface SkippedBackend {
 export interface SelectBackendOptions {
   /**
    * Force a backend (or an ordered list to try). Defaults to the `WELLSPRING_BACKEND` environment variable,
-   * else `['tensorflow', 'wasm', 'cpu']`.
+   * else the default order: tensorflow on a GPU, webgpu on a hardware adapter, tensorflow on the CPU, wasm, cpu.
+   * Naming webgpu also accepts a software adapter.
    */
   prefer?: BackendName | BackendName[];
   /** Called with each remark as it arises (default: none; `describeBackend` formats the final info). */
   log?: (message: string) => void;
 }
 
-const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 const PROVIDERS: Record<BackendName, string> = {
   tensorflow: '@tensorflow/tfjs-node',
+  webgpu: '@tensorflow/tfjs-backend-webgpu',
   wasm: '@tensorflow/tfjs-backend-wasm',
   cpu: '@tensorflow/tfjs-backend-cpu',
 };
@@ -98,10 +105,71 @@ async function tryTensorflow(notes: string[]): Promise<{ provider: string; gpu: 
   return undefined;
 }
 
-async function trySelect(name: BackendName, notes: string[], skipped: SkippedBackend[]): Promise<BackendInfo | undefined> {
+/** One step of a selection: a backend, and for the default order whether it must run on a GPU. */
+interface Step {
+  name: BackendName;
+  /** tensorflow: only with a CUDA device; webgpu: only on a hardware adapter. */
+  gpuOnly?: boolean;
+}
+
+/** The default order: a GPU first (TensorFlow's, then WebGPU's), then the CPUs (TensorFlow's, wasm, cpu). */
+const DEFAULT_STEPS: Step[] = [
+  { name: 'tensorflow', gpuOnly: true },
+  { name: 'webgpu', gpuOnly: true },
+  { name: 'tensorflow' },
+  { name: 'wasm' },
+  { name: 'cpu' },
+];
+
+/** Starts webgpu; `hardwareOnly` refuses a software adapter. Undefined (with the reason in notes) when it cannot. */
+async function tryWebgpu(notes: string[], hardwareOnly: boolean): Promise<BackendInfo['adapter']> {
+  const webgpu = await import('./webgpu.js');
+  try {
+    const found = await webgpu.findWebgpuAdapter();
+    if (hardwareOnly && found.software) {
+      notes.push(
+        `the only WebGPU adapter is a software device (${describeAdapter(found)}), used only when asked for ` +
+          '(WELLSPRING_BACKEND=webgpu): wasm is faster on CPUs',
+      );
+      return undefined;
+    }
+    await webgpu.registerWebgpu();
+  } catch (err) {
+    notes.push((err as Error).message);
+    return undefined;
+  }
+  if (!(await tf.setBackend('webgpu'))) {
+    notes.push('the WebGPU adapter was found but its device could not be created');
+    return undefined;
+  }
+  const adapter = webgpu.webgpuAdapter();
+  notes.push(`project webgpu kernels: ${webgpu.webgpuKernelNames.join(', ')}`);
+  if (adapter?.software) notes.push(`WARNING: webgpu runs on a software adapter (${describeAdapter(adapter)}); wasm is faster on CPUs`);
+  return adapter;
+}
+
+async function trySelect(
+  step: Step,
+  notes: string[],
+  skipped: SkippedBackend[],
+  tensorflow: { found?: { provider: string; gpu: boolean } | null },
+): Promise<BackendInfo | undefined> {
+  const { name } = step;
   if (name === 'tensorflow') {
-    const found = await tryTensorflow(notes);
-    return found && { name, notes, skipped, ...found };
+    // Tried once per selection: the GPU step loads the package, the CPU step reuses what it found.
+    if (tensorflow.found === undefined) tensorflow.found = (await tryTensorflow(notes)) ?? null;
+    const found = tensorflow.found;
+    if (!found) return undefined;
+    if (step.gpuOnly && !found.gpu) {
+      notes.push('TensorFlow found no GPU (trying a WebGPU adapter before TensorFlow on the CPU)');
+      return undefined;
+    }
+    if (tf.getBackend() !== 'tensorflow' && !(await tf.setBackend('tensorflow'))) return undefined;
+    return { name, notes, skipped, ...found };
+  }
+  if (name === 'webgpu') {
+    const adapter = await tryWebgpu(notes, step.gpuOnly === true);
+    return adapter && { name, gpu: !adapter.software, provider: PROVIDERS.webgpu, adapter, notes, skipped };
   }
   if (name === 'wasm') {
     try {
@@ -126,30 +194,35 @@ async function trySelect(name: BackendName, notes: string[], skipped: SkippedBac
 /**
  * Selects and initialises the compute backend; later calls asking for the same preference (option, else
  * `WELLSPRING_BACKEND`, else the default order) return the same info, a different preference re-selects.
- * Throws for an unknown backend name, and when none of the requested backends can start (listing why).
+ * Throws for an unknown backend name, and when none of the requested backends can start (listing why; for
+ * webgpu, what is missing: the package, the Vulkan loader or a driver, and how to get it).
  */
 export function selectBackend(options: SelectBackendOptions = {}): Promise<BackendInfo> {
   const explicit = options.prefer
     ? checkNames(Array.isArray(options.prefer) ? options.prefer : [options.prefer], 'selectBackend({prefer})')
     : parsePreference(process.env.WELLSPRING_BACKEND);
-  const order = explicit ?? ORDER;
-  const key = order.join(',');
+  const steps = explicit ? explicit.map((name) => ({ name })) : DEFAULT_STEPS;
+  const key = explicit ? explicit.join(',') : 'default';
   if (current && current.key === key) return current.info;
   const info = (async () => {
     registerMissingGradients();
     const notes: string[] = [];
     const skipped: SkippedBackend[] = [];
-    for (const name of order) {
+    const tensorflow: { found?: { provider: string; gpu: boolean } | null } = {};
+    for (const step of steps) {
       const before = notes.length;
-      const info = await trySelect(name, notes, skipped);
+      // TensorFlow that could not load at the GPU step is not tried (nor listed) again at the CPU step.
+      const again = step.name === 'tensorflow' && tensorflow.found === null;
+      const info = await trySelect(step, notes, skipped, tensorflow);
       if (info) {
         await tf.ready();
         for (const note of info.notes) options.log?.(note);
         return info;
       }
-      skipped.push({ name, reason: notes.slice(before).join('; ') || 'failed to start' });
+      if (!again) skipped.push({ name: step.name, reason: notes.slice(before).join('; ') || 'failed to start' });
     }
-    throw new Error(`no compute backend could start (tried ${order.join(', ')}): ${notes.join('; ')}`);
+    const tried = [...new Set(steps.map((s) => s.name))].join(', ');
+    throw new Error(`no compute backend could start (tried ${tried}): ${notes.join('; ')}`);
   })();
   const entry = { key, info };
   current = entry;
@@ -157,6 +230,12 @@ export function selectBackend(options: SelectBackendOptions = {}): Promise<Backe
     if (current === entry) current = undefined;
   });
   return info;
+}
+
+/** `nvidia hopper "NVIDIA H200", hardware` */
+function describeAdapter(a: WebgpuAdapterInfo): string {
+  const what = [a.vendor, a.architecture].filter(Boolean).join(' ');
+  return `${what || 'unknown vendor'} "${a.description || a.device}", ${a.software ? 'software' : 'hardware'}`;
 }
 
 /** The backend tfjs runs now, when one has started (set and initialised), else undefined. */
@@ -176,14 +255,24 @@ async function keepRunning(name: string): Promise<BackendInfo> {
     await tf.setBackend('wasm');
     notes.push(`project wasm kernels: ${wasmKernelNames.join(', ')}`);
   }
+  let adapter: WebgpuAdapterInfo | undefined;
+  if (name === 'webgpu') {
+    const webgpu = await import('./webgpu.js');
+    webgpu.registerWebgpuKernels();
+    adapter = webgpu.webgpuAdapter();
+    notes.push(`project webgpu kernels: ${webgpu.webgpuKernelNames.join(', ')}`);
+    if (!adapter) notes.push('WARNING: webgpu was started by tfjs\'s own factory (device limits at their defaults); prefer selectBackend({ prefer: \'webgpu\' })');
+  }
   if (name === 'cpu') {
     notes.push('WARNING: keeping the pure-JS cpu backend set before wellspring selected one; wasm is 25-30x faster');
   }
   if (!ORDER.includes(name as BackendName)) notes.push(`WARNING: ${name} is not a backend wellspring was tested on`);
-  const gpu = name === 'tensorflow' && (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
-  const provider = gpu ? '@tensorflow/tfjs-node-gpu' : (PROVIDERS[name as BackendName] ?? `tfjs backend "${name}"`);
+  const gpu =
+    (name === 'tensorflow' && (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true) ||
+    (name === 'webgpu' && adapter?.software === false);
+  const provider = name === 'tensorflow' && gpu ? '@tensorflow/tfjs-node-gpu' : (PROVIDERS[name as BackendName] ?? `tfjs backend "${name}"`);
   // A backend outside `BackendName` is reported under its own name: the user chose it, and it keeps running.
-  return { name: name as BackendName, gpu, provider, notes, skipped: [] };
+  return { name: name as BackendName, gpu, provider, ...(adapter ? { adapter } : {}), notes, skipped: [] };
 }
 
 /**
@@ -230,12 +319,14 @@ export async function ensureBackend(): Promise<BackendInfo> {
 }
 
 /**
- * A few lines for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm)`, then one `skipped <name>: <reason>` line
+ * A few lines for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm)` (webgpu also names its adapter: vendor,
+ * architecture, description, software or hardware), then one `skipped <name>: <reason>` line
  * for each faster backend that could not start, then warnings.
  */
 export function describeBackend(info: BackendInfo): string {
-  const where = info.name === 'tensorflow' ? (info.gpu ? ' on GPU' : ' on CPU') : '';
+  const where = info.name === 'tensorflow' || info.name === 'webgpu' ? (info.gpu ? ' on GPU' : ' on CPU') : '';
+  const adapter = info.adapter ? `; adapter: ${describeAdapter(info.adapter)}` : '';
   const skipped = info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`);
   const warnings = info.notes.filter((n) => n.startsWith('WARNING'));
-  return [`backend: ${info.name}${where} (${info.provider})`, ...skipped, ...warnings].join('\n');
+  return [`backend: ${info.name}${where} (${info.provider}${adapter})`, ...skipped, ...warnings].join('\n');
 }

@@ -261,7 +261,7 @@ export interface RefineResult {
  * Refinement: `steps` Adam steps on eps reducing lambda R(d(eps)) (plus the observation misfit when given),
  * starting from `eps` (not modified). The caller disposes the result's tensors.
  */
-export function refine(student: Pick<StudentEmulator, 'generate'>, eps: tf.Tensor5D, context: ObservedContext, options: RefineOptions): RefineResult {
+export async function refine(student: Pick<StudentEmulator, 'generate'>, eps: tf.Tensor5D, context: ObservedContext, options: RefineOptions): Promise<RefineResult> {
   const { steps = 10, lr = 0.05, penalty, lambda = 1, observation } = options;
   if (!Number.isInteger(steps) || steps < 0) throw new Error(`refine: steps must be a non-negative integer, got ${steps}`);
   const variable = tf.variable(eps, true);
@@ -279,11 +279,11 @@ export function refine(student: Pick<StudentEmulator, 'generate'>, eps: tf.Tenso
   try {
     for (let k = 0; k < steps; k++) {
       const loss = optimizer.minimize(objective, true, [variable])!;
-      values.push(loss.dataSync()[0]!);
+      values.push((await loss.data())[0]!);
       loss.dispose();
     }
     const last = objective();
-    values.push(last.dataSync()[0]!);
+    values.push((await last.data())[0]!);
     last.dispose();
     const refined = tf.clone(variable) as tf.Tensor5D;
     return { prediction: student.generate(context, refined), eps: refined, objective: values };

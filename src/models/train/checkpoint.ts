@@ -14,6 +14,7 @@
  * entries. Tensors keep the tfjs layout (conv filters are [kh, kw, in, out], PyTorch's are [out, in, kh, kw]).
  * Loading from Python: `safetensors.torch.load_file(path)` gives a dict of these names.
  */
+import { checkWebgpu } from '../backend/webgpu.js';
 import * as tf from '@tensorflow/tfjs';
 import { readSafetensors, writeSafetensors, type StoredTensor } from '../../formats/safetensors.js';
 import type { AdamW, Ema, NamedParameters } from './optim.js';
@@ -71,6 +72,8 @@ export async function saveCheckpoint(path: string, state: TrainingState, metadat
     meta.ema_decay = String(state.ema.decay);
   }
   if (state.rng) meta.rng_state = JSON.stringify(state.rng.state());
+  // Never replace a good checkpoint with tensors read back from a WebGPU device that failed.
+  checkWebgpu();
   await writeSafetensors(path, tensors, meta);
 }
 

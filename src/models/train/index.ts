@@ -7,3 +7,4 @@ export * from './trainer.js';
 export * from './checkpoint.js';
 export * from './parallel.js';
 export { batchSize, sliceBatch, computeGradients } from './gradients.js';
+export * from './compare.js';

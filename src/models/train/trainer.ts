@@ -12,6 +12,7 @@ import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
 import type { ComputedGradients, LossFunction, StepContext } from './types.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
+import { checkWebgpu } from '../backend/webgpu.js';
 
 /** One line per batch. */
 export interface StepReport {
@@ -107,6 +108,8 @@ export class Trainer<B> implements TrainingState {
       const normTensor = globalNorm(grads.values());
       const gradNorm = (await normTensor.data())[0];
       normTensor.dispose();
+      // A WebGPU device that failed during this step (or the last update) computed garbage: stop before applying it.
+      checkWebgpu();
       const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
       if (finite) {
         const scale = this.options.clipNorm === undefined ? 1 : clipFactor(gradNorm, this.options.clipNorm);

@@ -81,8 +81,11 @@ export class ResidualReducer {
 
   constructor(readonly residual: PdeResidual) {}
 
-  /** Evaluates the residual of every member's frames of `chunk` (and of the truth, for the first model). */
-  add(chunk: RolloutChunk): void {
+  /**
+   * Evaluates the residual of every member's frames of `chunk` (and of the truth, for the first model). Async:
+   * the values are read back from the backend (a GPU's cannot be read synchronously); add chunks one at a time.
+   */
+  async add(chunk: RolloutChunk): Promise<void> {
     const model = chunk.model ?? 'model';
     const trajectory = String(chunk.trajectory ?? '');
     const where = `PDE residual (${this.residual.name}), model "${model}", trajectory ${trajectory || '?'}, lead ${chunk.lead}`;
@@ -93,12 +96,12 @@ export class ResidualReducer {
     if (chunk.spatialShape.length !== 2) throw new Error(`${where}: the residuals are two-dimensional, got a ${chunk.spatialShape.length}D grid`);
     if (!this.models.includes(model)) this.models.push(model);
     this.dataSource ??= model;
-    this.stream(model, model, trajectory, chunk, chunk.ensemble);
-    if (model === this.dataSource) this.stream(DATA_MODEL, `\u0000${DATA_MODEL}`, trajectory, chunk, [chunk.truth]);
+    await this.stream(model, model, trajectory, chunk, chunk.ensemble);
+    if (model === this.dataSource) await this.stream(DATA_MODEL, `\u0000${DATA_MODEL}`, trajectory, chunk, [chunk.truth]);
   }
 
   /** Folds the residual of `members` (each T frames) into the sums of `name`; `key` keys its previous frames. */
-  private stream(name: string, key: string, trajectory: string, chunk: RolloutChunk, members: readonly (Float32Array | Float64Array)[]): void {
+  private async stream(name: string, key: string, trajectory: string, chunk: RolloutChunk, members: readonly (Float32Array | Float64Array)[]): Promise<void> {
     const frameSize = chunk.spatialShape[0]! * chunk.spatialShape[1]! * chunk.fields.length;
     const T = chunk.truth.length / frameSize;
     const M = members.length;
@@ -114,7 +117,7 @@ export class ResidualReducer {
     const [X, Y] = chunk.spatialShape as [number, number];
     const C = chunk.fields.length;
     // (M, E, steps): per member, equation and scored frame, the mean square over the grid
-    const { values, steps, first } = tf.tidy(() => {
+    const { ms, steps, first } = tf.tidy(() => {
       const stacked = new Float32Array(M * (T + (prev ? 1 : 0)) * frameSize);
       let at = 0;
       for (let m = 0; m < M; m++) {
@@ -128,11 +131,13 @@ export class ResidualReducer {
       const r = this.residual.residual(states);
       const ms = tf.mean(tf.square(r), [2, 3]); // (M, steps, E)
       return {
-        values: ms.dataSync() as Float32Array,
+        ms,
         steps: ms.shape[1]!,
         first: this.residual.frames === 2 && !prev ? chunk.lead + 1 : chunk.lead,
       };
     });
+    const values = (await ms.data()) as Float32Array;
+    ms.dispose();
     const E = this.residual.equations.length;
     for (let s = 0; s < steps; s++) {
       for (let e = 0; e < E; e++) {

@@ -172,7 +172,7 @@ export async function reportSink(input: Source<RolloutChunk>, options: ReportSin
 /** Passes chunks through, folding each into the residual reducer first (in stream order). */
 async function* tapResidual(source: Source<RolloutChunk>, reducer: ResidualReducer): AsyncGenerator<RolloutChunk> {
   for await (const chunk of from(source)) {
-    reducer.add(chunk);
+    await reducer.add(chunk);
     yield chunk;
   }
 }

@@ -3,7 +3,8 @@
 # has a GPU but no Node, no npm and no network (Linux x86-64, glibc):
 #   .gpu/bundle.tar.xz  node (this machine's binary, plus the libstdc++/libgcc_s it links, used only if the remote
 #                       lacks them), package.json, dist/ and the node_modules files the benchmark opens
-#   .gpu/debs/*.deb     libvulkan1 (the Vulkan loader), for a machine that has a driver but no loader
+#   .gpu/debs/*.deb     libvulkan1 (the Vulkan loader) and libglvnd (libglvnd0, libgl1, libglx0, libegl1, libgles2,
+#                       libopengl0): NVIDIA's Vulkan driver (libGLX_nvidia.so.0) needs libglvnd's dispatch library
 #   .gpu/MANIFEST       what is inside and how it was made
 # The node_modules files are those the benchmark actually opens (traced with strace while it selects the wasm and
 # webgpu backends and imports every module), so the bundle stays small: about 30 MiB.
@@ -70,7 +71,7 @@ o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lis
 # shellcheck disable=SC2086
 apt-get $o update -qq >/dev/null 2>&1 || echo "gpu-bundle: apt-get update failed; trying the download with the lists there are" >&2
 # shellcheck disable=SC2086
-(cd "$out/debs" && apt-get $o download libvulkan1 >/dev/null) || die "apt-get download libvulkan1 failed"
+(cd "$out/debs" && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libgles2 libopengl0 >/dev/null) || die "apt-get download of the Vulkan loader and libglvnd failed"
 
 {
   echo "built $(date -u +%FT%TZ) on $(uname -srm) from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"

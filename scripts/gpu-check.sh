@@ -44,6 +44,15 @@ fi
 node -e 0 || { say "the bundled node does not run here: $(node -e 0 2>&1 | head -n 2)"; exit 1; }
 say "node $(node --version)"
 
+# libglvnd: NVIDIA's Vulkan driver (libGLX_nvidia.so.0) needs its dispatch library (libGLdispatch), without which
+# the loader reports "Could not get 'vkCreateInstance' via 'vk_icdGetInstanceProcAddr'" (seen on an H200 machine).
+if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null && ! ldconfig -p 2>/dev/null | grep -q 'libGLdispatch\.so\.0'; then
+  for deb in .gpu/debs/libglvnd0_*.deb .gpu/debs/libgl1_*.deb .gpu/debs/libglx0_*.deb .gpu/debs/libegl1_*.deb .gpu/debs/libgles2_*.deb .gpu/debs/libopengl0_*.deb; do
+    [ -f "$deb" ] && dpkg -x "$deb" /
+  done
+  ldconfig
+  say "installed libglvnd from .gpu/debs"
+fi
 # The Vulkan loader: the system's, else the bundled Debian package (root only).
 have_loader() { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' || ls /usr/lib/x86_64-linux-gnu/libvulkan.so.1 >/dev/null 2>&1; }
 if ! have_loader; then

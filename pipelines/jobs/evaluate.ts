@@ -209,16 +209,6 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       config.trajectories > 0 ? take<CachedTrajectory>(config.trajectories) : (all: AsyncIterable<CachedTrajectory>) => all,
       shardItems<CachedTrajectory>(shard),
     );
-  /** States this shard scores: per trajectory, its horizon times the models (the autoencoder's included). */
-  const countStates = async (): Promise<number> => {
-    let states = 0;
-    const perRow = 1 + Object.keys(models.emulators).length;
-    for await (const row of rows()) {
-      const T = row.shape[0];
-      states += perRow * (config.horizon > 0 ? Math.min(config.horizon, T - config.context) : T - config.context);
-    }
-    return states;
-  };
   const guided: Record<string, GuidedModel> = {};
   if (operator) {
     const g = config.guidance;
@@ -231,6 +221,17 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     };
     await run.log('guidance', { model: `diffusion+${g.method}`, operator: operator.name, values: operator.size, noise: g.noise, every: g.every });
   }
+  /** States this shard scores: per trajectory, its horizon times the models (reconstruction, emulators, guided models, baselines). */
+  const countStates = async (): Promise<number> => {
+    let states = 0;
+    const perRow = 1 + Object.keys(models.emulators).length + Object.keys(guided).length + baselines.length;
+    for await (const row of rows()) {
+      const T = row.shape[0];
+      states += perRow * (config.horizon > 0 ? Math.min(config.horizon, T - config.context) : T - config.context);
+    }
+    return states;
+  };
+
   const chunks = pipe(
     rows(),
     rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true, guided }),

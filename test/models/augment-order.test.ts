@@ -112,12 +112,12 @@ t.test('encodeTrajectories: augmented copies encode physically transformed frame
   t.ok(flipped > 0, `copy ${flipped} has a flip (${rows[flipped]?.origin.transform})`);
   const geometry = channelGeometry(layout);
   for (let r = 1; r < repeat; r++) {
-    const expected = encodeFrames(ae, augmentNormalize(ae.normalizer, layout, physical, [T, H, W, C], transforms[r]!, geometry), T, T);
+    const expected = await encodeFrames(ae, augmentNormalize(ae.normalizer, layout, physical, [T, H, W, C], transforms[r]!, geometry), T, T);
     let diff = 0;
     for (let i = 0; i < expected.length; i++) diff = Math.max(diff, Math.abs(rows[r]!.latents[i]! - expected[i]!));
     t.ok(diff < 1e-5, `copy ${r} (${rows[r]!.origin.transform}): latents of the physically transformed frames (max difference ${diff.toExponential(2)})`);
   }
-  const wrongOrder = encodeFrames(ae, applyTransform(ae.normalizer.normalize(physical, layout), [T, H, W, C], transforms[flipped]!, geometry), T, T);
+  const wrongOrder = await encodeFrames(ae, applyTransform(ae.normalizer.normalize(physical, layout), [T, H, W, C], transforms[flipped]!, geometry), T, T);
   let gap = 0;
   for (let i = 0; i < wrongOrder.length; i++) gap = Math.max(gap, Math.abs(rows[flipped]!.latents[i]! - wrongOrder[i]!));
   t.ok(gap > 1e-3, `the flipped copy differs from the normalise-then-flip encoding (max difference ${gap.toExponential(2)})`);

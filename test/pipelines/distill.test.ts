@@ -29,9 +29,9 @@ t.test('distill: pairs (whole and sharded), a student with the residual penalty,
   ok(t, ['generate', 'euler', '--out', data, '--resolution', '16', '--trajectories', '10', '--steps', '10', '--seed', '4']);
   ok(t, ['train-ae', '--data', data, '--run', ae, '--set', 'train.steps=30', '--set', 'train.warmup=5', '--set', 'train.batchSize=8', '--set', 'model.channels=[8,16]', '--set', 'model.latentChannels=4', '--set', 'valid.frames=4', '--set', 'train.workers=1']);
   ok(t, ['cache', '--ae', ae, '--data', data, '--run', cache, '--set', 'splits.train=1']);
-  const vit = ['--set', 'train.workers=1', '--set', 'train.steps=8', '--set', 'train.warmup=2', '--set', 'train.batchSize=4', '--set', 'model.width=32', '--set', 'model.depth=1', '--set', 'model.heads=2', '--set', 'train.shuffleBuffer=16', '--set', 'sampling.steps=4'];
+  const vit = ['--set', 'train.workers=1', '--set', 'train.steps=8', '--set', 'train.warmup=2', '--set', 'train.batchSize=4', '--set', 'model.width=32', '--set', 'model.depth=1', '--set', 'model.heads=2', '--set', 'train.shuffleBuffer=16'];
   const teacher = join(dir, 'dif');
-  ok(t, ['train-diffusion', '--cache', cache, '--run', teacher, ...vit]);
+  ok(t, ['train-diffusion', '--cache', cache, '--run', teacher, ...vit, '--set', 'sampling.steps=4']);
   const surrogate = join(dir, 'sur');
   ok(t, ['train-surrogate', '--cache', cache, '--run', surrogate, ...vit]);
 
@@ -64,7 +64,7 @@ t.test('distill: pairs (whole and sharded), a student with the residual penalty,
   const evalDir = join(dir, 'eval');
   ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--diffusion', teacher, '--student', student, '--run', evalDir, '--set', 'ensemble=2', '--set', 'bands=1-4,5-9', '--set', 'trajectories=1']);
   const results = JSON.parse(readFileSync(join(evalDir, 'results', 'results.json'), 'utf8')) as { result: { models: string[] } };
-  t.same([...results.result.models].sort(), ['autoencoder', 'diffusion', 'student']);
+  t.same([...results.result.models].sort(), ['autoencoder', 'diffusion', 'persistence', 'spatial-mean', 'student']);
 
   // a teacher of the wrong kind
   const bad = run(['distill', '--teacher', surrogate, '--cache', cache, '--run', join(dir, 'bad'), ...pairs]);

@@ -2,7 +2,7 @@
  * The report page: one self-contained HTML file (plots as inline SVG, frames as base64 PNG, styles inline, no
  * external resource of any kind), so it opens offline and can be mailed or archived as is.
  */
-import { encodePng, snapshotPanels, PANEL_NAMES } from './images.js';
+import { colorbar, colormaps, encodePng, snapshotPanels, tickLabels, PANEL_NAMES, type Lut } from './images.js';
 import {
   errorVsLead,
   leadData,
@@ -20,6 +20,7 @@ import {
 } from './plots.js';
 import { ALL_FIELDS, DATA_MODEL, type MetricName, type SavedResults } from '../metrics/index.js';
 import type { Provenance } from '../provenance.js';
+import { fmt, MISSING_CELL } from './numbers.js';
 
 export interface ReportOptions {
   /** Metrics drawn against lead time, one plot each. Default vrmse, rmse, crps, w1. */
@@ -37,15 +38,7 @@ const DEFAULT_TABLE_METRICS: MetricName[] = ['vrmse', 'rmse', 'spread_skill', 'c
 export const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-/** What a table cell or range shows for a value that does not exist (NaN: undefined or never measured). */
-export const MISSING_CELL = '-';
-
-/** A number in a table cell: 3 significant digits, exponent form when tiny or huge, MISSING_CELL when not finite. */
-export const fmt = (v: number): string => {
-  if (!Number.isFinite(v)) return MISSING_CELL;
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toPrecision(3);
-};
+export { fmt, MISSING_CELL };
 
 /** A plot the report leaves out because it would have nothing to draw, and why. */
 export interface OmittedPlot {
@@ -211,30 +204,61 @@ function residualTable(saved: SavedResults, figures: string): string {
   );
 }
 
+/** Least height of a colour bar in the page, so that its three tick labels fit beside it. */
+const BAR_MIN_HEIGHT = 48;
+
+/**
+ * A colour bar cell: the LUT as a 12-pixel-wide PNG from min (bottom) to max (top), as tall as the frames (at least
+ * BAR_MIN_HEIGHT), with max, mid and min as text beside it. `bars` caches the encoded bars by map and height.
+ */
+function colorbarCell(map: 'values' | 'errors', lut: Lut, lo: number, hi: number, height: number, bars: Map<string, string>): string {
+  const h = Math.max(height, BAR_MIN_HEIGHT);
+  const key = `${map}:${h}`;
+  let src = bars.get(key);
+  if (src === undefined) {
+    src = `data:image/png;base64,${encodePng(colorbar(lut, 12, h)).toString('base64')}`;
+    bars.set(key, src);
+  }
+  const [min, mid, max] = tickLabels(lo, hi);
+  const alt = `colour scale of the ${map === 'values' ? 'values' : 'error'}: ${min} (bottom) to ${max} (top)`;
+  return (
+    `<td class="scale"><div class="colorbar" data-scale="${map}"><img class="colorbar" src="${src}" width="12" height="${h}" alt="${alt}">` +
+    `<div class="ticks"><span class="tick" data-tick="max">${max}</span><span class="tick" data-tick="mid">${mid}</span><span class="tick" data-tick="min">${min}</span></div></div></td>`
+  );
+}
+
 function frameSection(saved: SavedResults, size: number): string {
   const { snapshots } = saved.result;
   if (snapshots.length === 0) return '<p>No snapshot frames were recorded.</p>';
+  const luts = colormaps();
+  const bars = new Map<string, string>();
+  const heads = { truth: 'truth', mean: 'ensemble mean', member: 'member 1', error: 'error (mean \u2212 truth)' };
   const parts: string[] = [];
   for (const model of saved.result.models) {
     const ofModel = snapshots.filter((s) => s.model === model);
     if (ofModel.length === 0) continue;
     const rows = ofModel.map((s) => {
       const panels = snapshotPanels(s, size);
-      const imgs = PANEL_NAMES.map((name) => {
+      const img = (name: (typeof PANEL_NAMES)[number]) => {
         const p = panels[name];
         const src = `data:image/png;base64,${encodePng(p).toString('base64')}`;
         const alt = `${name} of ${s.field} at lead ${s.lead} (${model})`;
         return `<td><img class="frame" data-panel="${name}" src="${src}" width="${p.width}" height="${p.height}" alt="${escapeHtml(alt)}"></td>`;
-      });
-      const range = `values ${fmt(panels.range[0])} .. ${fmt(panels.range[1])}; error \u00b1${fmt(panels.errorRange)}`;
-      return `<tr><th>${escapeHtml(s.field)}<br>lead ${s.lead}<br><span class="note">${range}</span></th>${imgs.join('')}</tr>`;
+      };
+      const height = panels.truth.height;
+      const valueBar = colorbarCell('values', luts.values, panels.range[0], panels.range[1], height, bars);
+      const errorBar = colorbarCell('errors', luts.errors, -panels.errorRange, panels.errorRange, height, bars);
+      return `<tr><th>${escapeHtml(s.field)}<br>lead ${s.lead}</th>${img('truth')}${img('mean')}${img('member')}${valueBar}${img('error')}${errorBar}</tr>`;
     });
     parts.push(
       `<h3>${escapeHtml(model)} <span class="note">(trajectory ${escapeHtml(ofModel[0]!.trajectory)})</span></h3>\n` +
-        `<table class="frames"><tr><th></th>${PANEL_NAMES.map((n) => `<th>${n === 'mean' ? 'ensemble mean' : n === 'member' ? 'member 1' : n === 'error' ? 'error (mean \u2212 truth)' : n}</th>`).join('')}</tr>\n${rows.join('\n')}</table>`,
+        `<table class="frames"><tr><th></th><th>${heads.truth}</th><th>${heads.mean}</th><th>${heads.member}</th><th>scale</th><th>${heads.error}</th><th>scale</th></tr>\n${rows.join('\n')}</table>`,
     );
   }
-  return parts.join('\n') + '\n<p class="note">Colours: viridis over the range shared by truth, mean and member; errors red (over) / blue (under), symmetric range.</p>';
+  return (
+    parts.join('\n') +
+    '\n<p class="note">Colours: viridis over the range shared by truth, mean and member of each row; errors red (over) / blue (under), symmetric range; the bars beside the frames show each range with its min, mid and max.</p>'
+  );
 }
 
 /** The report pages' stylesheet. */
@@ -252,12 +276,16 @@ td.missing { color: #999; text-align: center; }
 table.provenance td { text-align: left; font-size: 0.85em; }
 table.frames td, table.frames th { text-align: center; vertical-align: middle; }
 img.frame { image-rendering: pixelated; display: block; }
+div.colorbar { display: flex; align-items: stretch; gap: 4px; }
+img.colorbar { display: block; border: 1px solid #ccc; }
+div.colorbar .ticks { display: flex; flex-direction: column; justify-content: space-between; text-align: left; font-size: 0.75em; line-height: 1; }
 dl.defs dt { font-weight: bold; margin-top: 6px; } dl.defs dd { margin-left: 16px; }
 `;
 
 /**
- * A small self-check run by the browser: counts plots holding rendered marks and frame images that decoded, and
- * records the outcome on <body data-report-check="..."> (read by the headless-browser test).
+ * A small self-check run by the browser: counts plots holding rendered marks, frame images that decoded and colour
+ * bars whose image decoded beside their three ticks, and records the outcome on <body data-report-check="...">
+ * (read by the headless-browser test).
  */
 const CHECK_SCRIPT = `
 (function () {
@@ -271,8 +299,14 @@ const CHECK_SCRIPT = `
     var images = document.querySelectorAll('img.frame');
     var decoded = 0;
     images.forEach(function (img) { if (img.complete && img.naturalWidth > 0) decoded++; });
+    var bars = document.querySelectorAll('div.colorbar');
+    var barsShown = 0;
+    bars.forEach(function (bar) {
+      var img = bar.querySelector('img.colorbar');
+      if (img && img.complete && img.naturalWidth > 0 && bar.querySelectorAll('.tick').length === 3) barsShown++;
+    });
     document.body.setAttribute('data-report-check', JSON.stringify({
-      figures: figures.length, plots: plots, images: images.length, decoded: decoded
+      figures: figures.length, plots: plots, images: images.length, decoded: decoded, bars: bars.length, barsShown: barsShown
     }));
   }
   if (document.readyState === 'complete') check(); else window.addEventListener('load', check);

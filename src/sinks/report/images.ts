@@ -1,11 +1,13 @@
 /**
  * Field images: resampling, colormaps (Vega's viridis for values, its red-blue scheme for signed errors) and PNG
  * encoding with pngjs; plus the frame grid (truth | ensemble mean | one member | error, per field and lead time)
- * written as one labelled PNG for a README. Labels use a small built-in 5x7 bitmap font (upper case, digits).
+ * written as one labelled PNG for a README, with a colour bar (min, mid and max ticks) for the values and one for
+ * the errors of each row. Labels use a small built-in 5x7 bitmap font (upper case, digits).
  */
 import * as vega from 'vega';
 import { PNG } from 'pngjs';
 import type { FrameSnapshot } from '../metrics/index.js';
+import { fmt } from './numbers.js';
 
 /** A 256-entry RGB lookup table. */
 export type Lut = Uint8Array;
@@ -99,23 +101,44 @@ export function displaySize(h: number, w: number, size: number): [number, number
   return [Math.max(1, Math.round(h * scale)), Math.max(1, Math.round(w * scale))];
 }
 
-export function snapshotPanels(s: FrameSnapshot, size: number): SnapshotPanels {
+/** The colour ranges of snapshots: values [lo, hi] and the error's symmetric half-width. */
+export interface ValueRanges {
+  /** Over every finite value of truth, mean and member; widened to lo - 1 .. lo + 1 when flat ([-1, 1] if none). */
+  range: [number, number];
+  /** max |mean - truth| over the finite errors; 1 when every error is 0 (or none is finite). */
+  errorRange: number;
+}
+
+/** The ranges shared by `snaps` (one snapshot: its own panels; a row of the frame grid: every lead of a field). */
+export function valueRanges(snaps: readonly FrameSnapshot[]): ValueRanges {
+  let lo = Infinity;
+  let hi = -Infinity;
+  let errMax = 0;
+  for (const s of snaps) {
+    for (const arr of [s.truth, s.mean, s.member]) {
+      for (const v of arr) {
+        if (!Number.isFinite(v)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    s.mean.forEach((v, i) => {
+      const e = Math.abs(v - s.truth[i]!);
+      if (Number.isFinite(e) && e > errMax) errMax = e;
+    });
+  }
+  if (!Number.isFinite(lo)) lo = hi = 0;
+  if (!(hi > lo)) [lo, hi] = [lo - 1, lo + 1];
+  return { range: [lo, hi], errorRange: errMax === 0 ? 1 : errMax };
+}
+
+/** The four panels of one snapshot, coloured over `ranges` (default: the snapshot's own, see valueRanges). */
+export function snapshotPanels(s: FrameSnapshot, size: number, ranges: ValueRanges = valueRanges([s])): SnapshotPanels {
   const [h, w] = s.shape;
   const [outH, outW] = displaySize(h, w, size);
   const error = s.mean.map((v, i) => v - s.truth[i]!);
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const arr of [s.truth, s.mean, s.member]) {
-    for (const v of arr) {
-      if (!Number.isFinite(v)) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  let errMax = 0;
-  for (const v of error) if (Number.isFinite(v)) errMax = Math.max(errMax, Math.abs(v));
-  if (!(hi > lo)) [lo, hi] = [lo - 1, lo + 1];
-  if (errMax === 0) errMax = 1;
+  const [lo, hi] = ranges.range;
+  const errMax = ranges.errorRange;
   const { values, errors } = colormaps();
   const panel = (arr: Float32Array, a: number, b: number, lut: Lut) => colorize(resample(arr, h, w, outH, outW), outW, outH, a, b, lut);
   return {
@@ -127,6 +150,19 @@ export function snapshotPanels(s: FrameSnapshot, size: number): SnapshotPanels {
     errorRange: errMax,
   };
 }
+
+/**
+ * A vertical colour bar `width` x `height`: the LUT from its first entry (bottom row, the range's min) to its last
+ * (top row, the max); pixel row r from the top shows entry round(255 (height - 1 - r) / (height - 1)).
+ */
+export function colorbar(lut: Lut, width: number, height: number): Rgba {
+  const t = new Float32Array(width * height);
+  for (let r = 0; r < height; r++) t.fill(height > 1 ? (height - 1 - r) / (height - 1) : 1, r * width, (r + 1) * width);
+  return colorize(t, width, height, 0, 1, lut);
+}
+
+/** The tick labels of a colour bar over [lo, hi]: min, mid, max (report number format). */
+export const tickLabels = (lo: number, hi: number): [string, string, string] => [fmt(lo), fmt((lo + hi) / 2), fmt(hi)];
 
 // --- labelled frame grid ---
 
@@ -151,6 +187,8 @@ const GLYPHS: Record<string, number[]> = {
 };
 
 const FONT_SCALE = 2;
+/** The colour of text and tick marks. */
+const INK = [20, 20, 20, 255] as const;
 const GLYPH_W = 6 * FONT_SCALE;
 const TEXT_H = 7 * FONT_SCALE;
 
@@ -166,7 +204,7 @@ function drawText(img: Rgba, text: string, x: number, y: number, maxWidth = Infi
             const px = x + i * GLYPH_W + c * FONT_SCALE + dx;
             const py = y + r * FONT_SCALE + dy;
             if (px < 0 || py < 0 || px >= img.width || py >= img.height) continue;
-            img.data.set([20, 20, 20, 255], (py * img.width + px) * 4);
+            img.data.set(INK, (py * img.width + px) * 4);
           }
         }
       }
@@ -183,11 +221,39 @@ function blit(dst: Rgba, src: Rgba, x: number, y: number): void {
 
 export const PANEL_NAMES = ['truth', 'mean', 'member', 'error'] as const;
 
+/** Where frameGridImage drew one colour bar, over which range, and its tick labels. */
+export interface ColorbarPlacement {
+  field: string;
+  map: 'values' | 'errors';
+  /** The bar's pixel box in the image: its top row is `hi`, its bottom row `lo` (see colorbar). */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  lo: number;
+  hi: number;
+  /** min, mid and max labels, each with the top-left corner of its text (mid: centred on the bar's middle row). */
+  ticks: { text: string; x: number; y: number }[];
+}
+
+/** A frame grid before PNG encoding, with the placement of its colour bars. */
+export interface FrameGrid {
+  image: Rgba;
+  bars: ColorbarPlacement[];
+}
+
+const BAR_W = 12;
+const TICK_W = 3;
+/** Space between a tick mark and its label, wide enough that the mark never reads as a minus sign. */
+const TICK_GAP = 7;
+
 /**
  * A labelled grid of snapshots of one model: one row per field, and for each lead time four columns (truth,
- * ensemble mean, first member, error = mean - truth). Returns the PNG bytes.
+ * ensemble mean, first member, error = mean - truth); every panel of a row shares that field's colour ranges
+ * over all its lead times (valueRanges), shown at the row's end by a value bar and an error bar with min, mid and
+ * max ticks. Rows are at least three labels tall, so a bar's ticks never overlap on tiny grids.
  */
-export function frameGridPng(snapshots: readonly FrameSnapshot[], options: { cell?: number; title?: string } = {}): Buffer {
+export function frameGridImage(snapshots: readonly FrameSnapshot[], options: { cell?: number; title?: string } = {}): FrameGrid {
   if (snapshots.length === 0) throw new Error('frame grid: no snapshot frames to draw');
   const cell = options.cell ?? 96;
   const fields = [...new Set(snapshots.map((s) => s.field))];
@@ -196,12 +262,21 @@ export function frameGridPng(snapshots: readonly FrameSnapshot[], options: { cel
   const [cellH, cellW] = displaySize(h0, w0, cell);
   const gap = 4;
   const groupGap = 14;
+  const rowH = Math.max(cellH, 3 * TEXT_H + 8);
   const labelW = Math.min(16, Math.max(...fields.map((f) => f.length))) * GLYPH_W + 10;
   const titleH = options.title ? TEXT_H + 10 : 0;
   const headerH = 2 * (TEXT_H + 6);
   const groupW = 4 * cellW + 3 * gap;
-  const width = labelW + leads.length * groupW + (leads.length - 1) * groupGap + 8;
-  const height = titleH + headerH + fields.length * (cellH + gap) + 4;
+  // Colour ranges per row, and the width of each bar column (bar, tick marks, longest label, or its header).
+  const ranges = fields.map((field) => valueRanges(snapshots.filter((s) => s.field === field)));
+  const labels = ranges.map((r) => ({ values: tickLabels(r.range[0], r.range[1]), errors: tickLabels(-r.errorRange, r.errorRange) }));
+  const headers = { values: 'values', errors: 'error' } as const;
+  const blockW = (map: 'values' | 'errors') =>
+    Math.max(BAR_W + TICK_W + TICK_GAP + Math.max(...labels.map((l) => Math.max(...l[map].map((x) => x.length)))) * GLYPH_W, headers[map].length * GLYPH_W);
+  const barX = { values: labelW + leads.length * (groupW + groupGap), errors: 0 };
+  barX.errors = barX.values + blockW('values') + groupGap;
+  const width = barX.errors + blockW('errors') + 8;
+  const height = titleH + headerH + fields.length * (rowH + gap) + 4;
   const img: Rgba = { width, height, data: new Uint8Array(width * height * 4).fill(255) };
   if (options.title) drawText(img, options.title, 6, 5, width - 12);
   leads.forEach((lead, li) => {
@@ -209,13 +284,16 @@ export function frameGridPng(snapshots: readonly FrameSnapshot[], options: { cel
     drawText(img, `lead ${lead}`, gx, titleH + 2, groupW);
     PANEL_NAMES.forEach((name, pi) => drawText(img, name, gx + pi * (cellW + gap), titleH + TEXT_H + 8, cellW));
   });
+  for (const map of ['values', 'errors'] as const) drawText(img, headers[map], barX[map], titleH + TEXT_H + 8, blockW(map));
+  const { values: valueLut, errors: errorLut } = colormaps();
+  const bars: ColorbarPlacement[] = [];
   fields.forEach((field, fi) => {
-    const y = titleH + headerH + fi * (cellH + gap);
-    drawText(img, field, 4, y + Math.floor((cellH - TEXT_H) / 2), labelW - 8);
+    const y = titleH + headerH + fi * (rowH + gap);
+    drawText(img, field, 4, y + Math.floor((rowH - TEXT_H) / 2), labelW - 8);
     leads.forEach((lead, li) => {
       const s = snapshots.find((x) => x.field === field && x.lead === lead);
       if (!s) return;
-      const panels = snapshotPanels(s, cell);
+      const panels = snapshotPanels(s, cell, ranges[fi]);
       const gx = labelW + li * (groupW + groupGap);
       PANEL_NAMES.forEach((name, pi) => {
         const p = panels[name];
@@ -227,8 +305,27 @@ export function frameGridPng(snapshots: readonly FrameSnapshot[], options: { cel
         blit(img, clipped, gx + pi * (cellW + gap), y);
       });
     });
+    const { range, errorRange } = ranges[fi]!;
+    const spans = { values: range, errors: [-errorRange, errorRange] as [number, number] };
+    for (const map of ['values', 'errors'] as const) {
+      const x = barX[map];
+      blit(img, colorbar(map === 'values' ? valueLut : errorLut, BAR_W, rowH), x, y);
+      const mid = y + Math.round((rowH - 1) / 2);
+      const tickRows = [y + rowH - 1, mid, y];
+      for (const row of tickRows) for (let dx = 0; dx < TICK_W; dx++) img.data.set(INK, (row * width + x + BAR_W + dx) * 4);
+      const textX = x + BAR_W + TICK_W + TICK_GAP;
+      const tops = [y + rowH - TEXT_H, mid - Math.floor(TEXT_H / 2) + 1, y];
+      const ticks = labels[fi]![map].map((text, i) => ({ text, x: textX, y: tops[i]! }));
+      for (const tick of ticks) drawText(img, tick.text, tick.x, tick.y);
+      bars.push({ field, map, x, y, width: BAR_W, height: rowH, lo: spans[map][0], hi: spans[map][1], ticks });
+    }
   });
-  return encodePng(img);
+  return { image: img, bars };
+}
+
+/** frameGridImage encoded as PNG bytes (deterministic: the same snapshots give the same bytes). */
+export function frameGridPng(snapshots: readonly FrameSnapshot[], options: { cell?: number; title?: string } = {}): Buffer {
+  return encodePng(frameGridImage(snapshots, options).image);
 }
 
 function crop(p: Rgba, w: number, h: number): Uint8Array {

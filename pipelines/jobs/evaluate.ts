@@ -21,7 +21,7 @@ import { RESIDUAL_SYSTEMS, residualForWell, type ResidualSystem } from '../../sr
 import type { PdeResidual } from '../../src/physics/residuals/residual.js';
 import { latentCacheFiles, openLatentCache, readLatentCache, type CachedTrajectory } from '../../src/formats/latent-cache/index.js';
 import { loadAutoencoder, physicalDecoder, type LoadedAutoencoder } from '../../src/models/autoencoder.js';
-import { guidance } from '../../src/models/diffusion/guidance.js';
+import { guidance, type LinearSolverName } from '../../src/models/diffusion/guidance.js';
 import {
   composeObservations, downscale, randomSensors, selectFields, sensorMask, subsample, type ObservationOperator, type StateLayout,
 } from '../../src/physics/observe.js';
@@ -68,6 +68,7 @@ export const evaluateDefaults = {
     fields: '',
     noise: 0.1,
     iterations: 1,
+    solver: 'gmres',
     scale: 1,
     every: 1,
   },
@@ -105,7 +106,8 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
     sensors: 'mask: number of random sensor positions when no mask file is given',
     fields: 'observed fields, comma-separated ("": all)',
     noise: 'standard deviation of the observation noise, in physical units',
-    iterations: 'mmps: conjugate-gradient iterations',
+    iterations: 'mmps: iterations of the covariance solver',
+    solver: 'mmps: covariance solver, "gmres" (robust to the indefinite covariance of a trained network) or "cg" (conjugate gradients)',
     scale: 'dps: guidance strength',
     every: 'observe every n-th lead from lead 1',
   },
@@ -168,6 +170,9 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   if (config.guidance.operator && config.guidance.method !== 'mmps' && config.guidance.method !== 'dps') {
     throw new ConfigError(`guidance.method must be "mmps" or "dps", got "${config.guidance.method}"`);
   }
+  if (config.guidance.operator && config.guidance.method === 'mmps' && config.guidance.solver !== 'gmres' && config.guidance.solver !== 'cg') {
+    throw new ConfigError(`guidance.solver must be "gmres" or "cg", got "${config.guidance.solver}"`);
+  }
   if (config.guidance.operator && !config.emulators.diffusion) {
     throw new ConfigError(`guidance (${config.guidance.operator}) needs the diffusion emulator (--diffusion DIR): the surrogate and the student are deterministic maps with no denoiser to guide`);
   }
@@ -214,12 +219,19 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     const g = config.guidance;
     guided[`diffusion+${g.method}`] = {
       emulator: models.emulators.diffusion!,
-      guidance: guidance(g.method, { iterations: g.iterations, scale: g.scale }),
+      guidance: guidance(g.method, { iterations: g.iterations, solver: g.solver as LinearSolverName, scale: g.scale }),
       operator,
       decoder: physicalDecoder(models.ae),
       observations: truthObservations(truthDir, operator, { context: config.context, seed: config.seed, every: g.every }),
     };
-    await run.log('guidance', { model: `diffusion+${g.method}`, operator: operator.name, values: operator.size, noise: g.noise, every: g.every });
+    await run.log('guidance', {
+      model: `diffusion+${g.method}`,
+      operator: operator.name,
+      values: operator.size,
+      noise: g.noise,
+      every: g.every,
+      ...(g.method === 'mmps' ? { solver: g.solver, iterations: g.iterations } : { scale: g.scale }),
+    });
   }
   /** States this shard scores: per trajectory, its horizon times the models (reconstruction, emulators, guided models, baselines). */
   const countStates = async (): Promise<number> => {

@@ -5,7 +5,10 @@
  * MMPS, exact in this setting, must reproduce the analytic posterior mean and covariance within sampling error
  * in both formulations, and its guided denoiser must equal the analytic E[x | x_t, y] at every noise level; DPS
  * is measured against the same posterior and its bias reported. Plus: the DPS correction against finite
- * differences of the log-likelihood through a nonlinear decoder, the JVP against the VJP, conjugate gradients.
+ * differences of the log-likelihood through a nonlinear decoder, the JVP against the VJP, conjugate gradients
+ * and GMRES (against direct solves and the Krylov least-squares solution, on definite and indefinite systems),
+ * and MMPS driven by a denoiser with a network-like error whose Tweedie covariance is indefinite at high noise
+ * (what broke guided rollouts on the Euler demo with one CG step).
  */
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
@@ -15,6 +18,7 @@ import {
   dps,
   finiteDifferenceJvp,
   formulation,
+  gmres,
   guidance,
   mmps,
   sample,
@@ -254,11 +258,137 @@ t.test('conjugate gradients: exact in K iterations on K x K systems, per row, an
   t.throws(() => conjugateGradient(apply, tf.zeros([1, 3]), 0), /iterations must be a positive integer/);
 });
 
+/** Rows of b (n x K) times M^T, i.e. M v for each row v: the product `apply` computes. */
+const applyRows = (M: number[][]) => (v: tf.Tensor2D) => tf.matMul(v, tf.tensor2d(M.flat(), [M.length, M.length]), false, true) as tf.Tensor2D;
+const matVec = (M: number[][], v: number[]) => M.map((r) => r.reduce((s, x, j) => s + x * v[j]!, 0));
+const norm = (v: number[]) => Math.hypot(...v);
+const residualNorm = (M: number[][], b: number[], u: number[]) => norm(b.map((x, i) => x - matVec(M, u)[i]!));
+
+t.test('GMRES: exact in K iterations, the Krylov least-squares solution before, on definite and indefinite systems', async (t) => {
+  // Nonsymmetric and indefinite (eigenvalues of both signs), nonsingular.
+  const M = [
+    [1.0, 2.0, 0.0],
+    [-0.5, -1.5, 1.0],
+    [0.3, 0.0, 2.0],
+  ];
+  const spd = [
+    [4, 1, 0.5],
+    [1, 3, 0.2],
+    [0.5, 0.2, 2],
+  ];
+  const b = [
+    [1, 2, 3],
+    [-1, 0.5, 0],
+  ];
+  const solve = (A: number[][], k: number) => tf.tidy(() => gmres(applyRows(A), tf.tensor2d(b.flat(), [2, 3]), k).arraySync() as number[][]);
+  for (const [name, A] of [['indefinite nonsymmetric', M], ['symmetric positive definite', spd]] as const) {
+    const exactSol = b.map((r) => matVec(inverse(A), r));
+    const u3 = solve(A, 3);
+    const err3 = Math.max(...u3.flatMap((r, i) => r.map((v, j) => Math.abs(v - exactSol[i]![j]!))));
+    t.ok(err3 < 1e-4, `${name}: 3 iterations solve the 3 x 3 system (max error ${err3.toExponential(2)})`);
+    // One step: the multiple of b minimising |b - a M b|, a = (b.Mb) / (Mb.Mb).
+    const u1 = solve(A, 1);
+    // Two steps: the u in span(b, Mb) minimising |b - M u| (2 x 2 normal equations, float64).
+    const u2 = solve(A, 2);
+    b.forEach((r, i) => {
+      const Mb = matVec(A, r);
+      const a = r.reduce((s, x, j) => s + x * Mb[j]!, 0) / Mb.reduce((s, x) => s + x * x, 0);
+      t.ok(Math.max(...r.map((x, j) => Math.abs(a * x - u1[i]![j]!))) < 1e-5, `${name}, row ${i}: one step is (b.Mb / Mb.Mb) b`);
+      const c1 = Mb;
+      const c2 = matVec(A, Mb);
+      const d = (p: number[], q: number[]) => p.reduce((s, x, j) => s + x * q[j]!, 0);
+      const det = d(c1, c1) * d(c2, c2) - d(c1, c2) ** 2;
+      const a1 = (d(c2, c2) * d(c1, r) - d(c1, c2) * d(c2, r)) / det;
+      const a2 = (d(c1, c1) * d(c2, r) - d(c1, c2) * d(c1, r)) / det;
+      const want2 = r.map((x, j) => a1 * x + a2 * Mb[j]!);
+      t.ok(Math.max(...want2.map((v, j) => Math.abs(v - u2[i]![j]!))) < 1e-4, `${name}, row ${i}: two steps are the least-squares solution in span(b, Mb)`);
+      const res = [0, ...[u1, u2, u3].map((u) => residualNorm(A, r, u[i]!))];
+      res[0] = norm(r);
+      t.ok(res[1]! <= res[0]! + 1e-6 && res[2]! <= res[1]! + 1e-6 && res[3]! <= res[2]! + 1e-6, `${name}, row ${i}: residual norms never grow: ${res.map((v) => v.toFixed(4)).join(' > ')}`);
+    });
+  }
+  // Early exhaustion: M = 2 I is solved in one step; further steps and a zero right-hand side stay finite.
+  const twice = [
+    [2, 0, 0],
+    [0, 2, 0],
+    [0, 0, 2],
+  ];
+  const u = tf.tidy(() => gmres(applyRows(twice), tf.tensor2d([1, -2, 4, 0, 0, 0], [2, 3]), 3).arraySync() as number[][]);
+  t.same(u.flat().map((v) => Math.round(v * 1e5) / 1e5), [0.5, -1, 2, 0, 0, 0], 'M = 2 I: u = b / 2 after a breakdown; b = 0: u = 0 (no NaN)');
+  t.throws(() => gmres(applyRows(spd), tf.zeros([1, 3]), 0), /gmres: iterations must be a positive integer/);
+});
+
+t.test('one step on an indefinite system with b.Mb near 0: CG blows up, GMRES never increases the residual', async (t) => {
+  // b.Mb = 1 - 0.99 = 0.01 for b = (1, 1): CG's step b.b / b.Mb = 200; GMRES's (b.Mb) / |Mb|^2 = 0.005.
+  const M = [
+    [1, 0],
+    [0, -0.99],
+  ];
+  const b = [1, 1];
+  const [cg, gm] = tf.tidy(() => [conjugateGradient, gmres].map((solver) => Array.from(solver(applyRows(M), tf.tensor2d([b]), 1).dataSync())));
+  const [rCg, rGm] = [residualNorm(M, b, cg!), residualNorm(M, b, gm!)];
+  t.ok(rGm <= norm(b), `GMRES: |b - M u| = ${rGm.toFixed(4)} <= |b| = ${norm(b).toFixed(4)}, |u| = ${norm(gm!).toFixed(4)}`);
+  t.ok(rCg > 100 * norm(b), `CG: |b - M u| = ${rCg.toFixed(1)}, |u| = ${norm(cg!).toFixed(1)} (why MMPS defaults to GMRES)`);
+});
+
+t.test('MMPS with a network-like denoiser error at high noise: one GMRES step stays on the posterior, one CG step does not', async (t) => {
+  // A trained network's D(x_t) has errors whose Jacobian, times gamma = sigma^2 (up to 1e6), makes the Tweedie
+  // covariance indefinite and different for every member at high noise. Stand-in: the exact Gaussian denoiser
+  // plus c_out e tanh(c_in x_t K) (an output error of at most e = 5% in the network's output units, K symmetric
+  // indefinite), which barely changes the unguided samples. Observations as above but with noise 0.1.
+  const schedule = formulation('diffusion').schedule;
+  const { denoise, dispose } = gaussianDenoiser(prior, schedule);
+  const K = tf.tensor2d([1, 0.3, 0, 0, 0.3, -1, 0.2, 0, 0, 0.2, 1, -0.4, 0, 0, -0.4, -1], [D, D]);
+  const e = 0.05;
+  const network = (xt: tf.Tensor5D, time: number): tf.Tensor5D =>
+    tf.tidy(() => {
+      const n = Math.hypot(schedule.alpha(time), schedule.sigma(time));
+      const error = tf.reshape(tf.tanh(tf.matMul(tf.reshape(tf.div(xt, n), [-1, D]), K)), xt.shape);
+      return tf.add(denoise(xt, time), tf.mul(error, (e * schedule.sigma(time)) / n)) as tf.Tensor5D;
+    });
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const likelihood = windowLikelihood(linearDecoder(wTensor), sensorMask(layout, { mask: sensors, noise: 0.1 }), { frames: [0], values: y });
+  const n = 2000;
+  const run = (d: typeof denoise, solver: 'gmres' | 'cg' | null) => {
+    const guided = solver ? mmps({ solver }).guide(d, schedule, likelihood) : d;
+    const x = sample(guided, schedule, [n, 1, 1, 1, D], { sampler: 'ab', steps: 32, seed: 3 });
+    const data = x.dataSync() as Float32Array;
+    x.dispose();
+    return { ...moments(data, D), max: Math.max(...Array.from(data, Math.abs)) };
+  };
+  try {
+    const prior0 = run(denoise, null);
+    const prior1 = run(network, null);
+    const meanShift = Math.max(...prior0.mean.map((m, i) => Math.abs(m - prior1.mean[i]!)));
+    t.ok(meanShift < 0.1, `unguided: the error moves the sample mean by ${meanShift.toFixed(3)} (prior scale ~1)`);
+    const reference = run(denoise, 'gmres');
+    for (const solver of ['gmres', 'cg'] as const) {
+      const got = run(network, solver);
+      const varRatio = got.cov.map((r, i) => r[i]! / reference.cov[i]![i]!);
+      const shift = Math.max(...got.mean.map((m, i) => Math.abs(m - reference.mean[i]!) / Math.sqrt(reference.cov[i]![i]!)));
+      t.comment(`${solver}: largest |x| ${got.max.toFixed(2)} (exact denoiser ${reference.max.toFixed(2)}), mean shift ${shift.toFixed(2)} posterior std, variance ratios [${varRatio.map((v) => v.toFixed(2))}]`);
+      if (solver === 'gmres') {
+        t.ok(got.max < 1.5 * reference.max, `GMRES: no outlier (largest |x| ${got.max.toFixed(2)} against ${reference.max.toFixed(2)})`);
+        t.ok(shift < 0.2, `GMRES: mean within 0.2 posterior std of the exact denoiser's guided mean (${shift.toFixed(2)})`);
+        t.ok(varRatio.every((v) => v > 0.6 && v < 1.6), `GMRES: variances within a factor 1.6 (${varRatio.map((v) => v.toFixed(2))})`);
+      } else {
+        t.ok(got.max > 5 * reference.max, `CG: outliers (largest |x| ${got.max.toFixed(1)}): the check above fails with it`);
+      }
+    }
+  } finally {
+    tf.dispose([K, wTensor]);
+    likelihood.dispose();
+    dispose();
+  }
+});
+
 t.test('guidance by name, and bad options', async (t) => {
   t.equal(guidance('mmps').name, 'mmps');
   t.equal(guidance('dps', { scale: 2 }).name, 'dps');
   t.throws(() => guidance('tweedie'), /expected 'dps' or 'mmps', got "tweedie"/);
   t.throws(() => mmps({ iterations: 0 }), /iterations must be a positive integer/);
+  t.throws(() => mmps({ solver: 'lsqr' as 'cg' }), /mmps: solver must be 'gmres' or 'cg', got "lsqr"/);
+  t.equal(guidance('mmps', { solver: 'cg', iterations: 2 }).name, 'mmps');
   const exactOp = sensorMask(layout, { mask: sensors });
   const wTensor = tf.tensor2d(W.flat(), [D, 6]);
   const likelihood = windowLikelihood(linearDecoder(wTensor), exactOp, { frames: [0], values: y });

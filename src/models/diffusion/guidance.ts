@@ -13,9 +13,17 @@
  *    zeta gamma_t J_{A o D}^T Sigma_y^-1 (y - A(D(x_t))), zeta a strength (1: the approximation as such);
  *  - MMPS (Rozet et al. 2024): N(y; A(D), Sigma_y + A' V A'^T) with the Tweedie covariance
  *    V = Cov[x | x_t] = gamma_t dD/dx_t and A' the Jacobian of A at D, so the correction is
- *    gamma_t J_{A o D}^T u with (Sigma_y + A' V A'^T) u = y - A(D), solved by `iterations` steps of conjugate
- *    gradients (the derivative of the covariance itself is neglected). With a Gaussian prior, a linear A and
- *    enough iterations this is the exact posterior denoiser.
+ *    gamma_t J_{A o D}^T u with (Sigma_y + A' V A'^T) u = y - A(D), solved by `iterations` steps of GMRES
+ *    (default) or conjugate gradients (the derivative of the covariance itself is neglected). With a Gaussian
+ *    prior, a linear A and enough iterations this is the exact posterior denoiser.
+ *    The solver matters with a trained network: its Jacobian dD/dx_t is neither symmetric nor positive
+ *    semi-definite, and gamma_t (up to sigma_max^2 = 1e6 on the log-logit schedule) magnifies its errors, so at
+ *    high noise M = Sigma_y + A' V A'^T is indefinite. One CG step takes u = (b.b / b.Mb) b, unbounded as b.Mb
+ *    crosses zero (on the Euler demo b.Mb ranged over -253..98 for b.b ~ 30 at t = 1, and one member's step of
+ *    RMS 47 in a latent space of RMS 2 wrecked its window); one GMRES step takes u = (b.Mb / Mb.Mb) b, the
+ *    multiple of b minimising |b - M u|, so the linearised misfit never grows, and a meaningless covariance
+ *    gives a small step instead of a huge one. On a symmetric positive definite M both reach the exact solution
+ *    in K iterations on K observations.
  * Products with transposed Jacobians (J^T v, A'^T v) are reverse-mode gradients (`tf.grad` with an upstream
  * gradient); tfjs has no forward mode, so the product A' w inside the MMPS covariance is a central difference
  * (A(D + h w) - A(D - h w)) / 2h with h w scaled to 1e-2 of the window's RMS (exact for linear A; it costs two
@@ -23,7 +31,7 @@
  *
  * Cost per sampler step, in passes of the denoiser's network: DPS 2 forward + 1 backward; MMPS 1 + iterations
  * forward and `iterations` backward (J^T A'^T u is gathered from the solver's own products, u being a
- * combination of its search directions); plus, for A, 1 + 3 iterations decoder passes and `iterations` backward.
+ * combination of the vectors it applied M to); plus, for A, 1 + 3 iterations decoder passes and `iterations` backward.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ObservationOperator } from '../../physics/observe.js';
@@ -71,6 +79,97 @@ export function finiteDifferenceJvp(f: (x: tf.Tensor5D) => tf.Tensor2D, x: tf.Te
   });
 }
 
+export type LinearSolverName = 'gmres' | 'cg';
+
+/** A solver of M u = b row by row, where `apply(v)` also returns L v and the solver returns L u (see below). */
+type LiftedSolver = (apply: (v: tf.Tensor2D) => { product: tf.Tensor2D; lifted: tf.Tensor }, b: tf.Tensor2D, iterations: number) => tf.Tensor;
+
+/** Scales each row of `t` (B, ...) by the (B, 1) column `c`. */
+function scaleRows(t: tf.Tensor, c: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.reshape(c, [c.shape[0]!, ...t.shape.slice(1).map(() => 1)]), t);
+}
+
+function checkIterations(who: string, iterations: number): void {
+  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`${who}: iterations must be a positive integer, got ${iterations}`);
+}
+
+/**
+ * `iterations` steps of GMRES on M u = b for each row of b (B, K) separately, from u = 0: u minimises |b - M u|
+ * over the Krylov space span(b, Mb, ..., M^(k-1) b), built by Arnoldi with modified Gram-Schmidt, the small
+ * least-squares problem solved by Givens rotations, all in tf ops on (B, 1) columns (no read-back). `apply`
+ * computes M v row by row; M need not be symmetric or definite. The residual norm never grows with the
+ * iterations, and on a nonsingular K x K system K iterations give the exact solution. Rows whose Krylov space
+ * is exhausted early (an exact solution found, or b = 0) keep their solution; a new direction under 1e-5 of
+ * |M v| is taken as none (float32 round-off).
+ */
+export function gmres(apply: (v: tf.Tensor2D) => tf.Tensor2D, b: tf.Tensor2D, iterations: number): tf.Tensor2D {
+  return liftedGmres((v) => ({ product: apply(v), lifted: v }), b, iterations) as tf.Tensor2D;
+}
+
+/** Relative size of the new Krylov direction under which GMRES takes its space as exhausted (float32 round-off). */
+const BREAKDOWN = 1e-5;
+
+/** GMRES as `gmres`, returning L u for the L of `apply` (as `liftedConjugateGradient`). */
+function liftedGmres(
+  apply: (v: tf.Tensor2D) => { product: tf.Tensor2D; lifted: tf.Tensor },
+  b: tf.Tensor2D,
+  iterations: number,
+): tf.Tensor {
+  checkIterations('gmres', iterations);
+  return tf.tidy(() => {
+    const dot = (a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(a, c), 1, true);
+    const beta = tf.sqrt(dot(b, b));
+    const basis: tf.Tensor[] = [tf.divNoNan(b, beta)];
+    const lifts: tf.Tensor[] = [];
+    // Columns of the upper-triangular R (after the rotations), the rotations (c, s), and g = Q^T beta e_1.
+    const R: tf.Tensor[][] = [];
+    const cs: tf.Tensor[] = [];
+    const sn: tf.Tensor[] = [];
+    const g: tf.Tensor[] = [beta];
+    for (let j = 0; j < iterations; j++) {
+      const { product, lifted } = apply(basis[j] as tf.Tensor2D);
+      lifts.push(lifted);
+      let w: tf.Tensor = product;
+      const column: tf.Tensor[] = [];
+      for (let i = 0; i <= j; i++) {
+        const h = dot(w, basis[i]!);
+        w = tf.sub(w, tf.mul(h, basis[i]!));
+        column.push(h);
+      }
+      // What M v_j adds to the Krylov space; below float32 round-off of the orthogonalisation it is none (the
+      // space is exhausted and the solution found: the next vector is 0 and so is its coefficient).
+      const left = tf.sqrt(dot(w, w));
+      const below = tf.where(tf.greater(left, tf.mul(tf.sqrt(dot(product, product)), BREAKDOWN)), left, tf.zerosLike(left));
+      if (j + 1 < iterations) basis.push(tf.divNoNan(w, below));
+      for (let i = 0; i < j; i++) {
+        const [a, c] = [column[i]!, column[i + 1]!];
+        column[i] = tf.add(tf.mul(cs[i]!, a), tf.mul(sn[i]!, c));
+        column[i + 1] = tf.sub(tf.mul(cs[i]!, c), tf.mul(sn[i]!, a));
+      }
+      // The rotation that zeroes `below` against the diagonal (the identity where both vanish).
+      const radius = tf.sqrt(tf.add(tf.square(column[j]!), tf.square(below)));
+      const c = tf.where(tf.greater(radius, 0), tf.divNoNan(column[j]!, radius), tf.onesLike(radius));
+      const s = tf.divNoNan(below, radius);
+      cs.push(c);
+      sn.push(s);
+      column[j] = radius;
+      R.push(column);
+      g.push(tf.neg(tf.mul(s, g[j]!)));
+      g[j] = tf.mul(c, g[j]!);
+    }
+    // Back substitution R y = g[0..k-1]; a vanishing diagonal (exhausted Krylov space) gives y = 0 there.
+    const yv: tf.Tensor[] = new Array<tf.Tensor>(iterations);
+    for (let j = iterations - 1; j >= 0; j--) {
+      let rhs = g[j]!;
+      for (let l = j + 1; l < iterations; l++) rhs = tf.sub(rhs, tf.mul(R[l]![j]!, yv[l]!));
+      yv[j] = tf.divNoNan(rhs, R[j]![j]!);
+    }
+    let u = scaleRows(lifts[0]!, yv[0]!);
+    for (let j = 1; j < iterations; j++) u = tf.add(u, scaleRows(lifts[j]!, yv[j]!));
+    return u;
+  });
+}
+
 /**
  * `iterations` steps of conjugate gradients on M u = b for each row of b (B, K) separately, from u = 0; `apply`
  * computes M v row by row (M symmetric positive definite). Rows whose residual vanishes stay put.
@@ -89,7 +188,7 @@ function liftedConjugateGradient(
   b: tf.Tensor2D,
   iterations: number,
 ): tf.Tensor {
-  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`conjugateGradient: iterations must be a positive integer, got ${iterations}`);
+  checkIterations('conjugateGradient', iterations);
   return tf.tidy(() => {
     const dot = (a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(a, c), 1, true);
     let u: tf.Tensor | undefined;
@@ -99,7 +198,7 @@ function liftedConjugateGradient(
     for (let k = 0; k < iterations; k++) {
       const { product, lifted } = apply(p as tf.Tensor2D);
       const alpha = tf.divNoNan(rr, dot(p, product));
-      const step = tf.mul(tf.reshape(alpha, [alpha.shape[0]!, ...lifted.shape.slice(1).map(() => 1)]), lifted);
+      const step = scaleRows(lifted, alpha);
       u = u ? tf.add(u, step) : step;
       if (k + 1 === iterations) break;
       r = tf.sub(r, tf.mul(alpha, product));
@@ -143,14 +242,23 @@ export function dps(options: DpsOptions = {}): Guidance {
 }
 
 export interface MmpsOptions {
-  /** Conjugate-gradient iterations for the covariance solve (default 1, as the reference's evaluation). */
+  /** Solver iterations for the covariance solve (default 1, as the reference's evaluation). */
   iterations?: number;
+  /**
+   * The covariance solver: 'gmres' (default, as the reference's; safe when the network's covariance is
+   * indefinite, see the header) or 'cg' (conjugate gradients, which assume it positive definite).
+   */
+  solver?: LinearSolverName;
 }
+
+const SOLVERS: Record<LinearSolverName, LiftedSolver> = { gmres: liftedGmres, cg: liftedConjugateGradient };
 
 /** Moment-matching posterior sampling (see the header): likelihood N(y; A(D), Sigma_y + A' V A'^T). */
 export function mmps(options: MmpsOptions = {}): Guidance {
-  const { iterations = 1 } = options;
-  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`mmps: iterations must be a positive integer, got ${iterations}`);
+  const { iterations = 1, solver = 'gmres' } = options;
+  checkIterations('mmps', iterations);
+  if (!Object.hasOwn(SOLVERS, solver)) throw new Error(`mmps: solver must be 'gmres' or 'cg', got ${JSON.stringify(solver)}`);
+  const solve = SOLVERS[solver];
   return {
     name: 'mmps',
     guide(denoise, schedule, likelihood) {
@@ -166,7 +274,7 @@ export function mmps(options: MmpsOptions = {}): Guidance {
               const product = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, gamma) as tf.Tensor5D)) as tf.Tensor2D;
               return { product, lifted };
             });
-          const grad = liftedConjugateGradient(covariance, residual, iterations);
+          const grad = solve(covariance, residual, iterations);
           return tf.add(xhat, tf.mul(grad, gamma)) as tf.Tensor5D;
         });
     },

@@ -2,7 +2,7 @@
  * The time cost of guidance per rollout window, at the demo's scale: a DCAE (channels 16-32-64-128, 32x32x5 ->
  * 4x4x16) as the decoder under the likelihood and a ViT (width 96, depth 4, 4 heads, windows of 5 states of 4x4
  * tokens) as the denoiser, 16 steps of 3rd-order Adams-Bashforth, an ensemble of 4, context 1. One window is
- * timed unguided, with MMPS (1 and 2 conjugate-gradient iterations) and with DPS, every one of its 4 new
+ * timed unguided, with MMPS (1 and 2 GMRES iterations, its default solver) and with DPS, every one of its 4 new
  * states observed by 1-in-16 subsampling (stride 16 along both axes: 2x2 pixels x 5 fields) with noise 0.1.
  *
  * Figures: seconds per window for each, and the ratio guided / unguided. `BENCH_GUIDANCE_WINDOWS` sets how many

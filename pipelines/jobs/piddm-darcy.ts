@@ -47,13 +47,13 @@ export const piddmDarcyDefaults = {
   data: { root: '' },
   generate: { resolution: 14, trajectories: 640, seed: 0 },
   model: { width: 64, depth: 3, heads: 4 },
-  teacher: { steps: 1200, batchSize: 32, lr: 1e-3, warmup: 100, seed: 0 },
+  teacher: { steps: 800, batchSize: 32, lr: 1e-3, warmup: 100, seed: 0 },
   sampling: { sampler: 'ab', steps: 16, order: 3 },
   pairs: { count: 512, seed: 1 },
-  student: { steps: 400, batchSize: 32, lr: 2e-4, warmup: 20, lambda: 1e-4 },
+  student: { steps: 400, batchSize: 32, lr: 2e-4, warmup: 20, lambda: 0.02 },
   refine: { steps: 20, lr: 0.05, lambda: 1e-5 },
   evaluation: { samples: 128, seed: 2 },
-  problems: { count: 32, steps: 150, lr: 0.05, lambda: 1e-3 },
+  problems: { count: 32, steps: 100, lr: 0.05, lambda: 0.01 },
 };
 export type PiddmDarcyConfig = typeof piddmDarcyDefaults;
 

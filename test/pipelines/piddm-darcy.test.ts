@@ -30,7 +30,7 @@ t.test('teacher, student, refinement and the two problems, into one table; a rer
   t.same(result.generation.map((g) => [g.model, g.calls]), [['teacher', 16], ['student', 1], ['student + refinement', 7]]);
   for (const g of result.generation) t.ok([g.pdeError, g.w1A, g.w1U].every((v) => Number.isFinite(v) && v >= 0), `${g.model}: finite scores`);
   t.same(result.problems.map((p) => p.problem), ['forward: u given a', 'forward: u given a', 'inverse: a given u', 'inverse: a given u']);
-  t.same(result.problems.map((p) => p.lambda), [0, 1e-3, 0, 1e-3]);
+  t.same(result.problems.map((p) => p.lambda), [0, 0.01, 0, 0.01]);
   t.ok(result.problems.every((p) => Number.isFinite(p.relativeError) && p.relativeError > 0));
   t.ok(result.problems.filter((p) => p.problem.startsWith('inverse')).every((p) => p.misclassified !== undefined && p.misclassified >= 0 && p.misclassified <= 1));
   t.match(first.stdout, /\| student \| 1 \|/, 'the table is printed');

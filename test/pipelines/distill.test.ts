@@ -66,6 +66,21 @@ t.test('distill: pairs (whole and sharded), a student with the residual penalty,
   const results = JSON.parse(readFileSync(join(evalDir, 'results', 'results.json'), 'utf8')) as { result: { models: string[] } };
   t.same([...results.result.models].sort(), ['autoencoder', 'diffusion', 'persistence', 'spatial-mean', 'student']);
 
+  // eval --guidance rolls the diffusion emulator out a second time, guided by noisy subsampled observations of the
+  // truth, scored as its own model; guidance without a diffusion emulator is refused before anything is written.
+  const guidedDir = join(dir, 'guided');
+  const g = ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--diffusion', teacher, '--guidance', 'subsample', '--set', 'guidance.stride=4', '--run', guidedDir, '--set', 'ensemble=2', '--set', 'bands=1-4', '--set', 'trajectories=1', '--set', 'horizon=4', '--set', 'baselines=[]']);
+  const guided = JSON.parse(readFileSync(join(guidedDir, 'results', 'results.json'), 'utf8')) as { result: { models: string[]; leads: number[] } };
+  t.same([...guided.result.models].sort(), ['autoencoder', 'diffusion', 'diffusion+mmps'], 'the guided model beside the unguided one');
+  t.same(guided.result.leads, [1, 2, 3, 4]);
+  const events = readFileSync(join(guidedDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; operator?: string; solver?: string });
+  t.ok(events.some((e) => e.event === 'guidance' && /subsample/.test(String(e.operator))), 'the guidance is logged with its operator');
+  t.match(g.stderr + g.stdout, /diffusion\+mmps/);
+  const noDiffusion = run(['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', surrogate, '--guidance', 'subsample', '--run', join(dir, 'guided-bad')]);
+  t.equal(noDiffusion.status, 2);
+  t.match(noDiffusion.stderr, /needs the diffusion emulator/);
+  t.notOk(existsSync(join(dir, 'guided-bad')), 'nothing written for a refused guidance');
+
   // a teacher of the wrong kind
   const bad = run(['distill', '--teacher', surrogate, '--cache', cache, '--run', join(dir, 'bad'), ...pairs]);
   t.equal(bad.status, 2);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { filter, map, pipe, progress, abortable, take } from '../../src/streams/index.js';
-import { openWell, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
+import { openWell, resolveWellFiles, wellSplitDir, type WellMeta } from '../../src/formats/well/index.js';
 import { RESIDUAL_SYSTEMS, residualForWell, type ResidualSystem } from '../../src/physics/residuals/index.js';
 import type { PdeResidual } from '../../src/physics/residuals/residual.js';
 import { latentCacheFiles, openLatentCache, readLatentCache, type CachedTrajectory } from '../../src/formats/latent-cache/index.js';
@@ -36,7 +36,6 @@ import { shardItems, shardTag, type Shard } from '../cli/shard.js';
 import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { dataIdentity, readRunProvenance, readTrainingCurve, type Provenance, type TrainingCurve } from '../../src/sinks/provenance.js';
-import { openWellDataset } from '../../src/formats/well/index.js';
 import { describeBackend, ensureBackend } from '../../src/models/backend/index.js';
 
 /** The settings of `eval`; what each means is in `evaluateSettings` (shown by --help). */
@@ -198,7 +197,11 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     for (const e of Object.values(models.emulators)) e.dispose();
     throw err instanceof ConfigError ? err : new ConfigError(`guidance: ${(err as Error).message}`);
   }
-  const residual = await residualOf(config.residual, truthDir);
+  // the truth's first file: its metadata gives the residual's grid, dt, boundaries and parameters, and the report's dt
+  const [truthFile] = await resolveWellFiles(truthDir);
+  if (!truthFile) throw new ConfigError(`${truthDir}: no Well files`);
+  const truthMeta = await openWell(truthFile);
+  const residual = residualOf(config.residual, truthMeta, truthFile);
   // Everything is validated: from here on the run directory is written.
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
@@ -258,7 +261,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   const source = pipe(saved, progress<RolloutChunk>({ label: 'eval states', total, intervalMs: 5000 }));
   const counted = pipe(source, map((c: RolloutChunk) => (scored++, c)));
   const title = `wellspring evaluation (${config.split} split, context ${config.context})`;
-  const context = await evaluationContext(config, run, truthDir);
+  const context = await evaluationContext(config, run, truthMeta);
   try {
     if (total === 0) {
       // An empty shard (more shards than trajectories) still leaves a results file for the merge step.
@@ -285,17 +288,14 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
 }
 
 /**
- * The residual operator of the `residual` setting for the data in `truthDir` (its first file's metadata gives
- * the grid, dt, boundaries and parameters). "auto" falls back to none, with a note, for a system without one.
+ * The residual operator of the `residual` setting for data described by `meta` (the grid, dt, boundaries and
+ * parameters of the truth's first file, `file`). "auto" falls back to none, with a note, for a system without one.
  */
-async function residualOf(setting: string, truthDir: string): Promise<{ operator?: PdeResidual; note?: string }> {
+function residualOf(setting: string, meta: WellMeta, file: string): { operator?: PdeResidual; note?: string } {
   if (setting === 'none') return {};
   if (setting !== 'auto' && !RESIDUAL_SYSTEMS.includes(setting as ResidualSystem)) {
     throw new ConfigError(`residual must be auto, none or one of ${RESIDUAL_SYSTEMS.join(', ')}; got "${setting}"`);
   }
-  const [file] = await resolveWellFiles(truthDir);
-  if (!file) throw new ConfigError(`${truthDir}: no Well files`);
-  const meta = await openWell(file);
   try {
     const operator = setting === 'auto' ? residualForWell(meta) : residualForWell(meta, setting as ResidualSystem);
     return { operator, note: `PDE residual: ${operator.name} (${operator.equations.join(', ')}), from ${file}` };
@@ -313,7 +313,7 @@ async function residualOf(setting: string, truthDir: string): Promise<{ operator
 async function evaluationContext(
   config: EvaluateConfig,
   run: RunDir,
-  truthDir: string,
+  truth: Pick<WellMeta, 'time'>,
 ): Promise<{ provenance: Record<string, Provenance>; curves: TrainingCurve[]; dt?: number }> {
   const provenance: Record<string, Provenance> = { eval: run.provenance() };
   const curves: TrainingCurve[] = [];
@@ -325,8 +325,8 @@ async function evaluationContext(
     const curve = await readTrainingCurve(dir, name);
     if (curve) curves.push(curve);
   }
-  const time = (await openWellDataset(truthDir, { nIn: 1, nOut: 1 })).files[0]?.time;
-  const dt = time && time.length > 1 ? time[1]! - time[0]! : undefined;
+  const { time } = truth;
+  const dt = time.length > 1 ? time[1]! - time[0]! : undefined;
   return { provenance, curves, ...(dt !== undefined && dt > 0 ? { dt } : {}) };
 }
 

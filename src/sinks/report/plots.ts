@@ -53,7 +53,8 @@ export async function renderSvg(spec: TopLevelSpec, name = 'plot'): Promise<stri
   }
 }
 
-const config = {
+/** The Vega-Lite look every report plot shares (fonts, axes, facet headers, legends). */
+export const PLOT_CONFIG = {
   font: 'sans-serif',
   axis: { labelFontSize: 10, titleFontSize: 11, grid: true, gridOpacity: 0.5 },
   header: { labelFontSize: 12, labelFontWeight: 'bold' as const },
@@ -128,7 +129,7 @@ export async function errorVsLead(saved: SavedResults, metric: MetricName): Prom
       },
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: `error-${metric}`,
@@ -162,7 +163,7 @@ export async function spreadSkillVsLead(saved: SavedResults): Promise<Plot> {
         },
       ],
     },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'spread-skill',
@@ -235,7 +236,7 @@ export async function powerSpectra(saved: SavedResults): Promise<Plot> {
       },
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'power-spectra',
@@ -284,7 +285,7 @@ export async function spectralErrorBands(saved: SavedResults): Promise<Plot> {
       },
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'spectral-error-bands',
@@ -334,7 +335,7 @@ export async function trainingCurves(saved: SavedResults): Promise<Plot> {
       },
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'training-curves',
@@ -373,7 +374,7 @@ export async function residualVsLead(saved: SavedResults): Promise<Plot> {
       },
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'pde-residual',

@@ -6,7 +6,8 @@
 import { createWriteStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { from, type Source } from '../../streams/core.js';
+import { pipe, type Source } from '../../streams/core.js';
+import { tap } from '../../streams/basic.js';
 import type { PdeResidual } from '../../physics/residuals/residual.js';
 import type { Provenance, TrainingCurve } from '../provenance.js';
 import {
@@ -130,7 +131,8 @@ export async function renderSavedReport(
  */
 export async function reportSink(input: Source<RolloutChunk>, options: ReportSinkOptions): Promise<ReportFiles & { saved: SavedResults }> {
   const residual = options.residual ? new ResidualReducer(options.residual) : undefined;
-  const source = residual ? tapResidual(input, residual) : input;
+  // each chunk is folded into the residual sums (awaited) before the metric reducer pulls it
+  const source = residual ? pipe(input, tap((chunk: RolloutChunk) => residual.add(chunk), 'pde-residual')) : input;
   let result;
   if (options.frameLog) {
     const log = await frameLogWriter(join(options.dir, FRAME_LOG_FILE));
@@ -166,13 +168,5 @@ export async function reportSink(input: Source<RolloutChunk>, options: ReportSin
     const present = later.map((f) => join(options.dir, f)).filter((p) => existsSync(p));
     const missing = later.filter((f) => !existsSync(join(options.dir, f)));
     throw new PartialWriteError(options.dir, [...results, ...present], missing, err);
-  }
-}
-
-/** Passes chunks through, folding each into the residual reducer first (in stream order). */
-async function* tapResidual(source: Source<RolloutChunk>, reducer: ResidualReducer): AsyncGenerator<RolloutChunk> {
-  for await (const chunk of from(source)) {
-    await reducer.add(chunk);
-    yield chunk;
   }
 }

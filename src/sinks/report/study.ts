@@ -9,16 +9,8 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import { compressionLabel, formatCell, type StudyTable } from '../metrics/study.js';
-import { renderSvg, type Plot, type PlotDatum } from './plots.js';
+import { PLOT_CONFIG, renderSvg, type Plot, type PlotDatum } from './plots.js';
 import { escapeHtml, STYLE } from './html.js';
-
-const config = {
-  font: 'sans-serif',
-  axis: { labelFontSize: 10, titleFontSize: 11, grid: true, gridOpacity: 0.5 },
-  header: { labelFontSize: 12, labelFontWeight: 'bold' as const },
-  legend: { labelFontSize: 11, titleFontSize: 11 },
-  view: { stroke: '#bbb' },
-};
 
 /** Points of a study table: one per (row, band) with a finite mean; `lo`/`hi` are mean -/+ std (mean with one seed). */
 export function studyData(table: StudyTable): PlotDatum[] {
@@ -77,7 +69,7 @@ export async function metricVsCompression(table: StudyTable, title = 'VRMSE'): P
       ],
     },
     resolve: { scale: { y: 'independent' } },
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: `study-${table.metric}-compression`,
@@ -104,7 +96,7 @@ export async function spreadSkillByBand(table: StudyTable): Promise<Plot> {
       { mark: { type: 'rule' }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'series', type: 'nominal' } } },
       { mark: { type: 'rule', strokeDash: [4, 3], color: '#666' }, encoding: { y: { datum: 1 } } },
     ],
-    config,
+    config: PLOT_CONFIG,
   };
   return {
     id: 'study-spread-skill',

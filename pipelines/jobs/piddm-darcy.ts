@@ -19,7 +19,7 @@ import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import { abortable, pipe, progress, createRng, type Rng } from '../../src/streams/index.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
-import { openWellDataset, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
+import { addBlock, emptyMoments, openWellDataset, resolveWellFiles, wellSplitDir } from '../../src/formats/well/index.js';
 import { createVit, presets, type VitConfig } from '../../src/models/nn/index.js';
 import { Trainer, cosineSchedule, saveWeights, loadWeights, type StepReport } from '../../src/models/train/index.js';
 import {
@@ -166,18 +166,11 @@ async function readSplit(root: string, split: 'train' | 'test'): Promise<DarcyDa
   return { n, states, count: out.length };
 }
 
-/** Per-channel mean and standard deviation of states (N, n, n, 2). */
+/** Per-channel mean and standard deviation of states (N, n, n, 2) (the Well statistics' pooled moments). */
 function channelStats(d: DarcyData): { shift: number[]; scale: number[] } {
-  const sums = [0, 0];
-  const squares = [0, 0];
-  for (let k = 0; k < d.states.length; k++) {
-    sums[k % 2]! += d.states[k]!;
-    squares[k % 2]! += d.states[k]! ** 2;
-  }
-  const m = d.states.length / 2;
-  const shift = sums.map((s) => s / m);
-  const scale = squares.map((s, c) => Math.sqrt(Math.max(s / m - shift[c]! ** 2, 1e-12)));
-  return { shift, scale };
+  const moments = emptyMoments(2);
+  addBlock(moments, d.states, 2);
+  return { shift: moments.mean, scale: moments.m2.map((m2) => Math.sqrt(Math.max(m2 / moments.count, 1e-12))) };
 }
 
 function normalize(d: DarcyData, stats: { shift: number[]; scale: number[] }): Float32Array {

@@ -21,7 +21,7 @@ import { RESIDUAL_SYSTEMS, residualForWell, type ResidualSystem } from '../../sr
 import type { PdeResidual } from '../../src/physics/residuals/residual.js';
 import { latentCacheFiles, openLatentCache, readLatentCache, type CachedTrajectory } from '../../src/formats/latent-cache/index.js';
 import { loadAutoencoder, physicalDecoder, type LoadedAutoencoder } from '../../src/models/autoencoder.js';
-import { guidance, type LinearSolverName } from '../../src/models/diffusion/guidance.js';
+import { type CovarianceName, guidance, type LinearSolverName } from '../../src/models/diffusion/guidance.js';
 import {
   composeObservations, downscale, randomSensors, selectFields, sensorMask, subsample, type ObservationOperator, type StateLayout,
 } from '../../src/physics/observe.js';
@@ -68,6 +68,9 @@ export const evaluateDefaults = {
     noise: 0.1,
     iterations: 1,
     solver: 'gmres',
+    covariance: 'tweedie',
+    tweedieUpTo: 0,
+    priorVariance: 1,
     scale: 1,
     every: 1,
   },
@@ -107,6 +110,9 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
     noise: 'standard deviation of the observation noise, in physical units',
     iterations: 'mmps: iterations of the covariance solver',
     solver: 'mmps: covariance solver, "gmres" (robust to the indefinite covariance of a trained network) or "cg" (conjugate gradients)',
+    covariance: 'mmps: covariance of the state given its noisy version, "tweedie" (the denoiser\'s Jacobian, as the reference) or "isotropic" (a white Gaussian prior\'s, no Jacobian)',
+    tweedieUpTo: 'mmps with "tweedie": noise level sigma/alpha above which the isotropic covariance is used (0: none)',
+    priorVariance: 'mmps: prior variance of the isotropic covariance (latents are standardised: 1)',
     scale: 'dps: guidance strength',
     every: 'observe every n-th lead from lead 1',
   },
@@ -172,6 +178,9 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   if (config.guidance.operator && config.guidance.method === 'mmps' && config.guidance.solver !== 'gmres' && config.guidance.solver !== 'cg') {
     throw new ConfigError(`guidance.solver must be "gmres" or "cg", got "${config.guidance.solver}"`);
   }
+  if (config.guidance.operator && config.guidance.method === 'mmps' && config.guidance.covariance !== 'tweedie' && config.guidance.covariance !== 'isotropic') {
+    throw new ConfigError(`guidance.covariance must be "tweedie" or "isotropic", got "${config.guidance.covariance}"`);
+  }
   if (config.guidance.operator && !config.emulators.diffusion) {
     throw new ConfigError(`guidance (${config.guidance.operator}) needs the diffusion emulator (--diffusion DIR): the surrogate and the student are deterministic maps with no denoiser to guide`);
   }
@@ -222,7 +231,14 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
     const g = config.guidance;
     guided[`diffusion+${g.method}`] = {
       emulator: models.emulators.diffusion!,
-      guidance: guidance(g.method, { iterations: g.iterations, solver: g.solver as LinearSolverName, scale: g.scale }),
+      guidance: guidance(g.method, {
+        iterations: g.iterations,
+        solver: g.solver as LinearSolverName,
+        covariance: g.covariance as CovarianceName,
+        tweedieUpTo: g.tweedieUpTo > 0 ? g.tweedieUpTo : Infinity,
+        priorVariance: g.priorVariance,
+        scale: g.scale,
+      }),
       operator,
       decoder: physicalDecoder(models.ae),
       observations: truthObservations(truthDir, operator, { context: config.context, seed: config.seed, every: g.every }),
@@ -233,7 +249,9 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
       values: operator.size,
       noise: g.noise,
       every: g.every,
-      ...(g.method === 'mmps' ? { solver: g.solver, iterations: g.iterations } : { scale: g.scale }),
+      ...(g.method === 'mmps'
+        ? { solver: g.solver, iterations: g.iterations, covariance: g.covariance, ...(g.covariance === 'tweedie' && g.tweedieUpTo > 0 ? { tweedieUpTo: g.tweedieUpTo } : {}), ...(g.covariance === 'isotropic' || g.tweedieUpTo > 0 ? { priorVariance: g.priorVariance } : {}) }
+        : { scale: g.scale }),
     });
   }
   /** States this shard scores: per trajectory, its horizon times the models (reconstruction, emulators, guided models, baselines). */

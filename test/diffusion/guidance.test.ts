@@ -184,6 +184,61 @@ t.test('the MMPS denoiser is the analytic posterior denoiser E[x | x_t, y] at ev
   dispose();
 });
 
+t.test('MMPS with the isotropic covariance is the exact posterior denoiser for a white prior, and bounded otherwise', async (t) => {
+  // For x ~ N(mu, p I), Cov[x | x_t] = p sigma^2 / (sigma^2 + alpha^2 p) I exactly: the isotropic covariance is
+  // the Tweedie covariance, and the guided denoiser must equal the analytic E[x | x_t, y] at every noise level.
+  const p = 0.8;
+  const white: Gaussian = { mu: prior.mu, cov: prior.mu.map((_, i) => prior.mu.map((__, j) => (i === j ? p : 0))) };
+  const xt = [0.3, -0.2, 1.1, 0.4];
+  for (const name of ['diffusion', 'flow'] as const) {
+    const schedule = formulation(name).schedule;
+    const { denoise, dispose } = gaussianDenoiser(white, schedule);
+    const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+    const likelihood = windowLikelihood(linearDecoder(wTensor), operator, { frames: [0], values: y });
+    const guided = mmps({ covariance: 'isotropic', priorVariance: p, solver: 'cg', iterations: 3 }).guide(denoise, schedule, likelihood);
+    for (const time of [0.05, 0.3, 0.5, 0.7, 0.95]) {
+      const a = schedule.alpha(time);
+      const s = schedule.sigma(time);
+      const r2 = (p * s * s) / (s * s + a * a * p);
+      const mean = white.mu.map((m, i) => m + (r2 * a * (xt[i]! - a * m)) / (s * s));
+      const want = posterior(mean, white.cov.map((r) => r.map((v) => (v ? r2 : 0))), noise * noise).mean;
+      const got = tf.tidy(() => guided(tf.tensor5d(xt, [1, 1, 1, 1, D]), time).dataSync());
+      const err = Math.max(...want.map((v, i) => Math.abs(v - got[i]!)));
+      t.ok(err < 2e-3 * (1 + Math.max(...want.map(Math.abs))), `${name}, t = ${time} (sigma ${s.toPrecision(3)}): max error ${err.toExponential(2)}`);
+    }
+    tf.dispose([wTensor]);
+    likelihood.dispose();
+    dispose();
+  }
+  // A correlated prior: the isotropic covariance is an approximation; its correction stays within sqrt(p) |A'^T u|-
+  // sized steps: at the largest noise the guided mean moves from D by at most a few prior standard deviations,
+  // and `tweedieUpTo` switches to it above the given noise level and keeps the Tweedie one below.
+  const schedule = formulation('diffusion').schedule;
+  const { denoise, dispose } = gaussianDenoiser(prior, schedule);
+  const wTensor = tf.tensor2d(W.flat(), [D, 6]);
+  const likelihood = windowLikelihood(linearDecoder(wTensor), operator, { frames: [0], values: y });
+  const tweedie = mmps({ iterations: 3 }).guide(denoise, schedule, likelihood);
+  const isotropic = mmps({ covariance: 'isotropic', iterations: 3, solver: 'cg' }).guide(denoise, schedule, likelihood);
+  const hybrid = mmps({ iterations: 3, tweedieUpTo: 1 }).guide(denoise, schedule, likelihood);
+  const at = (g: typeof tweedie, time: number) => tf.tidy(() => Array.from(g(tf.tensor5d(xt, [1, 1, 1, 1, D]), time).dataSync()));
+  const gap = (u: number[], v: number[]) => Math.max(...u.map((x, i) => Math.abs(x - v[i]!)));
+  for (const time of [0.2, 0.45, 0.55, 0.9]) {
+    const level = schedule.sigma(time) / schedule.alpha(time);
+    const [h, tw, iso] = [at(hybrid, time), at(tweedie, time), at(isotropic, time)];
+    const same = level <= 1 ? tw : iso;
+    t.ok(gap(h, same) < 1e-5, `tweedieUpTo 1 at sigma/alpha ${level.toPrecision(3)}: equals the ${level <= 1 ? 'Tweedie' : 'isotropic'} covariance's (gap ${gap(h, same).toExponential(1)})`);
+  }
+  const top = 1 - 1e-4;
+  const move = gap(at(isotropic, top), tf.tidy(() => Array.from(denoise(tf.tensor5d(xt, [1, 1, 1, 1, D]), top).dataSync())));
+  t.ok(move > 0.05 && move < 3, `isotropic at sigma ${schedule.sigma(top).toPrecision(3)}: the correction moves D by ${move.toFixed(3)} (bounded by the prior scale, not by sigma)`);
+  t.throws(() => mmps({ covariance: 'full' as 'tweedie' }), /covariance must be 'tweedie' or 'isotropic', got "full"/);
+  t.throws(() => mmps({ tweedieUpTo: 0 }), /tweedieUpTo must be a positive noise level/);
+  t.throws(() => mmps({ priorVariance: -1 }), /priorVariance must be a positive number/);
+  tf.dispose([wTensor]);
+  likelihood.dispose();
+  dispose();
+});
+
 t.test('DPS correction = gamma x the log-likelihood gradient (finite differences, nonlinear decoder)', async (t) => {
   const schedule = formulation('flow').schedule;
   const wTensor = tf.tensor2d(W.flat(), [D, 6]);

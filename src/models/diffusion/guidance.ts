@@ -24,6 +24,19 @@
  *    multiple of b minimising |b - M u|, so the linearised misfit never grows, and a meaningless covariance
  *    gives a small step instead of a huge one. On a symmetric positive definite M both reach the exact solution
  *    in K iterations on K observations.
+ *    Why a trained network still misleads it at high noise: with EDM preconditioning,
+ *    D = c_skip x_t + c_out F(c_in x_t), so gamma_t dD/dx_t ~ sigma_data^2 I + sigma_t sigma_data F' for
+ *    sigma_t >> sigma_data. The exact denoiser's F' shrinks like 1/sigma_t there (the covariance tends to the
+ *    prior's); a trained network's F' is O(1) noise, so the covariance estimate grows like sigma_t (up to 1e3)
+ *    and so does the correction gamma_t J^T A'^T u, whatever the solver.
+ *  - MMPS with the isotropic covariance (`covariance: 'isotropic'`): V = r_t^2 I with
+ *    r_t^2 = p sigma_t^2 / (sigma_t^2 + alpha_t^2 p), the exact Cov[x | x_t] of a white prior N(0, p I) (p the
+ *    latents' variance, 1 when standardised); the correction is r_t^2 A'^T u with
+ *    (Sigma_y + r_t^2 A' A'^T) u = y - A(D): one Gauss-Newton step of the data-consistency problem
+ *    min |y - A(x)|^2_{Sigma_y} + |x - D|^2 / r_t^2 (as DiffPIR's proximal step), bounded by p at every noise
+ *    level, symmetric positive definite (CG is exact on it), and without any pass through the denoiser's
+ *    Jacobian. `tweedieUpTo: s` keeps the Tweedie covariance up to the noise level sigma_t / alpha_t = s and uses
+ *    the isotropic one above it.
  * Products with transposed Jacobians (J^T v, A'^T v) are reverse-mode gradients (`tf.grad` with an upstream
  * gradient); tfjs has no forward mode, so the product A' w inside the MMPS covariance is a central difference
  * (A(D + h w) - A(D - h w)) / 2h with h w scaled to 1e-2 of the window's RMS (exact for linear A; it costs two
@@ -241,6 +254,8 @@ export function dps(options: DpsOptions = {}): Guidance {
   };
 }
 
+export type CovarianceName = 'tweedie' | 'isotropic';
+
 export interface MmpsOptions {
   /** Solver iterations for the covariance solve (default 1, as the reference's evaluation). */
   iterations?: number;
@@ -249,15 +264,30 @@ export interface MmpsOptions {
    * indefinite, see the header) or 'cg' (conjugate gradients, which assume it positive definite).
    */
   solver?: LinearSolverName;
+  /**
+   * The covariance V of x given x_t: 'tweedie' (default, the reference's: gamma_t dD/dx_t) or 'isotropic'
+   * (r_t^2 I, see the header: no pass through the denoiser's Jacobian).
+   */
+  covariance?: CovarianceName;
+  /**
+   * With 'tweedie': the noise level sigma_t / alpha_t above which the isotropic covariance is used instead
+   * (default Infinity: Tweedie at every level).
+   */
+  tweedieUpTo?: number;
+  /** Variance of the white Gaussian prior of the isotropic covariance (default 1: standardised latents). */
+  priorVariance?: number;
 }
 
 const SOLVERS: Record<LinearSolverName, LiftedSolver> = { gmres: liftedGmres, cg: liftedConjugateGradient };
 
 /** Moment-matching posterior sampling (see the header): likelihood N(y; A(D), Sigma_y + A' V A'^T). */
 export function mmps(options: MmpsOptions = {}): Guidance {
-  const { iterations = 1, solver = 'gmres' } = options;
+  const { iterations = 1, solver = 'gmres', covariance = 'tweedie', tweedieUpTo = Infinity, priorVariance = 1 } = options;
   checkIterations('mmps', iterations);
   if (!Object.hasOwn(SOLVERS, solver)) throw new Error(`mmps: solver must be 'gmres' or 'cg', got ${JSON.stringify(solver)}`);
+  if (covariance !== 'tweedie' && covariance !== 'isotropic') throw new Error(`mmps: covariance must be 'tweedie' or 'isotropic', got ${JSON.stringify(covariance)}`);
+  if (!(tweedieUpTo > 0)) throw new Error(`mmps: tweedieUpTo must be a positive noise level (or Infinity), got ${tweedieUpTo}`);
+  if (!(priorVariance > 0) || !Number.isFinite(priorVariance)) throw new Error(`mmps: priorVariance must be a positive number, got ${priorVariance}`);
   const solve = SOLVERS[solver];
   return {
     name: 'mmps',
@@ -265,16 +295,30 @@ export function mmps(options: MmpsOptions = {}): Guidance {
       return (xt, t) =>
         tf.tidy(() => {
           const gamma = gammaAt(schedule, t, 'mmps');
+          const [alpha, sigma] = [schedule.alpha(t), schedule.sigma(t)];
+          if (covariance === 'isotropic' || sigma / alpha > tweedieUpTo) {
+            // V = r_t^2 I: the denoiser is evaluated once, without gradient; the correction is r_t^2 A'^T u.
+            const r2 = (priorVariance * sigma * sigma) / (sigma * sigma + alpha * alpha * priorVariance);
+            const xhat = denoise(xt, t);
+            const residual = tf.sub(likelihood.y, likelihood.observe(xhat)) as tf.Tensor2D;
+            const product = (v: tf.Tensor2D) =>
+              tf.tidy(() => {
+                const lifted = vjp(likelihood.observe, xhat, v);
+                const applied = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, r2) as tf.Tensor5D)) as tf.Tensor2D;
+                return { product: applied, lifted };
+              });
+            return tf.add(xhat, tf.mul(solve(product, residual, iterations), r2)) as tf.Tensor5D;
+          }
           const xhat = denoise(xt, t);
           const residual = tf.sub(likelihood.y, likelihood.observe(xhat)) as tf.Tensor2D;
           // v -> (Sigma_y v + A' V A'^T v, J^T A'^T v): the covariance product and, lifted, the gradient direction.
-          const covariance = (v: tf.Tensor2D) =>
+          const product = (v: tf.Tensor2D) =>
             tf.tidy(() => {
               const lifted = vjp((x) => denoise(x, t), xt, vjp(likelihood.observe, xhat, v));
-              const product = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, gamma) as tf.Tensor5D)) as tf.Tensor2D;
-              return { product, lifted };
+              const applied = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, gamma) as tf.Tensor5D)) as tf.Tensor2D;
+              return { product: applied, lifted };
             });
-          const grad = solve(covariance, residual, iterations);
+          const grad = solve(product, residual, iterations);
           return tf.add(xhat, tf.mul(grad, gamma)) as tf.Tensor5D;
         });
     },

@@ -67,7 +67,7 @@ t.test('importing the package selects wasm before the first op', { skip }, async
   t.equal(r.info.name, 'wasm');
   t.ok(r.selected, 'backendSelected() is true after the import');
   // tfjs-node is not installed here; where it is, tensorflow would be selected, which the first check catches.
-  t.match(r.described, /^backend: wasm \(@tensorflow\/tfjs-backend-wasm\)\nskipped tensorflow: @tensorflow\/tfjs-node-gpu not available \(Cannot find package '@tensorflow\/tfjs-node-gpu'\); @tensorflow\/tfjs-node not available \(/);
+  t.match(r.described, /^backend: wasm \(@tensorflow\/tfjs-backend-wasm; native kernels: (avx512|avx2|generic|off \(.+\))\)\nskipped tensorflow: @tensorflow\/tfjs-node-gpu not available \(Cannot find package '@tensorflow\/tfjs-node-gpu'\); @tensorflow\/tfjs-node not available \(/);
   // webgpu is skipped too where its package is installed but offers no hardware adapter (lavapipe is software)
   t.same(r.info.skipped.map((s) => s.name).filter((n) => n !== 'webgpu'), ['tensorflow']);
   for (const s of r.info.skipped.filter((s) => s.name === 'webgpu')) t.match(s.reason, /adapter|not available|software/, `webgpu skipped: ${s.reason}`);

@@ -2,6 +2,7 @@
  * Helpers shared by the compute tests: seeded random shapes and arrays, running one computation on a named
  * backend, and the relative error used to compare two backends.
  */
+import type { Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../src/streams/random.js';
 
@@ -45,4 +46,27 @@ export function maxRelErr(a: Float32Array, b: Float32Array): number {
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return err / scale;
+}
+
+/** Central difference of `f` along a random direction vs the directional derivative from `tf.grad` (on wasm). */
+export async function finiteDifference(
+  t: Test,
+  randn: RandomCases['randn'],
+  label: string,
+  shape: number[],
+  f: (x: tf.Tensor) => tf.Scalar,
+): Promise<void> {
+  await tf.setBackend('wasm');
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x0 = randn(shape);
+  const v = randn(shape);
+  const eps = 1e-2;
+  const at = (s: number) =>
+    tf.tidy(() => f(tf.tensor(x0.map((x, i) => x + s * v[i]), shape)).dataSync()[0]);
+  const numeric = (at(eps) - at(-eps)) / (2 * eps);
+  const g = tf.tidy(() => tf.grad(f)(tf.tensor(x0, shape)));
+  const gv = (await g.data()).reduce((acc, gi, i) => acc + gi * v[i], 0);
+  g.dispose();
+  const rel = Math.abs(numeric - gv) / Math.max(1e-3, Math.abs(gv));
+  t.ok(rel < 2e-2, `${label}: finite difference ${numeric.toFixed(5)} vs gradient ${gv.toFixed(5)} (size ${size})`);
 }

@@ -2,11 +2,12 @@
  * The project's wasm kernels against the cpu backend (an independent implementation) on random shapes, and their
  * gradients against central finite differences on wasm.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { type WasmBackendInternals, ownBatchMatMul } from '../../src/models/backend/wasm/index.js';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
-import { maxRelErr, on, randomCases } from './helpers.js';
+import { nativeKernels, nativeMatMul } from '../../src/models/backend/native/index.js';
+import { finiteDifference, maxRelErr, on, randomCases } from './helpers.js';
 
 registerWasmKernels();
 const { pick, randInt, randn } = randomCases(20261123);
@@ -45,48 +46,31 @@ t.test('conv2d gradients match the cpu backend on random shapes', async (t) => {
   }
 });
 
-/** Central difference of `f` along a random direction vs the directional derivative from `tf.grad` (on wasm). */
-async function finiteDifference(t: Test, label: string, shape: number[], f: (x: tf.Tensor) => tf.Scalar): Promise<void> {
-  await tf.setBackend('wasm');
-  const size = shape.reduce((a, b) => a * b, 1);
-  const x0 = randn(shape);
-  const v = randn(shape);
-  const eps = 1e-2;
-  const at = (s: number) =>
-    tf.tidy(() => f(tf.tensor(x0.map((x, i) => x + s * v[i]), shape)).dataSync()[0]);
-  const numeric = (at(eps) - at(-eps)) / (2 * eps);
-  const g = tf.tidy(() => tf.grad(f)(tf.tensor(x0, shape)));
-  const gv = (await g.data()).reduce((acc, gi, i) => acc + gi * v[i], 0);
-  g.dispose();
-  const rel = Math.abs(numeric - gv) / Math.max(1e-3, Math.abs(gv));
-  t.ok(rel < 2e-2, `${label}: finite difference ${numeric.toFixed(5)} vs gradient ${gv.toFixed(5)} (size ${size})`);
-}
-
 t.test('gradients on wasm match finite differences', async (t) => {
   const w = tf.tensor4d(randn([3, 3, 3, 4]), [3, 3, 3, 4]);
   const w5 = tf.tensor4d(randn([5, 5, 3, 2]), [5, 5, 3, 2]);
   const r = (shape: number[]) => tf.tensor(randn(shape), shape);
   const r1 = r([2, 5, 4, 4]);
   const r2 = r([2, 3, 2, 2]);
-  await finiteDifference(t, 'conv2d 3x3 stride 1 same (input)', [2, 9, 7, 3], (x) =>
+  await finiteDifference(t, randn, 'conv2d 3x3 stride 1 same (input)', [2, 9, 7, 3], (x) =>
     tf.conv2d(x as tf.Tensor4D, w, 1, 'same').square().mul(0.5).sum().add(tf.conv2d(x as tf.Tensor4D, w, 2, 'same').mul(r1).sum()),
   );
-  await finiteDifference(t, 'conv2d 5x5 stride 2 valid (input)', [2, 9, 7, 3], (x) =>
+  await finiteDifference(t, randn, 'conv2d 5x5 stride 2 valid (input)', [2, 9, 7, 3], (x) =>
     tf.conv2d(x as tf.Tensor4D, w5, 2, 'valid').mul(r2).sum().add(tf.conv2d(x as tf.Tensor4D, w5, 2, 'valid').square().sum()),
   );
   const x = tf.tensor4d(randn([2, 8, 7, 3]), [2, 8, 7, 3]);
-  await finiteDifference(t, 'conv2d 3x3 stride 2 same (filter)', [3, 3, 3, 4], (wt) =>
+  await finiteDifference(t, randn, 'conv2d 3x3 stride 2 same (filter)', [3, 3, 3, 4], (wt) =>
     tf.conv2d(x, wt as tf.Tensor4D, 2, 'same').square().sum(),
   );
   const d2sR = r([2, 6, 4, 3]);
-  await finiteDifference(t, 'depthToSpace', [2, 3, 2, 12], (z) => tf.depthToSpace(z as tf.Tensor4D, 2).mul(d2sR).square().sum());
+  await finiteDifference(t, randn, 'depthToSpace', [2, 3, 2, 12], (z) => tf.depthToSpace(z as tf.Tensor4D, 2).mul(d2sR).square().sum());
   const ssR = r([2, 3, 3, 3]);
-  await finiteDifference(t, 'stridedSlice strides [1,2,2,1]', [2, 7, 6, 3], (z) =>
+  await finiteDifference(t, randn, 'stridedSlice strides [1,2,2,1]', [2, 7, 6, 3], (z) =>
     tf.stridedSlice(z, [0, 1, 0, 0], [2, 7, 6, 3], [1, 2, 2, 1]).mul(ssR).square().sum(),
   );
-  await finiteDifference(t, 'where(x > 0) (comparison gradient)', [4, 5], (z) => tf.where(z.greater(0), z.square(), z.mul(3)).sum());
+  await finiteDifference(t, randn, 'where(x > 0) (comparison gradient)', [4, 5], (z) => tf.where(z.greater(0), z.square(), z.mul(3)).sum());
   const table = r([7, 4]);
-  await finiteDifference(t, 'gather (embedding) through UnsortedSegmentSum', [7, 4], (e) =>
+  await finiteDifference(t, randn, 'gather (embedding) through UnsortedSegmentSum', [7, 4], (e) =>
     tf.gather(e, tf.tensor1d([1, 3, 3, 6, 0], 'int32')).square().mul(table.slice([0, 0], [5, 4])).sum(),
   );
   tf.dispose([w, w5, r1, r2, x, d2sR, ssR, table]);
@@ -209,16 +193,22 @@ t.test("batched matmuls through the project's own kernel match the cpu backend",
     const [w] = await on('wasm', f);
     const label = `[${as}] x [${bs}] transposeA=${ta} transposeB=${tb}`;
     t.ok(maxRelErr(w, c) < 1e-5, `${label} matches cpu (rel err ${maxRelErr(w, c).toExponential(1)})`);
-    // The dispatched kernel is the project's own: the same bits as calling it directly.
     const a = tf.tensor(av, as);
     const b = tf.tensor(bv, bs);
     const direct = ownBatchMatMul(backend, a, b, ta, tb);
     t.ok(direct, `${label}: the own kernel applies`);
     if (direct) {
       const d = tf.engine().makeTensorFromTensorInfo(direct);
-      const dv = await d.data();
-      t.ok(dv.length === w.length && dv.every((x, i) => Object.is(x, w[i])), `${label}: dispatch returns the own kernel's bits`);
+      const dv = (await d.data()) as Float32Array;
+      t.ok(maxRelErr(dv, c) < 1e-5, `${label}: the own kernel matches cpu`);
+      // The dispatched kernel is the native GEMM where it is built, else the own kernel: the same bits as calling
+      // it directly.
+      const routed = nativeKernels().loaded ? nativeMatMul(backend, a, b, ta, tb) : undefined;
+      const rv = routed ? ((await tf.engine().makeTensorFromTensorInfo(routed).data()) as Float32Array) : dv;
+      const route = routed ? 'native GEMM' : 'own kernel';
+      t.ok(rv.length === w.length && rv.every((x, i) => Object.is(x, w[i])), `${label}: dispatch returns the ${route}'s bits`);
       d.dispose();
+      if (routed) backend.disposeData(routed.dataId);
     }
     tf.dispose([a, b]);
   }

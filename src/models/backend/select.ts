@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerMissingGradients } from './gradients.js';
+import type { NativeKernelsInfo } from './native/addon.js';
 import type { WebgpuAdapterInfo } from './webgpu.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -23,6 +24,11 @@ export interface BackendInfo {
   gpu: boolean;
   /** The WebGPU adapter, when the backend is webgpu. */
   adapter?: WebgpuAdapterInfo;
+  /**
+   * On wasm: whether the project's native GEMM (built at install) runs the matrix products, with its ISA, or why
+   * not (`WELLSPRING_NATIVE=off`, not built, failed to load).
+   */
+  native?: NativeKernelsInfo;
   /** Which package provided the backend (`@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-backend-wasm`, ...). */
   provider: string;
   /** Human-readable remarks: why a preferred backend was skipped, GPU warnings. */
@@ -182,7 +188,8 @@ async function trySelect(
     const { wasmKernelNames } = await import('./wasm-kernels.js');
     if (await tf.setBackend('wasm')) {
       notes.push(`project wasm kernels: ${wasmKernelNames.join(', ')}`);
-      return { name, gpu: false, provider: PROVIDERS.wasm, notes, skipped };
+      const native = (await import('./native/addon.js')).nativeKernels();
+      return { name, gpu: false, provider: PROVIDERS.wasm, native, notes, skipped };
     }
     notes.push('wasm backend failed to initialise');
     return undefined;
@@ -255,6 +262,7 @@ async function keepRunning(name: string): Promise<BackendInfo> {
     await tf.setBackend('wasm');
     notes.push(`project wasm kernels: ${wasmKernelNames.join(', ')}`);
   }
+  const native = name === 'wasm' ? (await import('./native/addon.js')).nativeKernels() : undefined;
   let adapter: WebgpuAdapterInfo | undefined;
   if (name === 'webgpu') {
     const webgpu = await import('./webgpu.js');
@@ -272,7 +280,7 @@ async function keepRunning(name: string): Promise<BackendInfo> {
     (name === 'webgpu' && adapter?.software === false);
   const provider = name === 'tensorflow' && gpu ? '@tensorflow/tfjs-node-gpu' : (PROVIDERS[name as BackendName] ?? `tfjs backend "${name}"`);
   // A backend outside `BackendName` is reported under its own name: the user chose it, and it keeps running.
-  return { name: name as BackendName, gpu, provider, ...(adapter ? { adapter } : {}), notes, skipped: [] };
+  return { name: name as BackendName, gpu, provider, ...(adapter ? { adapter } : {}), ...(native ? { native } : {}), notes, skipped: [] };
 }
 
 /**
@@ -319,14 +327,16 @@ export async function ensureBackend(): Promise<BackendInfo> {
 }
 
 /**
- * A few lines for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm)` (webgpu also names its adapter: vendor,
- * architecture, description, software or hardware), then one `skipped <name>: <reason>` line
+ * A few lines for logs: `backend: wasm (@tensorflow/tfjs-backend-wasm; native kernels: avx512)` (wasm says whether
+ * the native GEMM runs, with its ISA, or `off (<why>)`; webgpu names its adapter: vendor, architecture,
+ * description, software or hardware), then one `skipped <name>: <reason>` line
  * for each faster backend that could not start, then warnings.
  */
 export function describeBackend(info: BackendInfo): string {
   const where = info.name === 'tensorflow' || info.name === 'webgpu' ? (info.gpu ? ' on GPU' : ' on CPU') : '';
   const adapter = info.adapter ? `; adapter: ${describeAdapter(info.adapter)}` : '';
+  const native = info.native ? `; native kernels: ${info.native.loaded ? info.native.isa : `off (${info.native.reason})`}` : '';
   const skipped = info.skipped.map((s) => `skipped ${s.name}: ${s.reason}`);
   const warnings = info.notes.filter((n) => n.startsWith('WARNING'));
-  return [`backend: ${info.name}${where} (${info.provider}${adapter})`, ...skipped, ...warnings].join('\n');
+  return [`backend: ${info.name}${where} (${info.provider}${adapter}${native})`, ...skipped, ...warnings].join('\n');
 }

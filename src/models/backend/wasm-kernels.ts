@@ -17,6 +17,10 @@
  * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
  *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter, which takes
  *   the Winograd path when the forward conv did.
+ * - Matrix products go to the native GEMM (native/: C++ built at install, AVX-512 / AVX2 / portable, 80-100
+ *   GFLOP/s on one core against XNNPACK's 20-30) when it is loaded: `_FusedMatMul` with a linear activation (every
+ *   dense layer's forward pass, bias included) and every `BatchMatMul` (the gradients' transposed products,
+ *   attention's batched ones). Without it (no compiler at install, `WELLSPRING_NATIVE=off`) the paths below run.
  * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1. Batched products
  *   (attention) run in the project's own wasm kernel (wasm/matmul.ts: every entry in one call, transposes read
  *   in place); otherwise operands are transposed explicitly, a batch against a shared matrix becomes one tall
@@ -32,9 +36,11 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
+import { nativeMatMul } from './native/index.js';
 import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
+  _FusedMatMulAttrs,
   Conv2DAttrs,
   Conv2DBackpropFilterAttrs,
   FusedConv2DAttrs,
@@ -341,6 +347,8 @@ const batchMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { transposeA, transposeB } = attrs as unknown as BatchMatMulAttrs;
   const a0 = asTensor(input(inputs, 'a'));
   const b0 = asTensor(input(inputs, 'b'));
+  const native = nativeMatMul(backend as WasmBackendInternals, a0, b0, transposeA, transposeB);
+  if (native) return native;
   const plain = { ...attrs, transposeA: false, transposeB: false } as unknown as NamedAttrMap;
   const batchOf = (t: tf.Tensor) => t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
   const batchA = batchOf(a0);
@@ -381,6 +389,20 @@ const batchMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   });
 };
 
+/**
+ * _FusedMatMul (tf.fused.matMul: the dense layers' forward pass) through the native GEMM when it is loaded and the
+ * activation is linear (the bias, one value per column, is added in the GEMM); other activations, PReLU weights,
+ * other bias shapes, or no native kernels: the stock kernel (XNNPACK).
+ */
+const fusedMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { transposeA, transposeB, activation } = attrs as unknown as _FusedMatMulAttrs;
+  if ((activation === 'linear' || activation === undefined) && !inputs.preluActivationWeights) {
+    const native = nativeMatMul(backend as WasmBackendInternals, input(inputs, 'a'), input(inputs, 'b'), transposeA, transposeB, inputs.bias);
+    if (native) return native;
+  }
+  return original(tf._FusedMatMul)({ inputs, backend, attrs });
+};
+
 // ---------------------------------------------------------------------------------------------- segment sum
 
 const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -414,6 +436,7 @@ export const wasmKernelNames = [
   tf.Conv2DBackpropFilter,
   tf.Conv2DBackpropInput,
   tf.BatchMatMul,
+  tf._FusedMatMul,
   tf.Slice,
   tf.StridedSlice,
   tf.SplitV,
@@ -427,6 +450,7 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.Conv2DBackpropFilter, conv2DBackpropFilterKernel);
   replaceKernel(tf.Conv2DBackpropInput, conv2DBackpropInputKernel);
   replaceKernel(tf.BatchMatMul, batchMatMulKernel);
+  replaceKernel(tf._FusedMatMul, fusedMatMulKernel);
   replaceKernel(tf.Slice, sliceKernel);
   replaceKernel(tf.StridedSlice, stridedSliceKernel);
   replaceKernel(tf.SplitV, splitVKernel);

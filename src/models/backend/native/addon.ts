@@ -1,0 +1,119 @@
+/**
+ * Loads the native kernels (addon.cc, gemm.cc; built at install into `<package root>/build/wellspring_native.node`
+ * by scripts/build-native.mjs) once per thread, and says whether they are in use. `WELLSPRING_NATIVE` chooses:
+ * `off` (never load), `auto` or unset (the widest ISA the CPU has), or `avx512` / `avx2` / `generic` (that path;
+ * not loaded when the CPU lacks it). When the module is missing or fails to load, the wasm kernels run and
+ * `nativeKernels().reason` says why.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type NativeIsa = 'avx512' | 'avx2' | 'generic';
+
+export interface NativeKernelsInfo {
+  loaded: boolean;
+  /** The micro-kernel in use, when loaded. */
+  isa?: NativeIsa;
+  /** Why the native kernels are not in use, when not loaded. */
+  reason?: string;
+}
+
+/** The addon's exports (see addon.cc). Offsets are byte offsets into `heap`; bias -1 for none. */
+export interface NativeAddon {
+  gemm(
+    heap: ArrayBuffer,
+    a: number,
+    b: number,
+    c: number,
+    bias: number,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
+  isa(): NativeIsa;
+  setIsa(isa: NativeIsa): NativeIsa;
+  supported(): NativeIsa[];
+  peakGflops(isa: NativeIsa, seconds: number): number;
+}
+
+export const NATIVE_MODULE_FILE = 'wellspring_native.node';
+const ISAS: readonly string[] = ['avx512', 'avx2', 'generic'];
+
+/** The folder holding the package's package.json, from this file (src/... under a TS loader, or dist/src/...). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`wellspring: no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+/** Where the built module is looked for. */
+export function nativeModulePath(): string {
+  return join(packageRoot(), 'build', NATIVE_MODULE_FILE);
+}
+
+let state: { addon?: NativeAddon; info: NativeKernelsInfo } | undefined;
+let enabled = true;
+
+function load(): { addon?: NativeAddon; info: NativeKernelsInfo } {
+  const setting = (process.env.WELLSPRING_NATIVE ?? 'auto').trim().toLowerCase();
+  if (setting === 'off') return { info: { loaded: false, reason: 'disabled by WELLSPRING_NATIVE=off' } };
+  if (setting !== 'auto' && setting !== '' && !ISAS.includes(setting)) {
+    return { info: { loaded: false, reason: `WELLSPRING_NATIVE="${setting}" is not one of off, auto, avx512, avx2, generic` } };
+  }
+  let path: string;
+  try {
+    path = nativeModulePath();
+  } catch (err) {
+    return { info: { loaded: false, reason: (err as Error).message } };
+  }
+  if (!existsSync(path)) {
+    return { info: { loaded: false, reason: `not built (${path} is missing; npm run build:native builds it)` } };
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    return { info: { loaded: false, reason: `${path} failed to load: ${(err as Error).message.split('\n')[0]}` } };
+  }
+  if (setting !== 'auto' && setting !== '') {
+    if (!addon.supported().includes(setting as NativeIsa)) {
+      return { info: { loaded: false, reason: `WELLSPRING_NATIVE=${setting}: this CPU does not support it` } };
+    }
+    addon.setIsa(setting as NativeIsa);
+  }
+  return { addon, info: { loaded: true, isa: addon.isa() } };
+}
+
+/** Whether the native kernels are in use on this thread, with the ISA or the reason they are not. */
+export function nativeKernels(): NativeKernelsInfo {
+  state ??= load();
+  if (state.addon && !enabled) return { loaded: false, reason: 'turned off by setNativeKernels(false)' };
+  return { ...state.info };
+}
+
+/** The loaded addon, or undefined when the native kernels are not in use. */
+export function nativeAddon(): NativeAddon | undefined {
+  state ??= load();
+  return enabled ? state.addon : undefined;
+}
+
+/**
+ * Turns the native kernels off (the wasm paths run) or back on, on this thread, and returns the previous setting:
+ * for benchmarks and tests that compare the routes in one process. `WELLSPRING_NATIVE=off` is the setting for runs.
+ */
+export function setNativeKernels(on: boolean): boolean {
+  const previous = enabled;
+  enabled = on;
+  return previous;
+}

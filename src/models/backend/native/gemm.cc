@@ -1,0 +1,402 @@
+/*
+ * Native single-precision GEMM for the wasm backend's dense layers and batched products (see gemm.h for the
+ * contract). Goto/BLIS blocking, row-major:
+ *
+ *   for each K block of kc <= 384 (K split into equal blocks):
+ *     pack all M rows of op(A)[:, block] into MR-row panels (kc x MR each, zero-padded)       -> L3 / L2
+ *     for each N block of nc <= 256 columns:
+ *       pack op(B)[block, cols] into NR-column panels (kc x NR each, zero-padded)             -> L2 (<= 384 KiB)
+ *       for each A panel (MR x kc, stays in L1 while ...):
+ *         for each B panel: micro-kernel, MR x NR of C in registers, kc rank-1 updates with FMA
+ *
+ * The vector dimension of the micro-kernel is N (a row of C is contiguous), the broadcast dimension M: on
+ * AVX-512 12 x 32 (24 zmm accumulators), on AVX2+FMA 6 x 16 (12 ymm), portable 4 x 8 plain C that the compiler
+ * vectorises for the baseline ISA. The first K block starts from the bias (or zero), later blocks add to C.
+ * Edge tiles are computed whole into a scratch tile (the panels are zero-padded) and their valid part is added.
+ * Every element of C is summed over k in the same order whatever tile it falls in, so results depend only on
+ * (inputs, shape, ISA): a repeated call is bit-identical, and folding a batch into rows changes nothing.
+ *
+ * Each ISA's micro-kernel carries `__attribute__((target(...)))`; the file itself is compiled for the baseline
+ * ISA, so the module loads on any x86-64 (or other) CPU and `best_isa` picks the path at run time.
+ */
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WELLSPRING_X86 1
+#endif
+
+namespace wellspring {
+
+namespace {
+
+constexpr int64_t KC_MAX = 384;  // rows of a packed panel (K block)
+constexpr int64_t NC_MAX = 256;  // columns of a packed B block (kc x nc floats: at most 384 KiB, in L2)
+
+using Micro = void (*)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *bias, bool acc);
+
+// ------------------------------------------------------------------------------------------- micro-kernels
+
+/*
+ * Every micro-kernel: with P = sum_p a[p*MR + i] * b[p*NR + j] (in order of p), C[0..MR)[0..NR) (row stride ldc)
+ * becomes C + P when `acc`, else bias[0..NR) + P when a bias is given, else P.
+ */
+
+constexpr int GEN_MR = 4, GEN_NR = 8;
+void micro_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *bias, bool acc) {
+  float r[GEN_MR][GEN_NR] = {};
+  for (int64_t p = 0; p < kc; p++) {
+    const float *bp = b + p * GEN_NR;
+    for (int i = 0; i < GEN_MR; i++) {
+      const float ai = a[p * GEN_MR + i];
+      for (int j = 0; j < GEN_NR; j++) r[i][j] += ai * bp[j];
+    }
+  }
+  for (int i = 0; i < GEN_MR; i++) {
+    float *ci = c + i * ldc;
+    for (int j = 0; j < GEN_NR; j++) ci[j] = acc ? ci[j] + r[i][j] : bias ? bias[j] + r[i][j] : r[i][j];
+  }
+}
+
+#ifdef WELLSPRING_X86
+constexpr int AVX2_MR = 6, AVX2_NR = 16;
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                                                     const float *bias, bool acc) {
+  __m256 r[AVX2_MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < AVX2_MR; i++) r[i][0] = r[i][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_load_ps(b + p * AVX2_NR), b1 = _mm256_load_ps(b + p * AVX2_NR + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < AVX2_MR; i++) {
+      const __m256 ai = _mm256_broadcast_ss(a + p * AVX2_MR + i);
+      r[i][0] = _mm256_fmadd_ps(ai, b0, r[i][0]);
+      r[i][1] = _mm256_fmadd_ps(ai, b1, r[i][1]);
+    }
+  }
+  if (acc || bias) {
+    const __m256 i0 = bias ? _mm256_loadu_ps(bias) : r[0][0], i1 = bias ? _mm256_loadu_ps(bias + 8) : r[0][0];
+#pragma GCC unroll 6
+    for (int i = 0; i < AVX2_MR; i++) {
+      float *ci = c + i * ldc;
+      const __m256 s0 = acc ? _mm256_loadu_ps(ci) : i0, s1 = acc ? _mm256_loadu_ps(ci + 8) : i1;
+      _mm256_storeu_ps(ci, _mm256_add_ps(s0, r[i][0]));
+      _mm256_storeu_ps(ci + 8, _mm256_add_ps(s1, r[i][1]));
+    }
+    return;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < AVX2_MR; i++) {
+    _mm256_storeu_ps(c + i * ldc, r[i][0]);
+    _mm256_storeu_ps(c + i * ldc + 8, r[i][1]);
+  }
+}
+
+constexpr int AVX512_MR = 12, AVX512_NR = 32;
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                                                     const float *bias, bool acc) {
+  __m512 r[AVX512_MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < AVX512_MR; i++) r[i][0] = r[i][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_load_ps(b + p * AVX512_NR), b1 = _mm512_load_ps(b + p * AVX512_NR + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++) {
+      const __m512 ai = _mm512_set1_ps(a[p * AVX512_MR + i]);
+      r[i][0] = _mm512_fmadd_ps(ai, b0, r[i][0]);
+      r[i][1] = _mm512_fmadd_ps(ai, b1, r[i][1]);
+    }
+  }
+  if (acc || bias) {
+    const __m512 i0 = bias ? _mm512_loadu_ps(bias) : r[0][0], i1 = bias ? _mm512_loadu_ps(bias + 16) : r[0][0];
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++) {
+      float *ci = c + i * ldc;
+      const __m512 s0 = acc ? _mm512_loadu_ps(ci) : i0, s1 = acc ? _mm512_loadu_ps(ci + 16) : i1;
+      _mm512_storeu_ps(ci, _mm512_add_ps(s0, r[i][0]));
+      _mm512_storeu_ps(ci + 16, _mm512_add_ps(s1, r[i][1]));
+    }
+    return;
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < AVX512_MR; i++) {
+    _mm512_storeu_ps(c + i * ldc, r[i][0]);
+    _mm512_storeu_ps(c + i * ldc + 16, r[i][1]);
+  }
+}
+#endif
+
+// ------------------------------------------------------------------------------------------- packing
+
+/** 64-byte aligned scratch that grows on demand; one per thread (the addon may run in several workers). */
+struct Buffer {
+  float *data = nullptr;
+  size_t size = 0;
+  float *get(size_t n) {
+    if (n > size) {
+      std::free(data);
+      const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+      data = static_cast<float *>(std::aligned_alloc(64, bytes));
+      if (!data) throw std::bad_alloc();
+      size = n;
+    }
+    return data;
+  }
+  ~Buffer() { std::free(data); }
+};
+thread_local Buffer packA, packB;
+
+/*
+ * op(A) rows [0, m) x columns [0, kc) into MR-row panels: panel q holds dst[q*kc*MR + p*MR + i] = op(A)(q*MR+i, p),
+ * rows past m zero. Element (i, p) of op(A) is a[i*rs + p*cs] (one of rs, cs is 1).
+ */
+void pack_a(const float *a, int64_t rs, int64_t cs, int64_t m, int64_t kc, int mr, float *dst) {
+  for (int64_t i0 = 0; i0 < m; i0 += mr, dst += kc * mr) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, m - i0));
+    if (cs == 1) {  // rows of op(A) contiguous: read each row along k
+      for (int i = 0; i < rows; i++) {
+        const float *src = a + (i0 + i) * rs;
+        for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+      }
+    } else {  // columns of op(A) contiguous (transposed A): copy runs of rows
+      for (int64_t p = 0; p < kc; p++) std::memcpy(dst + p * mr, a + p * cs + i0, rows * sizeof(float));
+    }
+    if (rows < mr) {
+      for (int64_t p = 0; p < kc; p++) std::fill(dst + p * mr + rows, dst + (p + 1) * mr, 0.0f);
+    }
+  }
+}
+
+/*
+ * op(B) rows [0, kc) x columns [0, n) into NR-column panels: dst[q*kc*NR + p*NR + j] = op(B)(p, q*NR+j), columns
+ * past n zero. Element (p, j) of op(B) is b[p*rs + j*cs] (one of rs, cs is 1).
+ */
+void pack_b(const float *b, int64_t rs, int64_t cs, int64_t kc, int64_t n, int nr, float *dst) {
+  for (int64_t j0 = 0; j0 < n; j0 += nr, dst += kc * nr) {
+    const int cols = static_cast<int>(std::min<int64_t>(nr, n - j0));
+    if (cs == 1) {
+      for (int64_t p = 0; p < kc; p++) {
+        std::memcpy(dst + p * nr, b + p * rs + j0, cols * sizeof(float));
+        if (cols < nr) std::fill(dst + p * nr + cols, dst + (p + 1) * nr, 0.0f);
+      }
+    } else {  // transposed B: each column of op(B) is contiguous along k
+      for (int j = 0; j < cols; j++) {
+        const float *src = b + (j0 + j) * cs;
+        for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+      }
+      if (cols < nr) {
+        for (int64_t p = 0; p < kc; p++) std::fill(dst + p * nr + cols, dst + (p + 1) * nr, 0.0f);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------- driver
+
+/** One product C = op(A) op(B) (+ bias), C with row stride n. */
+template <int MR, int NR>
+void gemm_one(Micro micro, const float *a, const float *b, float *c, const float *bias, int64_t m, int64_t k, int64_t n,
+              bool transA, bool transB) {
+  if (k == 0) {
+    for (int64_t i = 0; i < m; i++) {
+      for (int64_t j = 0; j < n; j++) c[i * n + j] = bias ? bias[j] : 0.0f;
+    }
+    return;
+  }
+  const int64_t ars = transA ? 1 : k, acs = transA ? m : 1;  // op(A)(i, p) = a[i*ars + p*acs]
+  const int64_t brs = transB ? 1 : n, bcs = transB ? k : 1;  // op(B)(p, j) = b[p*brs + j*bcs]
+  const int64_t kblocks = (k + KC_MAX - 1) / KC_MAX;
+  const int64_t kcMax = (k + kblocks - 1) / kblocks;
+  const int64_t mPanels = (m + MR - 1) / MR;
+  const int64_t ncMax = std::min<int64_t>(NC_MAX, ((n + NR - 1) / NR) * NR);
+  float *pa = packA.get(static_cast<size_t>(mPanels * MR * kcMax));
+  float *pb = packB.get(static_cast<size_t>(ncMax * kcMax));
+  alignas(64) float tile[MR * NR];
+  for (int64_t p0 = 0; p0 < k; p0 += kcMax) {
+    const int64_t kc = std::min(kcMax, k - p0);
+    const bool acc = p0 > 0;
+    const float *init = acc ? nullptr : bias;
+    pack_a(a + p0 * acs, ars, acs, m, kc, MR, pa);
+    for (int64_t j0 = 0; j0 < n; j0 += ncMax) {
+      const int64_t nc = std::min(ncMax, n - j0);
+      pack_b(b + p0 * brs + j0 * bcs, brs, bcs, kc, nc, NR, pb);
+      for (int64_t i0 = 0; i0 < m; i0 += MR) {
+        const float *ap = pa + (i0 / MR) * kc * MR;
+        const int64_t rows = std::min<int64_t>(MR, m - i0);
+        for (int64_t jj = 0; jj < nc; jj += NR) {
+          const float *bp = pb + (jj / NR) * kc * NR;
+          const int64_t cols = std::min<int64_t>(NR, nc - jj);
+          float *ct = c + i0 * n + j0 + jj;
+          const float *bt = init ? init + j0 + jj : nullptr;
+          if (rows == MR && cols == NR) {
+            micro(kc, ap, bp, ct, n, bt, acc);
+            continue;
+          }
+          micro(kc, ap, bp, tile, NR, nullptr, false);
+          for (int64_t i = 0; i < rows; i++) {
+            float *ci = ct + i * n;
+            for (int64_t j = 0; j < cols; j++) {
+              const float t = tile[i * NR + j];
+              ci[j] = acc ? ci[j] + t : bt ? bt[j] + t : t;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int MR, int NR>
+void gemm_batched(Micro micro, const GemmArgs &g) {
+  if (g.m == 0 || g.n == 0) return;
+  // A batch of row blocks against one shared B, all contiguous: one tall product (the same sums, in the same order).
+  if (g.batch > 1 && g.strideB == 0 && !g.transA && g.strideA == g.m * g.k && g.strideC == g.m * g.n) {
+    gemm_one<MR, NR>(micro, g.a, g.b, g.c, g.bias, g.batch * g.m, g.k, g.n, false, g.transB);
+    return;
+  }
+  for (int64_t e = 0; e < g.batch; e++) {
+    gemm_one<MR, NR>(micro, g.a + e * g.strideA, g.b + e * g.strideB, g.c + e * g.strideC, g.bias, g.m, g.k, g.n, g.transA,
+                     g.transB);
+  }
+}
+
+// ------------------------------------------------------------------------------------------- peak
+
+template <typename F>
+double time_gflops(F body, double flopsPerCall, double seconds) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  double calls = 0, elapsed = 0;
+  do {
+    body();
+    calls++;
+    elapsed = std::chrono::duration<double>(clock::now() - start).count();
+  } while (elapsed < seconds);
+  return calls * flopsPerCall / elapsed / 1e9;
+}
+
+constexpr int PEAK_ITER = 1 << 16;
+constexpr int PEAK_CHAINS = 12;
+// Read through volatiles so that the compiler cannot fold the FMA chains at compile time.
+volatile float peak_x = 0.999f, peak_y = 1e-3f, peak_seed = 1.0f;
+
+float peak_generic_sink;
+double peak_generic(double seconds) {
+  return time_gflops(
+      [] {
+        float r[PEAK_CHAINS][GEN_NR];
+        for (int i = 0; i < PEAK_CHAINS; i++)
+          for (int j = 0; j < GEN_NR; j++) r[i][j] = peak_seed * static_cast<float>(i + j);
+        const float x = peak_x, y = peak_y;
+        for (int it = 0; it < PEAK_ITER; it++)
+          for (int i = 0; i < PEAK_CHAINS; i++)
+            for (int j = 0; j < GEN_NR; j++) r[i][j] = r[i][j] * x + y;
+        float s = 0;
+        for (int i = 0; i < PEAK_CHAINS; i++)
+          for (int j = 0; j < GEN_NR; j++) s += r[i][j];
+        peak_generic_sink = s;
+      },
+      2.0 * PEAK_ITER * PEAK_CHAINS * GEN_NR, seconds);
+}
+
+#ifdef WELLSPRING_X86
+__attribute__((target("avx2,fma"))) float peak_avx2_body() {
+  __m256 r[PEAK_CHAINS];
+  for (int i = 0; i < PEAK_CHAINS; i++) r[i] = _mm256_set1_ps(peak_seed * static_cast<float>(i));
+  const __m256 x = _mm256_set1_ps(peak_x), y = _mm256_set1_ps(peak_y);
+  for (int it = 0; it < PEAK_ITER; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < PEAK_CHAINS; i++) r[i] = _mm256_fmadd_ps(r[i], x, y);
+  }
+  __m256 s = r[0];
+  for (int i = 1; i < PEAK_CHAINS; i++) s = _mm256_add_ps(s, r[i]);
+  return _mm256_cvtss_f32(s);
+}
+__attribute__((target("avx512f"))) float peak_avx512_body() {
+  __m512 r[PEAK_CHAINS];
+  for (int i = 0; i < PEAK_CHAINS; i++) r[i] = _mm512_set1_ps(peak_seed * static_cast<float>(i));
+  const __m512 x = _mm512_set1_ps(peak_x), y = _mm512_set1_ps(peak_y);
+  for (int it = 0; it < PEAK_ITER; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < PEAK_CHAINS; i++) r[i] = _mm512_fmadd_ps(r[i], x, y);
+  }
+  __m512 s = r[0];
+  for (int i = 1; i < PEAK_CHAINS; i++) s = _mm512_add_ps(s, r[i]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0;
+  for (float x : lanes) sum += x;
+  return sum;
+}
+volatile float peak_sink;
+#endif
+
+}  // namespace
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::generic:
+      return true;
+#ifdef WELLSPRING_X86
+    case Isa::avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::avx512:
+      return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+      return false;
+  }
+}
+
+Isa best_isa() {
+  if (isa_supported(Isa::avx512)) return Isa::avx512;
+  if (isa_supported(Isa::avx2)) return Isa::avx2;
+  return Isa::generic;
+}
+
+const char *isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "generic";
+  }
+}
+
+void gemm(Isa isa, const GemmArgs &args) {
+  switch (isa) {
+#ifdef WELLSPRING_X86
+    case Isa::avx512:
+      gemm_batched<AVX512_MR, AVX512_NR>(micro_avx512, args);
+      return;
+    case Isa::avx2:
+      gemm_batched<AVX2_MR, AVX2_NR>(micro_avx2, args);
+      return;
+#endif
+    default:
+      gemm_batched<GEN_MR, GEN_NR>(micro_generic, args);
+  }
+}
+
+double peak_gflops(Isa isa, double seconds) {
+  switch (isa) {
+#ifdef WELLSPRING_X86
+    case Isa::avx512:
+      return time_gflops([] { peak_sink = peak_avx512_body(); }, 2.0 * PEAK_ITER * PEAK_CHAINS * 16, seconds);
+    case Isa::avx2:
+      return time_gflops([] { peak_sink = peak_avx2_body(); }, 2.0 * PEAK_ITER * PEAK_CHAINS * 8, seconds);
+#endif
+    default:
+      return peak_generic(seconds);
+  }
+}
+
+}  // namespace wellspring

@@ -1,0 +1,42 @@
+/*
+ * The native GEMM's C++ interface (gemm.cc), used by the N-API glue (addon.cc).
+ *
+ * C[e] = op(A[e]) op(B[e]) (+ bias) for e < batch, float32, row-major; op(A) is M x K, op(B) is K x N. Without a
+ * transpose A is stored [M, K] and B [K, N]; with one, A is stored [K, M] and B [N, K] (read in place by the
+ * packing). strideA / strideB / strideC are element distances between batch entries; 0 shares one operand.
+ * bias (length N, or null) is added to every row. Single-threaded; results depend only on the inputs, the shape
+ * and the ISA (no data-dependent order), so a call repeated on the same inputs is bit-identical.
+ */
+#pragma once
+#include <cstdint>
+
+namespace wellspring {
+
+enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
+
+struct GemmArgs {
+  const float *a;
+  const float *b;
+  float *c;
+  const float *bias;
+  int64_t batch, strideA, strideB, strideC;
+  int64_t m, k, n;
+  bool transA, transB;
+};
+
+/** The widest ISA this CPU (and OS) supports among those compiled in. */
+Isa best_isa();
+/** True when the CPU supports `isa`. */
+bool isa_supported(Isa isa);
+const char *isa_name(Isa isa);
+
+/** Runs the product with the micro-kernel of `isa` (which the caller checked is supported). */
+void gemm(Isa isa, const GemmArgs &args);
+
+/**
+ * Measured FMA throughput of one core with `isa`: independent register-only FMA chains (no memory traffic) for
+ * about `seconds`, in GFLOP/s (2 per lane per FMA). The ceiling a GEMM on this core can approach.
+ */
+double peak_gflops(Isa isa, double seconds);
+
+}  // namespace wellspring

@@ -140,6 +140,23 @@ t.test('replaced kernels match the cpu backend', async (t) => {
   const [c] = await on('cpu', f);
   const [w] = await on('wasm', f);
   t.ok(maxRelErr(w, c) < 1e-6, 'unsortedSegmentSum');
+  // Sum over leading axes (column sums, float64 accumulation) and the reductions left to the stock kernel.
+  const sx = randn([4, 5, 6, 3]);
+  const sums: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
+    ['sum axis 0', (x) => tf.sum(x, 0)],
+    ['sum axes [0, 1] keepDims', (x) => tf.sum(x, [1, 0], true)],
+    ['sum axes [0, 1, 2] (bias-gradient shape)', (x) => tf.sum(x, [0, 1, 2])],
+    ['sum axis -1 (stock kernel)', (x) => tf.sum(x, -1)],
+    ['sum axes [1, 2] (stock kernel)', (x) => tf.sum(x, [1, 2])],
+    ['sum all (stock kernel)', (x) => tf.sum(x)],
+    ['sum of int32 over axis 0 (stock kernel)', (x) => tf.sum(tf.cast(tf.mul(x, 10), 'int32'), 0)],
+  ];
+  for (const [label, op] of sums) {
+    const f = () => [op(tf.tensor(sx, [4, 5, 6, 3]))];
+    const [c] = await on('cpu', f);
+    const [w] = await on('wasm', f);
+    t.ok(c.length === w.length && maxRelErr(w, c) < 1e-5, `${label}: ${w.length} values`);
+  }
 });
 
 t.test('network-style gradients run on wasm and match cpu', async (t) => {

@@ -29,6 +29,8 @@
  *   an element loop).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
+ * - `Sum` over leading axes (bias and normalisation gradients) is one pass of column sums; the stock kernel
+ *   transposes the reduced axes to the end first.
  * - Fused layer kernels of the project's own (wasm/layers.ts: LayerNorm, SiLU, dropout, with gradients), which
  *   src/models/nn/layers.ts uses where the backend has them.
  * The gradients tfjs-core lacks on every backend (gradients.ts) are registered too.
@@ -50,6 +52,7 @@ import type {
   NamedAttrMap,
   SliceAttrs,
   SplitVAttrs,
+  SumAttrs,
   StridedSliceAttrs,
   TensorInfo,
   UnsortedSegmentSumAttrs,
@@ -403,6 +406,33 @@ const fusedMatMulKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return original(tf._FusedMatMul)({ inputs, backend, attrs });
 };
 
+// ---------------------------------------------------------------------------------------------- sum
+
+/**
+ * Sum over leading axes (float32): column sums of the [rows, cols] view, accumulated in float64, in one pass over
+ * the input. The stock kernel transposes the reduced axes to the end first (a full copy); bias and normalisation
+ * gradients reduce over the leading (batch, token) axes, so that transpose was most of their cost. Other
+ * reductions keep the stock kernel.
+ */
+const sumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  const { axis, keepDims } = attrs as unknown as SumAttrs;
+  const axes = tf.util.parseAxisParam(axis, x.shape);
+  const rank = x.shape.length;
+  const k = axes.length;
+  const leading = k > 0 && k < rank && [...axes].sort((a, b) => a - b).every((a, i) => a === i);
+  if (x.dtype !== 'float32' || !leading) return original(tf.Sum)({ inputs, backend, attrs });
+  const cols = tf.util.sizeFromShape(x.shape.slice(k));
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+  const wasm = wasmBackend(backend);
+  const out = wasm.makeOutput(keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k), 'float32');
+  const src = wasm.typedArrayFromHeap(x);
+  const acc = new Float64Array(cols);
+  for (let r = 0, off = 0; r < rows; r++, off += cols) for (let c = 0; c < cols; c++) acc[c] += src[off + c]!;
+  wasm.typedArrayFromHeap(out).set(acc);
+  return out;
+};
+
 // ---------------------------------------------------------------------------------------------- segment sum
 
 const unsortedSegmentSumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -441,6 +471,7 @@ export const wasmKernelNames = [
   tf.StridedSlice,
   tf.SplitV,
   tf.UnsortedSegmentSum,
+  tf.Sum,
 ] as const;
 
 /** Registers the project's wasm kernels and missing gradients. Idempotent; called on import. */
@@ -455,6 +486,7 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.StridedSlice, stridedSliceKernel);
   replaceKernel(tf.SplitV, splitVKernel);
   replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel);
+  replaceKernel(tf.Sum, sumKernel);
   replaceKernel(FLIP_FILTER, flipFilterKernel);
   for (const [name, kernelFunc] of fusedLayerKernels) replaceKernel(name, kernelFunc);
   registerMissingGradients();

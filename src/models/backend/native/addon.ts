@@ -37,6 +37,23 @@ export interface NativeAddon {
     transA: boolean,
     transB: boolean,
   ): void;
+  /**
+   * Per-plane products of the Winograd convolutions: for p < planes, C_p = op(A_p) B_p (or C_p += ... with
+   * `accumulate`), op(A_p) m x k (stored [k, m] with transA), B_p [k, n], C_p [m, n]; the tables are heap byte
+   * offsets of int32 arrays holding each plane's byte offset.
+   */
+  gemmPlanes(
+    heap: ArrayBuffer,
+    planes: number,
+    aTable: number,
+    bTable: number,
+    cTable: number,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    accumulate: boolean,
+  ): void;
   isa(): NativeIsa;
   setIsa(isa: NativeIsa): NativeIsa;
   supported(): NativeIsa[];

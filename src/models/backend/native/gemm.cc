@@ -11,10 +11,15 @@
  *
  * The vector dimension of the micro-kernel is N (a row of C is contiguous), the broadcast dimension M: on
  * AVX-512 12 x 32 (24 zmm accumulators), on AVX2+FMA 6 x 16 (12 ymm), portable 4 x 8 plain C that the compiler
- * vectorises for the baseline ISA. The first K block starts from the bias (or zero), later blocks add to C.
- * Edge tiles are computed whole into a scratch tile (the panels are zero-padded) and their valid part is added.
- * Every element of C is summed over k in the same order whatever tile it falls in, so results depend only on
- * (inputs, shape, ISA): a repeated call is bit-identical, and folding a batch into rows changes nothing.
+ * vectorises for the baseline ISA. The registers of the first K block start from the bias (or zero, or C when
+ * accumulating), those of later blocks from C: each element of C is one FMA chain over k in order. Edge tiles run
+ * whole in a scratch tile (the panels are zero-padded) seeded with their valid part of C and copied back. Every
+ * element of C is summed over k in the same order whatever tile it falls in, so results depend only on (inputs,
+ * shape, ISA): a repeated call is bit-identical, folding a batch into rows changes nothing, and an accumulation
+ * split over K into consecutive calls gives the bits of one call.
+ *
+ * The per-plane products of the Winograd convolutions (addon.cc's gemmPlanes, for wasm/winograd.ts) are calls of
+ * this same driver, one per plane; their filter gradient relies on the split-K property above.
  *
  * Each ISA's micro-kernel carries `__attribute__((target(...)))`; the file itself is compiled for the baseline
  * ISA, so the module loads on any x86-64 (or other) CPU and `best_isa` picks the path at run time.
@@ -44,13 +49,18 @@ using Micro = void (*)(int64_t kc, const float *a, const float *b, float *c, int
 // ------------------------------------------------------------------------------------------- micro-kernels
 
 /*
- * Every micro-kernel: with P = sum_p a[p*MR + i] * b[p*NR + j] (in order of p), C[0..MR)[0..NR) (row stride ldc)
- * becomes C + P when `acc`, else bias[0..NR) + P when a bias is given, else P.
+ * Every micro-kernel: C[0..MR)[0..NR) (row stride ldc) becomes s + sum_p a[p*MR + i] * b[p*NR + j], summed in order
+ * of p onto the start value s (one FMA chain per element), where s is C's own value when `acc`, else bias[j] when
+ * a bias is given, else 0. Starting from C (not adding a separate block sum to it) makes the chain of an element
+ * independent of where the K blocks, or the calls of an accumulation, begin and end.
  */
 
 constexpr int GEN_MR = 4, GEN_NR = 8;
 void micro_generic(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *bias, bool acc) {
-  float r[GEN_MR][GEN_NR] = {};
+  float r[GEN_MR][GEN_NR];
+  for (int i = 0; i < GEN_MR; i++) {
+    for (int j = 0; j < GEN_NR; j++) r[i][j] = acc ? c[i * ldc + j] : bias ? bias[j] : 0.0f;
+  }
   for (int64_t p = 0; p < kc; p++) {
     const float *bp = b + p * GEN_NR;
     for (int i = 0; i < GEN_MR; i++) {
@@ -59,8 +69,7 @@ void micro_generic(int64_t kc, const float *a, const float *b, float *c, int64_t
     }
   }
   for (int i = 0; i < GEN_MR; i++) {
-    float *ci = c + i * ldc;
-    for (int j = 0; j < GEN_NR; j++) ci[j] = acc ? ci[j] + r[i][j] : bias ? bias[j] + r[i][j] : r[i][j];
+    for (int j = 0; j < GEN_NR; j++) c[i * ldc + j] = r[i][j];
   }
 }
 
@@ -69,8 +78,15 @@ constexpr int AVX2_MR = 6, AVX2_NR = 16;
 __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                                                      const float *bias, bool acc) {
   __m256 r[AVX2_MR][2];
+  if (acc) {
 #pragma GCC unroll 6
-  for (int i = 0; i < AVX2_MR; i++) r[i][0] = r[i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < AVX2_MR; i++) r[i][0] = _mm256_loadu_ps(c + i * ldc), r[i][1] = _mm256_loadu_ps(c + i * ldc + 8);
+  } else {
+    const __m256 s0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 s1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 6
+    for (int i = 0; i < AVX2_MR; i++) r[i][0] = s0, r[i][1] = s1;
+  }
   for (int64_t p = 0; p < kc; p++) {
     const __m256 b0 = _mm256_load_ps(b + p * AVX2_NR), b1 = _mm256_load_ps(b + p * AVX2_NR + 8);
 #pragma GCC unroll 6
@@ -79,17 +95,6 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float *a, 
       r[i][0] = _mm256_fmadd_ps(ai, b0, r[i][0]);
       r[i][1] = _mm256_fmadd_ps(ai, b1, r[i][1]);
     }
-  }
-  if (acc || bias) {
-    const __m256 i0 = bias ? _mm256_loadu_ps(bias) : r[0][0], i1 = bias ? _mm256_loadu_ps(bias + 8) : r[0][0];
-#pragma GCC unroll 6
-    for (int i = 0; i < AVX2_MR; i++) {
-      float *ci = c + i * ldc;
-      const __m256 s0 = acc ? _mm256_loadu_ps(ci) : i0, s1 = acc ? _mm256_loadu_ps(ci + 8) : i1;
-      _mm256_storeu_ps(ci, _mm256_add_ps(s0, r[i][0]));
-      _mm256_storeu_ps(ci + 8, _mm256_add_ps(s1, r[i][1]));
-    }
-    return;
   }
 #pragma GCC unroll 6
   for (int i = 0; i < AVX2_MR; i++) {
@@ -102,8 +107,15 @@ constexpr int AVX512_MR = 12, AVX512_NR = 32;
 __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                                                      const float *bias, bool acc) {
   __m512 r[AVX512_MR][2];
+  if (acc) {
 #pragma GCC unroll 12
-  for (int i = 0; i < AVX512_MR; i++) r[i][0] = r[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < AVX512_MR; i++) r[i][0] = _mm512_loadu_ps(c + i * ldc), r[i][1] = _mm512_loadu_ps(c + i * ldc + 16);
+  } else {
+    const __m512 s0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 s1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int i = 0; i < AVX512_MR; i++) r[i][0] = s0, r[i][1] = s1;
+  }
   for (int64_t p = 0; p < kc; p++) {
     const __m512 b0 = _mm512_load_ps(b + p * AVX512_NR), b1 = _mm512_load_ps(b + p * AVX512_NR + 16);
 #pragma GCC unroll 12
@@ -112,17 +124,6 @@ __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float *a,
       r[i][0] = _mm512_fmadd_ps(ai, b0, r[i][0]);
       r[i][1] = _mm512_fmadd_ps(ai, b1, r[i][1]);
     }
-  }
-  if (acc || bias) {
-    const __m512 i0 = bias ? _mm512_loadu_ps(bias) : r[0][0], i1 = bias ? _mm512_loadu_ps(bias + 16) : r[0][0];
-#pragma GCC unroll 12
-    for (int i = 0; i < AVX512_MR; i++) {
-      float *ci = c + i * ldc;
-      const __m512 s0 = acc ? _mm512_loadu_ps(ci) : i0, s1 = acc ? _mm512_loadu_ps(ci + 16) : i1;
-      _mm512_storeu_ps(ci, _mm512_add_ps(s0, r[i][0]));
-      _mm512_storeu_ps(ci + 16, _mm512_add_ps(s1, r[i][1]));
-    }
-    return;
   }
 #pragma GCC unroll 12
   for (int i = 0; i < AVX512_MR; i++) {
@@ -199,11 +200,12 @@ void pack_b(const float *b, int64_t rs, int64_t cs, int64_t kc, int64_t n, int n
 
 // ------------------------------------------------------------------------------------------- driver
 
-/** One product C = op(A) op(B) (+ bias), C with row stride n. */
+/** One product C = op(A) op(B) (+ bias), or C += op(A) op(B) with `accumulate`; C with row stride n. */
 template <int MR, int NR>
 void gemm_one(Micro micro, const float *a, const float *b, float *c, const float *bias, int64_t m, int64_t k, int64_t n,
-              bool transA, bool transB) {
+              bool transA, bool transB, bool accumulate) {
   if (k == 0) {
+    if (accumulate) return;
     for (int64_t i = 0; i < m; i++) {
       for (int64_t j = 0; j < n; j++) c[i * n + j] = bias ? bias[j] : 0.0f;
     }
@@ -220,7 +222,7 @@ void gemm_one(Micro micro, const float *a, const float *b, float *c, const float
   alignas(64) float tile[MR * NR];
   for (int64_t p0 = 0; p0 < k; p0 += kcMax) {
     const int64_t kc = std::min(kcMax, k - p0);
-    const bool acc = p0 > 0;
+    const bool acc = accumulate || p0 > 0;
     const float *init = acc ? nullptr : bias;
     pack_a(a + p0 * acs, ars, acs, m, kc, MR, pa);
     for (int64_t j0 = 0; j0 < n; j0 += ncMax) {
@@ -233,19 +235,18 @@ void gemm_one(Micro micro, const float *a, const float *b, float *c, const float
           const float *bp = pb + (jj / NR) * kc * NR;
           const int64_t cols = std::min<int64_t>(NR, nc - jj);
           float *ct = c + i0 * n + j0 + jj;
-          const float *bt = init ? init + j0 + jj : nullptr;
           if (rows == MR && cols == NR) {
-            micro(kc, ap, bp, ct, n, bt, acc);
+            micro(kc, ap, bp, ct, n, init ? init + j0 + jj : nullptr, acc);
             continue;
           }
-          micro(kc, ap, bp, tile, NR, nullptr, false);
-          for (int64_t i = 0; i < rows; i++) {
-            float *ci = ct + i * n;
-            for (int64_t j = 0; j < cols; j++) {
-              const float t = tile[i * NR + j];
-              ci[j] = acc ? ci[j] + t : bt ? bt[j] + t : t;
+          // Edge tile: its valid part of C (or of the bias) is the start value of a whole tile in scratch.
+          for (int64_t i = 0; i < MR; i++) {
+            for (int64_t j = 0; j < NR; j++) {
+              tile[i * NR + j] = i < rows && j < cols ? (acc ? ct[i * n + j] : init ? init[j0 + jj + j] : 0.0f) : 0.0f;
             }
           }
+          micro(kc, ap, bp, tile, NR, nullptr, true);
+          for (int64_t i = 0; i < rows; i++) std::memcpy(ct + i * n, tile + i * NR, cols * sizeof(float));
         }
       }
     }
@@ -257,12 +258,12 @@ void gemm_batched(Micro micro, const GemmArgs &g) {
   if (g.m == 0 || g.n == 0) return;
   // A batch of row blocks against one shared B, all contiguous: one tall product (the same sums, in the same order).
   if (g.batch > 1 && g.strideB == 0 && !g.transA && g.strideA == g.m * g.k && g.strideC == g.m * g.n) {
-    gemm_one<MR, NR>(micro, g.a, g.b, g.c, g.bias, g.batch * g.m, g.k, g.n, false, g.transB);
+    gemm_one<MR, NR>(micro, g.a, g.b, g.c, g.bias, g.batch * g.m, g.k, g.n, false, g.transB, g.accumulate);
     return;
   }
   for (int64_t e = 0; e < g.batch; e++) {
     gemm_one<MR, NR>(micro, g.a + e * g.strideA, g.b + e * g.strideB, g.c + e * g.strideC, g.bias, g.m, g.k, g.n, g.transA,
-                     g.transB);
+                     g.transB, g.accumulate);
   }
 }
 

@@ -4,8 +4,12 @@
  * C[e] = op(A[e]) op(B[e]) (+ bias) for e < batch, float32, row-major; op(A) is M x K, op(B) is K x N. Without a
  * transpose A is stored [M, K] and B [K, N]; with one, A is stored [K, M] and B [N, K] (read in place by the
  * packing). strideA / strideB / strideC are element distances between batch entries; 0 shares one operand.
- * bias (length N, or null) is added to every row. Single-threaded; results depend only on the inputs, the shape
- * and the ISA (no data-dependent order), so a call repeated on the same inputs is bit-identical.
+ * bias (length N, or null) is added to every row. With `accumulate`, C's contents are added to instead
+ * (C[e] += op(A[e]) op(B[e]); bias must then be null). Each element of C is one sequential chain of FMAs over k,
+ * starting from the bias (or 0, or C's value with `accumulate`), in order of k whatever the blocking: so a sum
+ * over K split into consecutive calls with `accumulate` gives the same bits as one call over the whole K.
+ * Single-threaded; results depend only on the inputs, the shape and the ISA (no data-dependent order), so a call
+ * repeated on the same inputs is bit-identical.
  */
 #pragma once
 #include <cstdint>
@@ -22,6 +26,7 @@ struct GemmArgs {
   int64_t batch, strideA, strideB, strideC;
   int64_t m, k, n;
   bool transA, transB;
+  bool accumulate = false;
 };
 
 /** The widest ISA this CPU (and OS) supports among those compiled in. */

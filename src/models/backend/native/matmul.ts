@@ -6,17 +6,8 @@
  * to every row.
  */
 import { type TensorInfo, util } from '@tensorflow/tfjs';
-import { type WasmBackendInternals, heapOffset } from '../wasm/module.js';
+import { type WasmBackendInternals, heapBuffer, heapOffset } from '../wasm/module.js';
 import { nativeAddon } from './addon.js';
-
-/** The wasm backend's heap as an ArrayBuffer, read now (a grown heap has a new buffer). */
-function heapBuffer(backend: WasmBackendInternals): ArrayBuffer {
-  const buffer = (backend.wasm.asm?.memory as { buffer?: unknown } | undefined)?.buffer;
-  if (!(buffer instanceof ArrayBuffer)) {
-    throw new Error('wellspring native kernels: the tfjs wasm backend does not expose its memory (asm.memory.buffer)');
-  }
-  return buffer;
-}
 
 /** The batch shape of `out` when the leading dims of a and b are equal or one of them holds one entry. */
 function outBatchShape(batchShapeA: number[], batchShapeB: number[]): number[] | undefined {

@@ -52,6 +52,18 @@ export function heapOffset(backend: WasmBackendInternals, t: TensorInfo): number
   return entry.memoryOffset;
 }
 
+/**
+ * The backend's heap as an ArrayBuffer, read now: growing the heap replaces the buffer, so take it after the last
+ * allocation before a call that uses it (what the native kernels read and write in place).
+ */
+export function heapBuffer(backend: WasmBackendInternals): ArrayBuffer {
+  const buffer = (backend.wasm.asm?.memory as { buffer?: unknown } | undefined)?.buffer;
+  if (!(buffer instanceof ArrayBuffer)) {
+    throw new Error('wellspring kernels: the tfjs wasm backend does not expose its memory (asm.memory.buffer)');
+  }
+  return buffer;
+}
+
 /** Allocates and frees heap tensors for one kernel call, and fills tables of their offsets. */
 export class Scratch {
   private readonly held: TensorInfo[] = [];

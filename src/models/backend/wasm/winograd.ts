@@ -2,10 +2,11 @@
  * Winograd convolutions on the tfjs wasm backend: the forward pass and the filter gradient of every 3x3, stride-1
  * NHWC convolution whose channel counts are multiples of 4 (the input gradient is a forward convolution with the
  * flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix products with a
- * fraction of the direct method's multiply-adds. Transforms and products run in the project's own small wasm
- * module (winograd.c and gemm.c, SIMD128), which works in place on the tfjs heap: it imports the backend's
- * `WebAssembly.Memory`, so no tensor is copied in or out. Scratch planes (2-4x the input and output sizes, at
- * most about 256 MB: larger batches are processed in parts) live for one call.
+ * fraction of the direct method's multiply-adds. The transforms run in the project's own small wasm module
+ * (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's `WebAssembly.Memory`, so
+ * no tensor is copied in or out. The per-plane products run on the native GEMM (native/, `gemmPlanes`, also in
+ * place on the heap) when it is loaded, else in the same wasm module (gemm.c). Scratch planes (2-4x the input and
+ * output sizes, at most about 256 MB: larger batches are processed in parts) live for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
  * chosen per conv by `WinogradMode`. Accuracy against exact convolution (float32, random data, max error relative
@@ -15,7 +16,8 @@
  * both against the cpu backend.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { type WasmBackendInternals, Scratch, ownKernels } from './module.js';
+import { nativeAddon } from '../native/addon.js';
+import { type WasmBackendInternals, Scratch, heapBuffer, ownKernels } from './module.js';
 
 /** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
 interface Transforms {
@@ -188,7 +190,9 @@ export function winogradConv2d(
       const xAt = scratch.offset(x) + b0 * g.height * g.width * cin * 4;
       const yAt = scratch.offset(y) + b0 * g.outHeight * g.outWidth * cout * 4;
       transforms.input(xAt, n, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
-      wasm.winograd_multiply(planes, vTable, uTable, n * tilesH * tilesW, cin, cout, mTable);
+      const native = nativeAddon();
+      if (native) native.gemmPlanes(heapBuffer(backend), planes, vTable, uTable, mTable, n * tilesH * tilesW, cin, cout, false, false);
+      else wasm.winograd_multiply(planes, vTable, uTable, n * tilesH * tilesW, cin, cout, mTable);
       transforms.output(mTable, biasOffset, n, g.outHeight, g.outWidth, cout, tilesH, tilesW, yAt);
     }
     return y;
@@ -220,7 +224,10 @@ export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorI
       const dyAt = scratch.offset(dy) + b0 * g.outHeight * g.outWidth * cout * 4;
       transforms.input(xAt, n, g.height, g.width, cin, g.padTop, g.padLeft, tilesH, tilesW, vTable);
       transforms.gradOutput(dyAt, n, g.outHeight, g.outWidth, cout, tilesH, tilesW, wTable);
-      wasm.winograd_accumulate(planes, vTable, wTable, n * tilesH * tilesW, cin, cout, b0 > 0 ? 1 : 0, uTable);
+      const native = nativeAddon();
+      // dW planes [Cin, Cout] (+)= V^T W: M = Cin, K = tiles (V stored [tiles, Cin], read transposed), N = Cout.
+      if (native) native.gemmPlanes(heapBuffer(backend), planes, vTable, wTable, uTable, cin, n * tilesH * tilesW, cout, true, b0 > 0);
+      else wasm.winograd_accumulate(planes, vTable, wTable, n * tilesH * tilesW, cin, cout, b0 > 0 ? 1 : 0, uTable);
     }
     transforms.gradFilter(uTable, cin, cout, scratch.offset(dw));
     return dw;

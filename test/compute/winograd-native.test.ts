@@ -1,0 +1,324 @@
+/**
+ * The Winograd convolutions' per-plane products on the native GEMM (the addon's `gemmPlanes`, called by
+ * src/models/backend/wasm/winograd.ts when the native kernels are loaded): the entry point on every ISA this CPU
+ * has against a float64 reference (plain and transposed A, accumulation, planes scattered over the heap), an
+ * accumulation split over K giving the bits of one call, range checks; then forward convs, input and filter
+ * gradients with native products against the cpu backend and against the wasm-product path
+ * (`setNativeKernels(false)`), gradients against central finite differences, and bit-identical repeats and batch
+ * splits. Everything skips with the reason when the addon is not built.
+ */
+import t from 'tap';
+import * as tf from '@tensorflow/tfjs';
+import { type NativeAddon, nativeAddon, nativeKernels, setNativeKernels } from '../../src/models/backend/native/index.js';
+import { type WinogradMode, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
+import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
+import { maxRelErr, on, randomCases } from './helpers.js';
+
+registerWasmKernels();
+const { pick, randInt, randn } = randomCases(20261201);
+const info = nativeKernels();
+const skip = info.loaded ? false : `native kernels not in use: ${info.reason}`;
+
+t.before(async () => {
+  await import('@tensorflow/tfjs-backend-wasm');
+  t.ok(await tf.setBackend('wasm'), 'wasm backend starts');
+  setWinogradMode('auto');
+});
+
+// ---------------------------------------------------------------------------------------------- the entry point
+
+/** Planes laid out in one ArrayBuffer (as on the wasm heap), in shuffled order with gaps, and their tables. */
+class Heap {
+  readonly buffer: ArrayBuffer;
+  private at = 64; // nothing at offset 0, to exercise offsets
+  constructor(bytes: number) {
+    this.buffer = new ArrayBuffer(bytes);
+  }
+  /** Places `values` at the next free offset (after a gap of 0-3 floats) and returns the byte offset. */
+  put(values: Float32Array): number {
+    this.at += 4 * randInt(0, 3);
+    const offset = this.at;
+    new Float32Array(this.buffer, offset, values.length).set(values);
+    this.at += 4 * values.length;
+    return offset;
+  }
+  /** An int32 table of the given byte offsets; returns its byte offset. */
+  table(offsets: number[]): number {
+    const offset = this.at;
+    new Int32Array(this.buffer, offset, offsets.length).set(offsets);
+    this.at += 4 * offsets.length;
+    return offset;
+  }
+  read(offset: number, length: number): Float32Array {
+    return new Float32Array(this.buffer, offset, length).slice();
+  }
+}
+
+/** C (+)= op(A) B in float64, A stored [m, k] or [k, m] (transA), B [k, n]. */
+function planeReference(a: Float32Array, b: Float32Array, c0: Float32Array | undefined, m: number, k: number, n: number, transA: boolean): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = c0 ? c0[i * n + j] : 0;
+      for (let p = 0; p < k; p++) s += a[transA ? p * m + i : i * k + p] * b[p * n + j];
+      c[i * n + j] = s;
+    }
+  }
+  return c;
+}
+
+/** max |got - want| / (sqrt(k + 1) max(1, max |want|)). */
+function planeErr(got: Float32Array, want: Float64Array, k: number): number {
+  let err = 0;
+  let scale = 1;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Number.isNaN(got[i]) ? Infinity : Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return err / (Math.sqrt(k + 1) * scale);
+}
+
+/** Bitwise equality of two float arrays. */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const [ia, ib] = [new Int32Array(a.buffer, a.byteOffset, a.length), new Int32Array(b.buffer, b.byteOffset, b.length)];
+  return ia.every((q, i) => q === ib[i]);
+}
+
+/** Random planes A_p, B_p (and C_p when accumulating) on a fresh heap, the tables, and the float64 results. */
+function planesCase(planes: number, m: number, k: number, n: number, transA: boolean, accumulate: boolean) {
+  const heap = new Heap(64 + planes * 4 * (m * k + k * n + m * n + 12) + 12 * planes + 64);
+  const as = Array.from({ length: planes }, () => randn([m * k]));
+  const bs = Array.from({ length: planes }, () => randn([k * n]));
+  const cs = Array.from({ length: planes }, () => (accumulate ? randn([m * n]) : new Float32Array(m * n).fill(Number.NaN)));
+  // Operands interleaved in a shuffled order, so plane p's operands are not where a stride would put them.
+  const order = Array.from({ length: 3 * planes }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = randInt(0, i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const offsets: number[][] = [[], [], []];
+  for (const i of order) offsets[i % 3][Math.floor(i / 3)] = heap.put([as, bs, cs][i % 3][Math.floor(i / 3)]);
+  const [aTable, bTable, cTable] = offsets.map((o) => heap.table(o));
+  const want = as.map((a, p) => planeReference(a, bs[p], accumulate ? cs[p] : undefined, m, k, n, transA));
+  return { heap, aTable, bTable, cTable, cOffsets: offsets[2], want, as, bs };
+}
+
+t.test('gemmPlanes matches a float64 reference on every ISA this CPU has', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  const previous = addon.isa();
+  try {
+    for (const isa of addon.supported()) {
+      addon.setIsa(isa);
+      for (let trial = 0; trial < 16; trial++) {
+        // Odd sizes around the register tiles; K past one 384-row block for the filter-gradient form.
+        const planes = pick([1, 3, 16, 36]);
+        const transA = trial % 2 === 1;
+        const accumulate = trial % 4 >= 2;
+        const m = randInt(1, 30);
+        const k = trial === 5 || trial === 7 ? randInt(385, 900) : randInt(1, 60);
+        const n = randInt(1, 40);
+        const c = planesCase(planes, m, k, n, transA, accumulate);
+        addon.gemmPlanes(c.heap.buffer, planes, c.aTable, c.bTable, c.cTable, m, k, n, transA, accumulate);
+        const err = Math.max(...c.want.map((w, p) => planeErr(c.heap.read(c.cOffsets[p], m * n), w, k)));
+        t.ok(err < 2e-6, `${isa} ${planes} planes M=${m} K=${k} N=${n} transA=${transA} accumulate=${accumulate}: err ${err.toExponential(1)}`);
+      }
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
+t.test('an accumulation split over K into calls gives the bits of one call; repeats are bit-identical', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  const previous = addon.isa();
+  try {
+    for (const isa of addon.supported()) {
+      addon.setIsa(isa);
+      // The filter-gradient form: M = Cin, K = tiles, N = Cout, A stored [K, M]; K past two 384-row blocks.
+      const [planes, m, k, n] = [4, 20, 1000, 28];
+      const whole = planesCase(planes, m, k, n, true, false);
+      addon.gemmPlanes(whole.heap.buffer, planes, whole.aTable, whole.bTable, whole.cTable, m, k, n, true, false);
+      const wholeOut = whole.cOffsets.map((o) => whole.heap.read(o, m * n));
+      addon.gemmPlanes(whole.heap.buffer, planes, whole.aTable, whole.bTable, whole.cTable, m, k, n, true, false);
+      t.ok(whole.cOffsets.every((o, p) => sameBits(whole.heap.read(o, m * n), wholeOut[p])), `${isa}: a repeated call gives the same bits`);
+      // The same sums in parts of 333, 1 and 666 rows of K (block boundaries of neither call line up with the other's).
+      for (const cuts of [[333], [1], [666, 667]]) {
+        const bounds = [0, ...cuts, k];
+        const parts = new Heap(whole.heap.buffer.byteLength * 2);
+        const cOffsets = Array.from({ length: planes }, () => parts.put(new Float32Array(m * n)));
+        const cTable = parts.table(cOffsets);
+        for (let s = 0; s + 1 < bounds.length; s++) {
+          const [k0, k1] = [bounds[s], bounds[s + 1]];
+          const aOffsets = whole.as.map((a) => parts.put(a.subarray(k0 * m, k1 * m)));
+          const bOffsets = whole.bs.map((b) => parts.put(b.subarray(k0 * n, k1 * n)));
+          addon.gemmPlanes(parts.buffer, planes, parts.table(aOffsets), parts.table(bOffsets), cTable, m, k1 - k0, n, true, s > 0);
+        }
+        const same = cOffsets.every((o, p) => sameBits(parts.read(o, m * n), wholeOut[p]));
+        t.ok(same, `${isa}: K split at ${cuts.join(', ')} gives the bits of one call`);
+      }
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
+t.test('bad gemmPlanes calls throw errors that say what and which plane', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  const c = planesCase(3, 4, 5, 6, false, false);
+  const { buffer } = c.heap;
+  const bytes = buffer.byteLength;
+  const call = (aTable: number, bTable: number, cTable: number, m = 4, k = 5, n = 6) => () =>
+    addon.gemmPlanes(buffer, 3, aTable, bTable, cTable, m, k, n, false, false);
+  t.throws(call(c.aTable, c.bTable, bytes - 8), new RegExp(`cTable spans bytes \\[${bytes - 8}, ${bytes + 4}\\) but the heap holds ${bytes} bytes`));
+  t.throws(call(c.aTable + 2, c.bTable, c.cTable), /aTable \(\d+\) is not a multiple of 4 bytes/);
+  // Plane 1's output moved onto its own B operand; plane 2's output past the end; a misaligned A in plane 0.
+  const table = (offsets: number[]) => {
+    const at = bytes - 64;
+    new Int32Array(buffer, at, 3).set(offsets);
+    return at;
+  };
+  const bOffsets = Array.from(new Int32Array(buffer, c.bTable, 3));
+  const aOffsets = Array.from(new Int32Array(buffer, c.aTable, 3));
+  t.throws(call(c.aTable, c.bTable, table([c.cOffsets[0], bOffsets[1], c.cOffsets[2]])), /plane 1: the output c overlaps input b/);
+  t.throws(call(c.aTable, c.bTable, table([c.cOffsets[0], c.cOffsets[1], bytes - 16])), /plane 2: c spans bytes \[\d+, \d+\) but the heap holds \d+ bytes/);
+  t.throws(call(table([aOffsets[0] + 1, aOffsets[1], aOffsets[2]]), c.bTable, c.cTable), /plane 0: offset of a \(\d+\) is not a multiple of 4 bytes/);
+  t.throws(call(c.aTable, c.bTable, c.cTable, -1), /gemmPlanes: m must be a non-negative integer/);
+  t.throws(() => addon.gemmPlanes(new Float32Array(4) as unknown as ArrayBuffer, 1, 0, 0, 0, 1, 1, 1, false, false), /heap must be an ArrayBuffer/);
+  // Nothing was written by the refused calls: plane outputs are still the NaN fill.
+  t.ok(c.cOffsets.every((o) => c.heap.read(o, 24).every(Number.isNaN)), 'refused calls write nothing');
+});
+
+// ---------------------------------------------------------------------------------------------- the convolutions
+
+type Shape4 = [number, number, number, number];
+type Padding = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+const ASYMMETRIC: tf.backend_util.ExplicitPadding = [[0, 0], [2, 1], [0, 2], [0, 0]];
+
+interface ConvCase {
+  xs: Shape4;
+  ws: Shape4;
+  pad: Padding;
+  label: string;
+}
+function convCase(pad: Padding, fixed: Partial<{ b: number; h: number; w: number; cin: number; cout: number }> = {}): ConvCase {
+  const min = pad === 'valid' ? 3 : 1;
+  const xs: Shape4 = [fixed.b ?? randInt(1, 3), fixed.h ?? randInt(min, 13), fixed.w ?? randInt(min, 13), fixed.cin ?? pick([8, 12, 20, 36, 64])];
+  const ws: Shape4 = [3, 3, xs[3], fixed.cout ?? pick([8, 16, 28, 36, 64])];
+  return { xs, ws, pad, label: `x [${xs}] w [${ws}] ${typeof pad === 'string' ? pad : 'asymmetric pads'}` };
+}
+const CASES: ConvCase[] = [
+  convCase('same', { h: 1, w: 1 }),
+  convCase('valid', { b: 3, h: 13, w: 11, cin: 36, cout: 64 }),
+  convCase('same', { b: 2, h: 24, w: 23, cin: 8, cout: 12 }), // many tiles: several K blocks of the filter gradient
+  ...Array.from({ length: 7 }, (_, i) => convCase((['same', 'valid', ASYMMETRIC] as Padding[])[i % 3])),
+];
+
+/** Forward (conv and fused with bias) and the gradients dx, dW, dbias of sum(y * r) for one case. */
+function convAndGrads(c: ConvCase, xv: Float32Array, wv: Float32Array, bv: Float32Array, rv: Float32Array): () => tf.Tensor[] {
+  return () => {
+    const x = tf.tensor4d(xv, c.xs);
+    const w = tf.tensor4d(wv, c.ws);
+    const bias = tf.tensor1d(bv);
+    const fused = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+      tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, strides: 1, pad: c.pad, bias: bi });
+    const y = fused(x, w, bias);
+    const r = tf.tensor(rv, y.shape);
+    return [tf.conv2d(x, w, 1, c.pad), y, ...tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => fused(xi, wi, bi).mul(r).sum() as tf.Scalar)([x, w, bias])];
+  };
+}
+const OUTPUTS = ['conv2d', 'fused conv2d + bias', 'dx', 'dW', 'dbias'];
+
+async function withMode<T>(mode: WinogradMode, f: () => Promise<T>): Promise<T> {
+  const previous = setWinogradMode(mode);
+  try {
+    return await f();
+  } finally {
+    setWinogradMode(previous);
+  }
+}
+async function wasmProducts<T>(f: () => Promise<T>): Promise<T> {
+  const previous = setNativeKernels(false);
+  try {
+    return await f();
+  } finally {
+    setNativeKernels(previous);
+  }
+}
+
+t.test('convs and their gradients with native products match the cpu backend and the wasm products', { skip }, async (t) => {
+  for (const c of CASES) {
+    const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
+    const outShape = tf.backend_util.computeConv2DInfo(c.xs, c.ws, 1, 1, c.pad).outShape;
+    const f = convAndGrads(c, xv, wv, bv, randn(outShape));
+    const cpu = await on('cpu', f);
+    for (const mode of ['f2', 'f4'] as const) {
+      const native = await withMode(mode, () => on('wasm', f));
+      const wasm = await withMode(mode, () => wasmProducts(() => on('wasm', f)));
+      OUTPUTS.forEach((name, i) => {
+        const eCpu = maxRelErr(native[i], cpu[i]);
+        const eWasm = maxRelErr(native[i], wasm[i]);
+        t.ok(eCpu < 1e-5 && eWasm < 1e-5, `${mode} ${name} ${c.label}: vs cpu ${eCpu.toExponential(1)}, vs wasm products ${eWasm.toExponential(1)}`);
+      });
+      // The routes really differ: FMA chains round differently from the wasm module's multiply-then-add.
+      if (c.xs[1] * c.xs[2] >= 16) t.notOk(sameBits(native[0], wasm[0]), `${mode} ${c.label}: the native products ran (bits differ from the wasm route)`);
+    }
+  }
+});
+
+t.test('gradients with native products match central finite differences', { skip }, async (t) => {
+  await tf.setBackend('wasm');
+  for (const c of [convCase(ASYMMETRIC, { b: 2, h: 9, w: 8, cin: 12, cout: 16 }), convCase('same', { b: 1, h: 10, w: 7, cin: 20, cout: 8 })]) {
+    const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
+    const y = (xa: Float32Array, wa: Float32Array): Float32Array =>
+      tf.tidy(() => tf.fused.conv2d({ x: tf.tensor4d(xa, c.xs), filter: tf.tensor4d(wa, c.ws), strides: 1, pad: c.pad, bias: tf.tensor1d(bv) }).dataSync()) as Float32Array;
+    const r = randn([y(xv, wv).length]);
+    // loss = sum(r y) + sum(y^2) / 2, summed in float64: quadratic along a line, so the central difference is
+    // exact up to the conv's float32 rounding.
+    const loss = (ya: Float32Array): number => ya.reduce((acc, yi, i) => acc + r[i] * yi + 0.5 * yi * yi, 0);
+    const [dx, dw] = [randn([xv.length]), randn([wv.length])];
+    for (const mode of ['f2', 'f4'] as const) {
+      await withMode(mode, async () => {
+        const rt = tf.tensor(r, [r.length]);
+        const grads = tf.tidy(() =>
+          tf.grads((xi: tf.Tensor, wi: tf.Tensor): tf.Scalar => {
+            const out = tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, strides: 1, pad: c.pad, bias: tf.tensor1d(bv) }).reshape([-1]);
+            return out.mul(rt).sum().add(out.square().sum().mul(0.5));
+          })([tf.tensor4d(xv, c.xs), tf.tensor4d(wv, c.ws)]),
+        );
+        const [gx, gw] = (await Promise.all(grads.map((g) => g.data()))) as Float32Array[];
+        tf.dispose([rt, ...grads]);
+        const eps = 0.1;
+        const checks: Array<[string, Float32Array, Float32Array, (s: number) => Float32Array]> = [
+          ['input', dx, gx, (s) => y(xv.map((q, i) => q + s * dx[i]), wv)],
+          ['filter', dw, gw, (s) => y(xv, wv.map((q, i) => q + s * dw[i]))],
+        ];
+        for (const [name, v, g, perturbed] of checks) {
+          const numeric = (loss(perturbed(eps)) - loss(perturbed(-eps))) / (2 * eps);
+          const analytic = g.reduce((acc, gi, i) => acc + gi * v[i], 0);
+          const rel = Math.abs(numeric - analytic) / Math.abs(analytic);
+          t.ok(rel < 1e-3, `${mode} ${name} direction, ${c.label}: difference ${numeric.toFixed(4)} vs gradient ${analytic.toFixed(4)} (rel ${rel.toExponential(1)})`);
+        }
+      });
+    }
+  }
+});
+
+t.test('native products: repeats and batch splits give the same bits', { skip }, async (t) => {
+  const c = convCase('same', { b: 5, h: 9, w: 10, cin: 12, cout: 16 });
+  const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([16])];
+  const f = convAndGrads(c, xv, wv, bv, randn([5, 9, 10, 16]));
+  for (const mode of ['f2', 'f4'] as const) {
+    const first = await withMode(mode, () => on('wasm', f));
+    const again = await withMode(mode, () => on('wasm', f));
+    t.ok(OUTPUTS.every((_, i) => sameBits(first[i], again[i])), `${mode}: a repeat gives the same bits for every output`);
+    // One byte of scratch budget: every image its own part, the filter gradient accumulated over 5 calls.
+    const previous = setWinogradScratchLimit(1);
+    try {
+      const parts = await withMode(mode, () => on('wasm', f));
+      OUTPUTS.forEach((name, i) => t.ok(sameBits(parts[i], first[i]), `${mode}: ${name} in parts of one image gives the same bits`));
+    } finally {
+      setWinogradScratchLimit(previous);
+    }
+  }
+});

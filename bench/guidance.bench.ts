@@ -2,7 +2,8 @@
  * The time cost of guidance per rollout window, at the demo's scale: a DCAE (channels 16-32-64-128, 32x32x5 ->
  * 4x4x16) as the decoder under the likelihood and a ViT (width 96, depth 4, 4 heads, windows of 5 states of 4x4
  * tokens) as the denoiser, 16 steps of 3rd-order Adams-Bashforth, an ensemble of 4, context 1. One window is
- * timed unguided, with MMPS (1 and 2 GMRES iterations, its default solver) and with DPS, every one of its 4 new
+ * timed unguided, with MMPS (1 and 2 GMRES iterations, its default solver; the Tweedie covariance up to noise level 1
+ * then the isotropic one, as `eval` does; the isotropic covariance alone) and with DPS, every one of its 4 new
  * states observed by 1-in-16 subsampling (stride 16 along both axes: 2x2 pixels x 5 fields) with noise 0.1.
  *
  * Figures: seconds per window for each, and the ratio guided / unguided. `BENCH_GUIDANCE_WINDOWS` sets how many
@@ -47,7 +48,14 @@ await timeWindow(null); // warm-up (kernel set-up, wasm memory growth)
 const plain = await timeWindow(null);
 const extra = { backend: info.name, ensemble, steps: 16, windows, note: 'machine shared by several engineers (2 cores): noisy' };
 emit('unguided window (demo scale)', plain, 's', extra);
-for (const [name, g] of [['mmps, 1 iteration', mmps({ iterations: 1 })], ['mmps, 2 iterations', mmps({ iterations: 2 })], ['dps', dps()]] as const) {
+const variants: Array<[string, Guidance]> = [
+  ['mmps, 1 iteration', mmps({ iterations: 1 })],
+  ['mmps, 2 iterations', mmps({ iterations: 2 })],
+  ['mmps, Tweedie covariance up to sigma 1 then isotropic (eval default)', mmps({ tweedieUpTo: 1 })],
+  ['mmps, isotropic covariance, 1 CG iteration', mmps({ covariance: 'isotropic', solver: 'cg' })],
+  ['dps', dps()],
+];
+for (const [name, g] of variants) {
   const seconds = await timeWindow(g);
   emit(`guided window, ${name} (demo scale)`, seconds, 's', extra);
   emit(`guided / unguided, ${name}`, seconds / plain, 'x', extra);

@@ -75,11 +75,17 @@ t.test('distill: pairs (whole and sharded), a student with the residual penalty,
   t.same(guided.result.leads, [1, 2, 3, 4]);
   const events = readFileSync(join(guidedDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; operator?: string; solver?: string });
   t.ok(events.some((e) => e.event === 'guidance' && /subsample/.test(String(e.operator))), 'the guidance is logged with its operator');
+  const logged = events.find((e) => e.event === 'guidance') as { covariance?: string; tweedieUpTo?: number } | undefined;
+  t.same([logged?.covariance, logged?.tweedieUpTo], ['tweedie', 1], 'the default covariance is logged: Tweedie up to noise level 1, isotropic above');
   t.match(g.stderr + g.stdout, /diffusion\+mmps/);
   const noDiffusion = run(['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', surrogate, '--guidance', 'subsample', '--run', join(dir, 'guided-bad')]);
   t.equal(noDiffusion.status, 2);
   t.match(noDiffusion.stderr, /needs the diffusion emulator/);
   t.notOk(existsSync(join(dir, 'guided-bad')), 'nothing written for a refused guidance');
+  const badCovariance = run(['eval', '--ae', ae, '--cache', cache, '--data', data, '--diffusion', teacher, '--guidance', 'subsample', '--set', 'guidance.covariance=full', '--run', join(dir, 'guided-bad-cov')]);
+  t.equal(badCovariance.status, 2);
+  t.match(badCovariance.stderr, /guidance.covariance must be "tweedie" or "isotropic", got "full"/);
+  t.notOk(existsSync(join(dir, 'guided-bad-cov')), 'nothing written for an unknown covariance');
 
   // a teacher of the wrong kind
   const bad = run(['distill', '--teacher', surrogate, '--cache', cache, '--run', join(dir, 'bad'), ...pairs]);

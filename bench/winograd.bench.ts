@@ -1,20 +1,23 @@
 /**
- * The Winograd convolutions of the wasm backend (src/models/backend/wasm/winograd.ts) by route of their per-plane
- * products, on the 3x3 layers of the `dcae-small` autoencoder (batch 16; 64x64x32, 32x32x64, 16x16x128, 8x8x256,
+ * The Winograd convolutions of the wasm backend (src/models/backend/wasm/winograd.ts) by route, on the 3x3 layers of the `dcae-small` autoencoder (batch 16; 64x64x32, 32x32x64, 16x16x128, 8x8x256,
  * Cin = Cout): forward (FusedConv2D with bias), input gradient (Conv2DBackpropInput) and filter gradient
  * (Conv2DBackpropFilter), each timed on the same operands in the same process, interleaved (wasm, native, wasm,
  * ...), medians over the rounds, with the load averages before and after and bench/conditions.ts's `underLoad`:
- * - wasm: the products in the project's wasm module (gemm.c, SIMD128), as without the native kernels
- *   (`setNativeKernels(false)`);
- * - native: the products on the native GEMM (`gemmPlanes`), when it is loaded.
- * The transforms run in wasm on both routes, so the difference is the products'. Only the variant the `auto`
- * mode picks is timed (F(4x4, 3x3) on these sizes).
+ * - wasm: transforms and products in the project's wasm module (winograd.c, gemm.c, SIMD128), as without the
+ *   native kernels (`setNativeKernels(false)`);
+ * - nativeProducts: the products on the native GEMM (`gemmPlanes`), the transforms in wasm
+ *   (`setNativeWinogradTransforms(false)`);
+ * - native: the products on the native GEMM and the transforms natively (the addon's winograd* exports), the
+ *   default when the native kernels are loaded.
+ * The two native routes are timed only when the native kernels are loaded. Only the variant the `auto` mode picks
+ * is timed (F(4x4, 3x3) on these sizes).
  *
  * `node dist/bench/winograd.bench.js [--rounds 7] [--batch 16]`
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
+import { setNativeWinogradTransforms } from '../src/models/backend/wasm/index.js';
 import { nativeKernels, setNativeKernels } from '../src/models/backend/native/index.js';
 import { Rng } from '../src/streams/random.js';
 import { conditions, median, startInterval } from './conditions.js';
@@ -34,13 +37,21 @@ const native = nativeKernels();
 emit({ figure: 'native kernels', ...native });
 const rng = new Rng(5);
 
-/** Runs `f` with the native kernels on or off on this thread, then restores the setting. */
-function withNative<T>(on: boolean, f: () => T): T {
-  const was = setNativeKernels(on);
+/** A route: whether the native kernels are on, and whether the transforms run natively when they are. */
+interface Route {
+  name: string;
+  native: boolean;
+  transforms: boolean;
+}
+/** Runs `f` on a route on this thread, then restores the settings. */
+function withRoute<T>(route: Route, f: () => T): T {
+  const was = setNativeKernels(route.native);
+  const wasTransforms = setNativeWinogradTransforms(route.transforms);
   try {
     return f();
   } finally {
     setNativeKernels(was);
+    setNativeWinogradTransforms(wasTransforms);
   }
 }
 const time = (f: () => tf.Tensor): number => {
@@ -52,8 +63,24 @@ const time = (f: () => tf.Tensor): number => {
   return ms;
 };
 
-const routes: Array<[string, boolean]> = native.loaded ? [['wasm', false], ['native', true]] : [['wasm', false]];
+const routes: Route[] = [
+  { name: 'wasm', native: false, transforms: false },
+  ...(native.loaded
+    ? [
+        { name: 'nativeProducts', native: true, transforms: false },
+        { name: 'native', native: true, transforms: true },
+      ]
+    : []),
+];
 const totals = routes.map(() => 0);
+const UNIT = 'ms per call, medians of interleaved rounds; speed-ups: wasm ms / route ms, transformsSpeedup: nativeProducts ms / native ms';
+/** Adds the speed-ups of the native routes over wasm, and of native transforms over wasm ones, to a line. */
+function speedups(line: Record<string, unknown>, ms: number[]): void {
+  if (routes.length < 3) return;
+  line.nativeProductsSpeedup = Number((ms[0] / ms[1]).toFixed(2));
+  line.nativeSpeedup = Number((ms[0] / ms[2]).toFixed(2));
+  line.transformsSpeedup = Number((ms[1] / ms[2]).toFixed(2));
+}
 for (const [size, channels] of [[64, 32], [32, 64], [16, 128], [8, 256]]) {
   const xs: [number, number, number, number] = [batch, size, size, channels];
   const ws: [number, number, number, number] = [3, 3, channels, channels];
@@ -68,24 +95,24 @@ for (const [size, channels] of [[64, 32], [32, 64], [16, 128], [8, 256]]) {
     ['filter gradient', () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...conv, filterShape: ws } as unknown as tf.NamedAttrMap) as tf.Tensor],
   ];
   for (const [name, f] of ops) {
-    for (const [, on] of routes) withNative(on, () => time(f)); // warm-up
+    for (const route of routes) withRoute(route, () => time(f)); // warm-up
     const ms = routes.map((): number[] => []);
     const end = startInterval();
-    for (let r = 0; r < rounds; r++) routes.forEach(([, on], i) => ms[i].push(withNative(on, () => time(f))));
+    for (let r = 0; r < rounds; r++) routes.forEach((route, i) => ms[i].push(withRoute(route, () => time(f))));
     const cond = end();
     const medians = ms.map((m) => median(m));
     const line: Record<string, unknown> = { figure: `${name}`, shape: `x [${xs}] w [${ws}]` };
-    routes.forEach(([route], i) => {
-      line[`${route}Ms`] = Number(medians[i].toFixed(2));
+    routes.forEach((route, i) => {
+      line[`${route.name}Ms`] = Number(medians[i].toFixed(2));
       totals[i] += medians[i];
     });
-    if (routes.length > 1) line.nativeSpeedup = Number((medians[0] / medians[1]).toFixed(2));
-    emit({ ...line, unit: 'ms per call, medians of interleaved rounds; speed-up: wasm ms / native ms', rounds, ...cond });
+    speedups(line, medians);
+    emit({ ...line, unit: UNIT, rounds, ...cond });
   }
   tf.dispose([x, w, bias, dy]);
 }
 const total: Record<string, unknown> = { figure: 'all layers, forward + both gradients (sum of medians)' };
-routes.forEach(([route], i) => (total[`${route}Ms`] = Number(totals[i].toFixed(1))));
-if (routes.length > 1) total.nativeSpeedup = Number((totals[0] / totals[1]).toFixed(2));
+routes.forEach((route, i) => (total[`${route.name}Ms`] = Number(totals[i].toFixed(1))));
+speedups(total, totals);
 emit(total);
 emit({ figure: 'conditions at end', ...conditions() });

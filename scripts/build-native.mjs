@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds the native kernels (src/models/backend/native/*.cc, N-API) into build/wellspring_native.node with the
+ * Builds the native kernels (src/models/backend/native/*.cc, N-API; winograd.cc includes the wasm kernels'
+ * winograd.c for its transforms) into build/wellspring_native.node with the
  * system's C++ compiler, called directly (no node-gyp, so nothing is downloaded). Runs as the package's `install`
  * script and as `npm run build:native`.
  *
@@ -66,7 +67,9 @@ function build(outDir, verbose) {
   mkdirSync(outDir, { recursive: true });
   const target = join(outDir, FILE);
   const temp = join(outDir, `${FILE.replace(/\.node$/, '')}.${process.pid}.tmp.node`); // require needs the .node suffix
-  const flags = ['-O3', '-std=c++17', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', `-I${include}`];
+  // No floating-point contraction: native/winograd.cc compiles wasm/winograd.c, whose transforms then give the
+  // wasm build's bits (gemm.cc's FMAs are explicit intrinsics).
+  const flags = ['-O3', '-std=c++17', '-ffp-contract=off', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', `-I${include}`];
   if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
   const args = [...flags, '-o', temp, ...sources];
   if (verbose) console.log(`wellspring: ${cxx} ${args.join(' ')}`);

@@ -1,16 +1,18 @@
 /**
- * The Winograd convolutions' per-plane products on the native GEMM (the addon's `gemmPlanes`, called by
- * src/models/backend/wasm/winograd.ts when the native kernels are loaded): the entry point on every ISA this CPU
- * has against a float64 reference (plain and transposed A, accumulation, planes scattered over the heap), an
- * accumulation split over K giving the bits of one call, range checks; then forward convs, input and filter
- * gradients with native products against the cpu backend and against the wasm-product path
- * (`setNativeKernels(false)`), gradients against central finite differences, and bit-identical repeats and batch
- * splits. Everything skips with the reason when the addon is not built.
+ * The Winograd convolutions' native route (called by src/models/backend/wasm/winograd.ts when the native kernels
+ * are loaded): the per-plane products (the addon's `gemmPlanes`) on every ISA this CPU has against a float64
+ * reference (plain and transposed A, accumulation, planes scattered over the heap), an accumulation split over K
+ * giving the bits of one call, range checks; the natively compiled transforms (winograd* exports, F(2x2) and
+ * F(4x4)) against float64 references of their matrix forms, and their range checks; then forward convs, input and
+ * filter gradients on the native route against the cpu backend, against the wasm route (`setNativeKernels(false)`)
+ * and, bit for bit, against native products with wasm transforms (`setNativeWinogradTransforms(false)`), gradients
+ * against central finite differences, and bit-identical repeats and batch splits. Everything skips with the
+ * reason when the addon is not built.
  */
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon, nativeKernels, setNativeKernels } from '../../src/models/backend/native/index.js';
-import { type WinogradMode, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
+import { type WinogradMode, setNativeWinogradTransforms, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
 import { maxRelErr, on, randomCases } from './helpers.js';
 
@@ -189,6 +191,176 @@ t.test('bad gemmPlanes calls throw errors that say what and which plane', { skip
   t.ok(c.cOffsets.every((o) => c.heap.read(o, 24).every(Number.isNaN)), 'refused calls write nothing');
 });
 
+// ------------------------------------------------------------------------------------------ the transforms
+
+/** The variants' matrices (winograd.c's header): B^T, G and A^T of F(2x2, 3x3) and F(4x4, 3x3). */
+const MATRICES = {
+  2: {
+    bt: [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    g: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+    at: [[1, 1, 1, 0], [0, 1, -1, -1]],
+  },
+  4: {
+    bt: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+    g: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    at: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+  },
+} as const;
+
+/** max |got - want| / max(1, max |want|), NaN counting as infinite. */
+function transformErr(got: Float32Array, want: Float64Array): number {
+  let err = 0;
+  let scale = 1;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Number.isNaN(got[i]) ? Infinity : Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return err / scale;
+}
+
+t.test('the native transforms match float64 references of B^T d B, G g G^T, A^T m A, A e A^T and G^T u G', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  for (let trial = 0; trial < 8; trial++) {
+    const tile = trial % 2 === 0 ? 2 : 4;
+    const { bt, g: gm, at } = MATRICES[tile];
+    const n = tile + 2; // the transformed tile's side
+    const planes = n * n;
+    const [batch, height, width] = [randInt(1, 2), randInt(1, 11), randInt(1, 11)];
+    const [padTop, padLeft] = [randInt(0, 2), randInt(0, 2)];
+    const [outH, outW] = [randInt(1, 9), randInt(1, 9)];
+    const [tilesH, tilesW] = [Math.ceil(outH / tile), Math.ceil(outW / tile)];
+    const [cin, cout] = [4 * randInt(1, 4), 4 * randInt(1, 4)];
+    const tiles = batch * tilesH * tilesW;
+    const label = `F(${tile}x${tile}) batch ${batch} in ${height}x${width} pads ${padTop},${padLeft} out ${outH}x${outW} (${tilesH}x${tilesW} tiles) Cin ${cin} Cout ${cout}`;
+    const heap = new Heap(4 * (batch * height * width * cin + batch * outH * outW * cout * 2 + planes * (tiles * (cin + cout) * 2 + cin * cout * 2) + 9 * cin * cout * 2 + 6 * planes + cout + 4096));
+    const nanPlanes = (floats: number) => Array.from({ length: planes }, () => heap.put(new Float32Array(floats).fill(Number.NaN)));
+
+    // Input transform: V[(i, j)][tile, c] = sum_ab B^T[i][a] d[a][b] B^T[j][b], d read with zero padding.
+    const x = randn([batch, height, width, cin]);
+    const xAt = heap.put(x);
+    const vOffsets = nanPlanes(tiles * cin);
+    addon.winogradInput(heap.buffer, tile, xAt, batch, height, width, cin, padTop, padLeft, tilesH, tilesW, heap.table(vOffsets));
+    const v = vOffsets.map((o) => heap.read(o, tiles * cin));
+    const vWant = Array.from({ length: planes }, () => new Float64Array(tiles * cin));
+    const xAtPos = (b: number, r: number, q: number, c: number) => (r >= 0 && r < height && q >= 0 && q < width ? x[((b * height + r) * width + q) * cin + c] : 0);
+    for (let b = 0; b < batch; b++) for (let ty = 0; ty < tilesH; ty++) for (let tx = 0; tx < tilesW; tx++) {
+      const k = (b * tilesH + ty) * tilesW + tx;
+      for (let c = 0; c < cin; c++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let a = 0; a < n; a++) for (let bb = 0; bb < n; bb++) sum += bt[i][a] * xAtPos(b, tile * ty - padTop + a, tile * tx - padLeft + bb, c) * bt[j][bb];
+        vWant[i * n + j][k * cin + c] = sum;
+      }
+    }
+    const eInput = Math.max(...v.map((p, xi) => transformErr(p, vWant[xi])));
+    t.ok(eInput < 2e-6, `input ${label}: err ${eInput.toExponential(1)}`);
+
+    // Filter transform: U[(i, j)][ci, co] = sum_ab G[i][a] g[a][b] G[j][b].
+    const g = randn([3, 3, cin, cout]);
+    const gAt = heap.put(g);
+    const uOffsets = nanPlanes(cin * cout);
+    addon.winogradFilter(heap.buffer, tile, gAt, cin, cout, heap.table(uOffsets));
+    let eFilter = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      const want = new Float64Array(cin * cout);
+      for (let e = 0; e < cin * cout; e++) for (let a = 0; a < 3; a++) for (let bb = 0; bb < 3; bb++) want[e] += gm[i][a] * g[(a * 3 + bb) * cin * cout + e] * gm[j][bb];
+      eFilter = Math.max(eFilter, transformErr(heap.read(uOffsets[i * n + j], cin * cout), want));
+    }
+    t.ok(eFilter < 2e-6, `filter ${label}: err ${eFilter.toExponential(1)}`);
+
+    // Output transform: y[oy + i][ox + j] = bias + sum_ab A^T[i][a] m[(a, b)] A^T[j][b], cropped to the output.
+    const m = Array.from({ length: planes }, () => randn([tiles * cout]));
+    const mTable = heap.table(m.map((p) => heap.put(p)));
+    const bias = randn([cout]);
+    const biasAt = heap.put(bias);
+    const yAt = heap.put(new Float32Array(batch * outH * outW * cout).fill(Number.NaN));
+    addon.winogradOutput(heap.buffer, tile, mTable, trial < 4 ? biasAt : -1, batch, outH, outW, cout, tilesH, tilesW, yAt);
+    const yWant = new Float64Array(batch * outH * outW * cout);
+    for (let b = 0; b < batch; b++) for (let oy = 0; oy < outH; oy++) for (let ox = 0; ox < outW; ox++) {
+      const k = (b * tilesH + Math.floor(oy / tile)) * tilesW + Math.floor(ox / tile);
+      const [i, j] = [oy % tile, ox % tile];
+      for (let c = 0; c < cout; c++) {
+        let sum = trial < 4 ? bias[c] : 0;
+        for (let a = 0; a < n; a++) for (let bb = 0; bb < n; bb++) sum += at[i][a] * m[a * n + bb][k * cout + c] * at[j][bb];
+        yWant[((b * outH + oy) * outW + ox) * cout + c] = sum;
+      }
+    }
+    const eOutput = transformErr(heap.read(yAt, yWant.length), yWant);
+    t.ok(eOutput < 2e-6, `output ${label}${trial < 4 ? ' + bias' : ''}: err ${eOutput.toExponential(1)}`);
+
+    // Output-gradient transform: W[(i, j)] = sum_ab A[i][a] e[a][b] A[j][b] (A = (A^T)^T), e zero past the edge.
+    const dy = randn([batch, outH, outW, cout]);
+    const dyAt = heap.put(dy);
+    const wOffsets = nanPlanes(tiles * cout);
+    addon.winogradGradOutput(heap.buffer, tile, dyAt, batch, outH, outW, cout, tilesH, tilesW, heap.table(wOffsets));
+    let eGradOutput = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      const want = new Float64Array(tiles * cout);
+      for (let b = 0; b < batch; b++) for (let ty = 0; ty < tilesH; ty++) for (let tx = 0; tx < tilesW; tx++) {
+        const k = (b * tilesH + ty) * tilesW + tx;
+        for (let a = 0; a < tile; a++) for (let bb = 0; bb < tile; bb++) {
+          const [oy, ox] = [tile * ty + a, tile * tx + bb];
+          if (oy >= outH || ox >= outW) continue;
+          for (let c = 0; c < cout; c++) want[k * cout + c] += at[a][i] * dy[((b * outH + oy) * outW + ox) * cout + c] * at[bb][j];
+        }
+      }
+      eGradOutput = Math.max(eGradOutput, transformErr(heap.read(wOffsets[i * n + j], tiles * cout), want));
+    }
+    t.ok(eGradOutput < 2e-6, `output gradient ${label}: err ${eGradOutput.toExponential(1)}`);
+
+    // Filter-gradient transform: dg[a][b] = sum_ij G[i][a] u[(i, j)] G[j][b].
+    const u = Array.from({ length: planes }, () => randn([cin * cout]));
+    const uTable = heap.table(u.map((p) => heap.put(p)));
+    const dgAt = heap.put(new Float32Array(9 * cin * cout).fill(Number.NaN));
+    addon.winogradGradFilter(heap.buffer, tile, uTable, cin, cout, dgAt);
+    const dgWant = new Float64Array(9 * cin * cout);
+    for (let a = 0; a < 3; a++) for (let bb = 0; bb < 3; bb++) for (let e = 0; e < cin * cout; e++) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) sum += gm[i][a] * u[i * n + j][e] * gm[j][bb];
+      dgWant[(a * 3 + bb) * cin * cout + e] = sum;
+    }
+    const eGradFilter = transformErr(heap.read(dgAt, dgWant.length), dgWant);
+    t.ok(eGradFilter < 2e-6, `filter gradient ${label}: err ${eGradFilter.toExponential(1)}`);
+  }
+});
+
+t.test('bad transform calls throw errors that say which export, what and where, and write nothing', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  // F(2x2): batch 1, 4x4 input and output, 8 channels, 2x2 tiles: planes of 4 tiles x 8 channels.
+  const heap = new Heap(64 * 1024);
+  const x = heap.put(randn([1, 4, 4, 8]));
+  const planeOffsets = Array.from({ length: 16 }, () => heap.put(new Float32Array(32).fill(Number.NaN)));
+  const table = heap.table(planeOffsets);
+  const y = heap.put(new Float32Array(128).fill(Number.NaN));
+  const { buffer } = heap;
+  const bytes = buffer.byteLength;
+  const input = (args: Partial<Record<'tile' | 'x' | 'channels' | 'table', number>>) => () =>
+    addon.winogradInput(buffer, (args.tile ?? 2) as 2 | 4, args.x ?? x, 1, 4, 4, args.channels ?? 8, 1, 1, 2, 2, args.table ?? table);
+  t.throws(input({ x: bytes - 16 }), new RegExp(`winogradInput: x spans bytes \\[${bytes - 16}, ${bytes - 16 + 512}\\) but the heap holds ${bytes} bytes`));
+  t.throws(input({ x: x + 2 }), /winogradInput: offset of x \(\d+\) is not a multiple of 4 bytes/);
+  t.throws(input({ channels: 6 }), /winogradInput: channels must be a multiple of 4, got 6/);
+  t.throws(input({ tile: 3 }), /winogradInput: tile must be 2 \(F\(2x2, 3x3\)\) or 4 \(F\(4x4, 3x3\)\), got 3/);
+  // F(4x4) reads 36 table entries: the 16-entry table runs into what follows it (y's NaN bits: misaligned offsets).
+  t.throws(input({ tile: 4, table: bytes - 80 }), new RegExp(`winogradInput: table spans bytes \\[${bytes - 80}, ${bytes + 64}\\)`));
+  const badTable = (p: number, offset: number) => {
+    const offsets = [...planeOffsets];
+    offsets[p] = offset;
+    return heap.table(offsets);
+  };
+  t.throws(input({ table: badTable(5, bytes - 64) }), /winogradInput: table plane 5: table spans bytes \[\d+, \d+\) but the heap holds \d+ bytes/);
+  t.throws(input({ table: badTable(7, planeOffsets[7] + 1) }), /winogradInput: table plane 7: offset \d+ is not a multiple of 4 bytes/);
+  t.throws(input({ table: badTable(3, x + 64) }), /winogradInput: table plane 3: the output table overlaps the input x/);
+  t.throws(() => addon.winogradOutput(buffer, 2, table, -1, 1, 4, 4, 8, 2, 3, y), /winogradOutput: tilesH x tilesW = 2 x 3 but an output of 4 x 4 has 2 x 2 tiles/);
+  t.throws(() => addon.winogradOutput(buffer, 2, table, -1, 1, 4, 4, 8, 2, 2, planeOffsets[0]), /winogradOutput: the output y overlaps the input table/);
+  t.throws(() => addon.winogradOutput(buffer, 2, table, -2, 1, 4, 4, 8, 2, 2, y), /winogradOutput: bias must be a non-negative 32-bit integer or -1/);
+  t.throws(() => addon.winogradGradOutput(buffer, 2, x, 1, 4, 4, 8, 1, 2, table), /winogradGradOutput: tilesH x tilesW = 1 x 2/);
+  t.throws(() => addon.winogradFilter(buffer, 2, x, 8, 6, table), /winogradFilter: outChannels must be a multiple of 4, got 6/);
+  t.throws(() => addon.winogradGradFilter(buffer, 2, table, 8, 8, bytes - 100), /winogradGradFilter: dg spans bytes/);
+  t.throws(() => addon.winogradInput(buffer, 4, x, 1, 40000, 40000, 8, 1, 1, 2, 2, table), /winogradInput: shape too large for the kernels' 32-bit indexing/);
+  t.throws(() => (addon.winogradFilter as unknown as (...a: unknown[]) => void)(buffer, 2, x, 8, 8), /winogradFilter: expected 6 arguments \(heap, tile, g, inChannels, outChannels, table\)/);
+  t.throws(() => addon.winogradFilter(new Float32Array(4) as unknown as ArrayBuffer, 2, 0, 4, 4, 0), /winogradFilter: heap must be an ArrayBuffer/);
+  t.ok(planeOffsets.every((o) => heap.read(o, 32).every(Number.isNaN)) && heap.read(y, 128).every(Number.isNaN), 'refused calls write nothing');
+});
+
 // ---------------------------------------------------------------------------------------------- the convolutions
 
 type Shape4 = [number, number, number, number];
@@ -237,6 +409,15 @@ async function withMode<T>(mode: WinogradMode, f: () => Promise<T>): Promise<T> 
     setWinogradMode(previous);
   }
 }
+/** Runs `f` with the transforms in wasm (the products stay native). */
+async function inWasmTransforms<T>(f: () => Promise<T>): Promise<T> {
+  const previous = setNativeWinogradTransforms(false);
+  try {
+    return await f();
+  } finally {
+    setNativeWinogradTransforms(previous);
+  }
+}
 async function wasmProducts<T>(f: () => Promise<T>): Promise<T> {
   const previous = setNativeKernels(false);
   try {
@@ -246,19 +427,23 @@ async function wasmProducts<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-t.test('convs and their gradients with native products match the cpu backend and the wasm products', { skip }, async (t) => {
+t.test('convs and their gradients on the native route match the cpu backend and the wasm route', { skip }, async (t) => {
   for (const c of CASES) {
     const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
     const outShape = tf.backend_util.computeConv2DInfo(c.xs, c.ws, 1, 1, c.pad).outShape;
     const f = convAndGrads(c, xv, wv, bv, randn(outShape));
     const cpu = await on('cpu', f);
     for (const mode of ['f2', 'f4'] as const) {
+      // Native products and transforms (the default), native products with wasm transforms, all wasm.
       const native = await withMode(mode, () => on('wasm', f));
+      const wasmTransforms = await withMode(mode, () => inWasmTransforms(() => on('wasm', f)));
       const wasm = await withMode(mode, () => wasmProducts(() => on('wasm', f)));
       OUTPUTS.forEach((name, i) => {
         const eCpu = maxRelErr(native[i], cpu[i]);
         const eWasm = maxRelErr(native[i], wasm[i]);
-        t.ok(eCpu < 1e-5 && eWasm < 1e-5, `${mode} ${name} ${c.label}: vs cpu ${eCpu.toExponential(1)}, vs wasm products ${eWasm.toExponential(1)}`);
+        t.ok(eCpu < 1e-5 && eWasm < 1e-5, `${mode} ${name} ${c.label}: vs cpu ${eCpu.toExponential(1)}, vs the wasm route ${eWasm.toExponential(1)}`);
+        // The same winograd.c compiled both ways, without contraction: the transforms give the same bits.
+        t.ok(sameBits(native[i], wasmTransforms[i]), `${mode} ${name} ${c.label}: native transforms give the wasm transforms' bits`);
       });
       // The routes really differ: FMA chains round differently from the wasm module's multiply-then-add.
       if (c.xs[1] * c.xs[2] >= 16) t.notOk(sameBits(native[0], wasm[0]), `${mode} ${c.label}: the native products ran (bits differ from the wasm route)`);
@@ -266,7 +451,7 @@ t.test('convs and their gradients with native products match the cpu backend and
   }
 });
 
-t.test('gradients with native products match central finite differences', { skip }, async (t) => {
+t.test('gradients on the native route (products and transforms) match central finite differences', { skip }, async (t) => {
   await tf.setBackend('wasm');
   for (const c of [convCase(ASYMMETRIC, { b: 2, h: 9, w: 8, cin: 12, cout: 16 }), convCase('same', { b: 1, h: 10, w: 7, cin: 20, cout: 8 })]) {
     const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
@@ -304,7 +489,7 @@ t.test('gradients with native products match central finite differences', { skip
   }
 });
 
-t.test('native products: repeats and batch splits give the same bits', { skip }, async (t) => {
+t.test('the native route: repeats and batch splits give the same bits', { skip }, async (t) => {
   const c = convCase('same', { b: 5, h: 9, w: 10, cin: 12, cout: 16 });
   const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([16])];
   const f = convAndGrads(c, xv, wv, bv, randn([5, 9, 10, 16]));

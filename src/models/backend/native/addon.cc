@@ -13,6 +13,19 @@
  *       [m, n]. aTable, bTable, cTable: byte offsets of int32 arrays of `planes` byte offsets into the heap (the
  *       plane tables wasm/winograd.ts builds). The offsets are copied and every plane is range-checked (and C_p
  *       against A_p and B_p) before any is computed: a violation throws a RangeError naming the plane.
+ *   winogradInput(heap, tile, x, batch, height, width, channels, padTop, padLeft, tilesH, tilesW, table)
+ *   winogradFilter(heap, tile, g, inChannels, outChannels, table)
+ *   winogradOutput(heap, tile, table, bias, batch, outH, outW, channels, tilesH, tilesW, y)
+ *   winogradGradOutput(heap, tile, dy, batch, outH, outW, channels, tilesH, tilesW, table)
+ *   winogradGradFilter(heap, tile, table, inChannels, outChannels, dg)
+ *       The Winograd transforms of wasm/winograd.c compiled natively (winograd.cc), F(2x2, 3x3) for tile 2 (16
+ *       planes) and F(4x4, 3x3) for tile 4 (36), with the wasm exports' arguments after heap and tile: byte offsets
+ *       into the heap (bias -1: none) and plane tables (byte offsets of int32 arrays of 16 / 36 plane offsets).
+ *       Before anything is written, every operand and every plane is range-checked against the heap (planes hold
+ *       batch * tilesH * tilesW * channels floats, or inChannels * outChannels for the filter forms), outputs
+ *       against inputs (no overlap), the vectorised channel count (channels, outChannels) must be a multiple of 4,
+ *       the tile counts of the output forms must be ceil(outH / tile) and ceil(outW / tile), and the index
+ *       arithmetic must fit the kernels' int32: a violation throws a RangeError naming the export and the place.
  *   isa(): the ISA in use for this thread's instance ('avx512' | 'avx2' | 'generic').
  *   setIsa(name): switches this instance's ISA (throws when the CPU lacks it); returns the name.
  *   supported(): the ISAs this CPU supports, widest first.
@@ -26,9 +39,11 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gemm.h"
+#include "winograd.h"
 
 using wellspring::Isa;
 
@@ -298,6 +313,235 @@ napi_value GemmPlanes(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------- Winograd transforms
+
+/** A refused transform call: thrown by the checks below, turned into a JS error at the export's boundary. */
+struct Refused {
+  bool typeError;
+  std::string message;
+};
+
+/** The heap and the integer arguments of one transform call, and the checks on them. */
+class TransformCall {
+ public:
+  TransformCall(napi_env env, napi_callback_info info, std::vector<const char *> names) : names_(std::move(names)) {
+    const size_t want = names_.size() + 2;
+    size_t argc = want;
+    std::vector<napi_value> argv(want);
+    if (napi_get_cb_info(env, info, &argc, argv.data(), nullptr, nullptr) != napi_ok || argc != want) {
+      std::string list = "heap, tile";
+      for (const char *n : names_) list += std::string(", ") + n;
+      throw Refused{true, "expected " + std::to_string(want) + " arguments (" + list + ")"};
+    }
+    bool isBuffer = false;
+    if (napi_is_arraybuffer(env, argv[0], &isBuffer) != napi_ok || !isBuffer) {
+      throw Refused{true, "heap must be an ArrayBuffer (the wasm memory's buffer)"};
+    }
+    void *base = nullptr;
+    size_t byteLength = 0;
+    if (napi_get_arraybuffer_info(env, argv[0], &base, &byteLength) != napi_ok) throw Refused{true, "heap is not readable"};
+    heap_ = static_cast<char *>(base);
+    bytes_ = static_cast<int64_t>(byteLength);
+    tile_ = integer(env, argv[1], "tile", false);
+    if (tile_ != 2 && tile_ != 4) throw Refused{false, "tile must be 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)), got " + std::to_string(tile_)};
+    for (size_t i = 0; i < names_.size(); i++) {
+      values_.push_back(integer(env, argv[i + 2], names_[i], std::string(names_[i]) == "bias"));
+    }
+  }
+
+  int64_t tile() const { return tile_; }
+  int64_t planes() const { return tile_ == 2 ? 16 : 36; }
+  /** The named integer argument. */
+  int64_t operator[](const char *name) const {
+    for (size_t i = 0; i < names_.size(); i++) if (std::string(names_[i]) == name) return values_[i];
+    throw Refused{true, std::string("internal: no argument ") + name};
+  }
+
+  /** A float operand at `offset` spanning `floats`: aligned and inside the heap. */
+  Range operand(const char *name, int64_t offset, int64_t floats) const {
+    if (offset % 4 != 0) throw Refused{false, std::string("offset of ") + name + " (" + std::to_string(offset) + ") is not a multiple of 4 bytes"};
+    return inside(name, "", span(name, offset, 1, 0, floats));
+  }
+
+  /** Reads a plane table at `at` whose planes hold `floats` each; returns the planes' pointers and ranges. */
+  std::vector<float *> table(const char *name, int64_t at, int64_t floats, std::vector<Range> *ranges) const {
+    if (at % 4 != 0) throw Refused{false, std::string(name) + " (" + std::to_string(at) + ") is not a multiple of 4 bytes"};
+    inside(name, "", Range{name, at, at + 4 * planes()});
+    std::vector<float *> out;
+    for (int64_t p = 0; p < planes(); p++) {
+      uint32_t u;  // heap offsets are stored as int32 but address up to 4 GiB
+      std::memcpy(&u, heap_ + at + 4 * p, 4);
+      const int64_t off = u;
+      const std::string where = std::string(name) + " plane " + std::to_string(p) + ": ";
+      if (off % 4 != 0) throw Refused{false, where + "offset " + std::to_string(off) + " is not a multiple of 4 bytes"};
+      ranges->push_back(inside(name, where, span(name, off, 1, 0, floats)));
+      out.push_back(reinterpret_cast<float *>(heap_ + off));
+    }
+    return out;
+  }
+
+  /** Throws when the output range overlaps any of the inputs. */
+  static void apart(const Range &out, const std::vector<Range> &inputs, const std::string &where = "") {
+    for (const Range &r : inputs) {
+      if (r.begin < r.end && out.begin < out.end && r.begin < out.end && out.begin < r.end) {
+        throw Refused{false, where + "the output " + out.name + " overlaps the input " + r.name};
+      }
+    }
+  }
+
+  /** Throws unless `value` is a multiple of 4 (a vectorised channel count). */
+  static void multipleOf4(const char *name, int64_t value) {
+    if (value % 4 != 0) throw Refused{false, std::string(name) + " must be a multiple of 4, got " + std::to_string(value)};
+  }
+
+  /** Throws unless an index bound (in floats) fits the kernels' int32 arithmetic. */
+  static void fitsInt32(double bound) {
+    if (bound >= 2147483647.0) throw Refused{false, "shape too large for the kernels' 32-bit indexing"};
+  }
+
+  float *pointer(int64_t offset) const { return reinterpret_cast<float *>(heap_ + offset); }
+
+ private:
+  int64_t integer(napi_env env, napi_value v, const char *name, bool allowMinusOne) const {
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) throw Refused{true, std::string(name) + " must be a number"};
+    // At most 2^31 - 1: every argument is an int of the kernels.
+    if (!std::isfinite(d) || d != std::floor(d) || d < (allowMinusOne ? -1 : 0) || d > 2147483647.0) {
+      throw Refused{false, std::string(name) + " must be a non-negative 32-bit integer" + (allowMinusOne ? " or -1" : "") +
+                               ", got " + std::to_string(d)};
+    }
+    return static_cast<int64_t>(d);
+  }
+  Range inside(const char *name, const std::string &where, Range r) const {
+    if (r.end > bytes_) {
+      throw Refused{false, where + name + " spans bytes [" + std::to_string(r.begin) + ", " + std::to_string(r.end) +
+                               ") but the heap holds " + std::to_string(bytes_) + " bytes"};
+    }
+    return r;
+  }
+
+  std::vector<const char *> names_;
+  std::vector<int64_t> values_;
+  char *heap_ = nullptr;
+  int64_t bytes_ = 0;
+  int64_t tile_ = 0;
+};
+
+/** Runs one transform export: parses and checks through `body`, turning a refusal into a JS error. */
+template <typename Body>
+napi_value transform(napi_env env, const char *fn, Body body) {
+  try {
+    body();
+  } catch (const Refused &r) {
+    const std::string message = std::string("wellspring native ") + fn + ": " + r.message;
+    if (r.typeError) napi_throw_type_error(env, nullptr, message.c_str());
+    else napi_throw_range_error(env, nullptr, message.c_str());
+  } catch (const std::exception &e) {
+    napi_throw_error(env, nullptr, (std::string("wellspring native ") + fn + ": " + e.what()).c_str());
+  }
+  return nullptr;
+}
+
+/** Throws unless tilesH / tilesW are the output's tile counts (the output forms write / read every tile's corner). */
+void tilesCover(const TransformCall &c) {
+  const int64_t t = c.tile();
+  const int64_t wantH = (c["outH"] + t - 1) / t, wantW = (c["outW"] + t - 1) / t;
+  if (c["tilesH"] != wantH || c["tilesW"] != wantW) {
+    throw Refused{false, "tilesH x tilesW = " + std::to_string(c["tilesH"]) + " x " + std::to_string(c["tilesW"]) +
+                             " but an output of " + std::to_string(c["outH"]) + " x " + std::to_string(c["outW"]) +
+                             " has " + std::to_string(wantH) + " x " + std::to_string(wantW) + " tiles"};
+  }
+}
+
+napi_value WinogradInput(napi_env env, napi_callback_info info) {
+  const char *fn = "winogradInput";
+  return transform(env, fn, [&] {
+    const TransformCall c(env, info, {"x", "batch", "height", "width", "channels", "padTop", "padLeft", "tilesH", "tilesW", "table"});
+    const int64_t C = c["channels"], t = c.tile();
+    TransformCall::multipleOf4("channels", C);
+    // The largest index the kernel forms (a row pointer of the last tile, padding included) must fit an int.
+    TransformCall::fitsInt32((static_cast<double>(c["batch"]) * c["height"] + t * c["tilesH"] + c["padTop"] + 6) * c["width"] * C +
+                             (static_cast<double>(t) * c["tilesW"] + c["padLeft"] + 6) * C);
+    const Range x = c.operand("x", c["x"], c["batch"] * c["height"] * c["width"] * C);
+    std::vector<Range> planes;
+    const std::vector<float *> table = c.table("table", c["table"], c["batch"] * c["tilesH"] * c["tilesW"] * C, &planes);
+    for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {x}, "table plane " + std::to_string(p) + ": ");
+    const int a[] = {int(c["batch"]), int(c["height"]), int(c["width"]), int(C), int(c["padTop"]), int(c["padLeft"]), int(c["tilesH"]), int(c["tilesW"])};
+    (t == 2 ? wellspring::winograd::winograd_input : wellspring::winograd::winograd4_input)(
+        c.pointer(c["x"]), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], table.data());
+  });
+}
+
+napi_value WinogradFilter(napi_env env, napi_callback_info info) {
+  const char *fn = "winogradFilter";
+  return transform(env, fn, [&] {
+    const TransformCall c(env, info, {"g", "inChannels", "outChannels", "table"});
+    const int64_t ci = c["inChannels"], co = c["outChannels"];
+    TransformCall::multipleOf4("outChannels", co);
+    TransformCall::fitsInt32(9.0 * ci * co);
+    const Range g = c.operand("g", c["g"], 9 * ci * co);
+    std::vector<Range> planes;
+    const std::vector<float *> table = c.table("table", c["table"], ci * co, &planes);
+    for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {g}, "table plane " + std::to_string(p) + ": ");
+    (c.tile() == 2 ? wellspring::winograd::winograd_filter : wellspring::winograd::winograd4_filter)(
+        c.pointer(c["g"]), int(ci), int(co), table.data());
+  });
+}
+
+napi_value WinogradOutput(napi_env env, napi_callback_info info) {
+  const char *fn = "winogradOutput";
+  return transform(env, fn, [&] {
+    const TransformCall c(env, info, {"table", "bias", "batch", "outH", "outW", "channels", "tilesH", "tilesW", "y"});
+    const int64_t C = c["channels"];
+    TransformCall::multipleOf4("channels", C);
+    tilesCover(c);
+    TransformCall::fitsInt32(static_cast<double>(c["batch"]) * c["tilesH"] * c["tilesW"] * c.tile() * c.tile() * C);
+    std::vector<Range> inputs;
+    const std::vector<float *> table = c.table("table", c["table"], c["batch"] * c["tilesH"] * c["tilesW"] * C, &inputs);
+    const bool hasBias = c["bias"] >= 0;
+    if (hasBias) inputs.push_back(c.operand("bias", c["bias"], C));
+    const Range y = c.operand("y", c["y"], c["batch"] * c["outH"] * c["outW"] * C);
+    TransformCall::apart(y, inputs);
+    const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
+    (c.tile() == 2 ? wellspring::winograd::winograd_output : wellspring::winograd::winograd4_output)(
+        table.data(), hasBias ? c.pointer(c["bias"]) : nullptr, a[0], a[1], a[2], a[3], a[4], a[5], c.pointer(c["y"]));
+  });
+}
+
+napi_value WinogradGradOutput(napi_env env, napi_callback_info info) {
+  const char *fn = "winogradGradOutput";
+  return transform(env, fn, [&] {
+    const TransformCall c(env, info, {"dy", "batch", "outH", "outW", "channels", "tilesH", "tilesW", "table"});
+    const int64_t C = c["channels"];
+    TransformCall::multipleOf4("channels", C);
+    tilesCover(c);
+    TransformCall::fitsInt32(static_cast<double>(c["batch"]) * c["tilesH"] * c["tilesW"] * c.tile() * c.tile() * C);
+    const Range dy = c.operand("dy", c["dy"], c["batch"] * c["outH"] * c["outW"] * C);
+    std::vector<Range> planes;
+    const std::vector<float *> table = c.table("table", c["table"], c["batch"] * c["tilesH"] * c["tilesW"] * C, &planes);
+    for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {dy}, "table plane " + std::to_string(p) + ": ");
+    const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
+    (c.tile() == 2 ? wellspring::winograd::winograd_grad_output : wellspring::winograd::winograd4_grad_output)(
+        c.pointer(c["dy"]), a[0], a[1], a[2], a[3], a[4], a[5], table.data());
+  });
+}
+
+napi_value WinogradGradFilter(napi_env env, napi_callback_info info) {
+  const char *fn = "winogradGradFilter";
+  return transform(env, fn, [&] {
+    const TransformCall c(env, info, {"table", "inChannels", "outChannels", "dg"});
+    const int64_t ci = c["inChannels"], co = c["outChannels"];
+    TransformCall::multipleOf4("outChannels", co);
+    TransformCall::fitsInt32(9.0 * ci * co);
+    std::vector<Range> planes;
+    const std::vector<float *> table = c.table("table", c["table"], ci * co, &planes);
+    const Range dg = c.operand("dg", c["dg"], 9 * ci * co);
+    TransformCall::apart(dg, planes);
+    (c.tile() == 2 ? wellspring::winograd::winograd_grad_filter : wellspring::winograd::winograd4_grad_filter)(
+        table.data(), int(ci), int(co), c.pointer(c["dg"]));
+  });
+}
+
 napi_value string_value(napi_env env, const char *s) {
   napi_value out;
   CHECK_NAPI(env, napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out));
@@ -370,6 +614,11 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmPlanes", nullptr, GemmPlanes, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradInput", nullptr, WinogradInput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradFilter", nullptr, WinogradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradOutput", nullptr, WinogradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradGradOutput", nullptr, WinogradGradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradGradFilter", nullptr, WinogradGradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, GetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

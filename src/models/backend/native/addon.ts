@@ -54,6 +54,17 @@ export interface NativeAddon {
     transA: boolean,
     accumulate: boolean,
   ): void;
+  /**
+   * The Winograd transforms of wasm/winograd.c compiled natively (F(2x2, 3x3) for tile 2, F(4x4, 3x3) for tile
+   * 4), with the wasm exports' arguments after `heap` and `tile`: heap byte offsets (bias -1: none) and plane
+   * tables (heap byte offsets of int32 arrays of 16 / 36 plane offsets). Every operand and plane is range-checked
+   * first (a RangeError names the export and the place).
+   */
+  winogradInput(heap: ArrayBuffer, tile: 2 | 4, x: number, batch: number, height: number, width: number, channels: number, padTop: number, padLeft: number, tilesH: number, tilesW: number, table: number): void;
+  winogradFilter(heap: ArrayBuffer, tile: 2 | 4, g: number, inChannels: number, outChannels: number, table: number): void;
+  winogradOutput(heap: ArrayBuffer, tile: 2 | 4, table: number, bias: number, batch: number, outH: number, outW: number, channels: number, tilesH: number, tilesW: number, y: number): void;
+  winogradGradOutput(heap: ArrayBuffer, tile: 2 | 4, dy: number, batch: number, outH: number, outW: number, channels: number, tilesH: number, tilesW: number, table: number): void;
+  winogradGradFilter(heap: ArrayBuffer, tile: 2 | 4, table: number, inChannels: number, outChannels: number, dg: number): void;
   isa(): NativeIsa;
   setIsa(isa: NativeIsa): NativeIsa;
   supported(): NativeIsa[];

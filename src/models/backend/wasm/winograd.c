@@ -1,6 +1,8 @@
 /*
- * Winograd convolution kernels for 3x3 stride-1 convolutions, NHWC, float32, wasm SIMD128: F(2x2, 3x3) first,
- * F(4x4, 3x3) at the end of the file.
+ * Winograd convolution kernels for 3x3 stride-1 convolutions, NHWC, float32, 4 SIMD lanes: F(2x2, 3x3) first,
+ * F(4x4, 3x3) at the end of the file. One source, two builds (simd.h): wasm SIMD128 (scripts/build-wasm.mjs, the
+ * transforms and products below) and native (native/winograd.cc includes this file; the transforms only, called
+ * through addon.cc's range-checked exports on the same heap; the products there are the native GEMM's).
  *
  * A 3x3 convolution over 2x2 output tiles becomes, per tile, 16 elementwise products of 4x4 transformed input
  * and filter tiles; summed over channels, those are 16 independent matrix products (tiles x Cin by Cin x Cout)
@@ -15,19 +17,21 @@
  * transforms are memory-bound passes; the products are gemm.c's register-blocked kernels (they beat calling
  * XNNPACK per product here, which repacks its right operand on every call).
  *
- * Memory contract: this module imports the tfjs wasm heap and must never touch memory it was not handed. It has
- * no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
- * Every channel count is a multiple of 4. A "plane table" is an int32 array of 16 (36) heap offsets, one per
- * transformed position xi = 4 * row + col (6 * row + col), each pointing at a separate matrix.
+ * Memory contract: the wasm build imports the tfjs wasm heap and must never touch memory it was not handed. It
+ * has no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
+ * The native build touches only what addon.cc range-checked against the same heap. Every vectorised channel count
+ * is a multiple of 4. A "plane table" holds 16 (36) planes, one per transformed position xi = 4 * row + col
+ * (6 * row + col), each a separate matrix: int32 heap offsets in wasm, pointers natively (simd.h).
  */
 #include "gemm.h"
 
-static inline float *plane(const int *table, int xi) { return (float *)table[xi]; }
+/* The plane at transformed position xi of a plane table (a heap offset in wasm, a pointer natively: simd.h). */
+static inline float *plane(plane_table table, int xi) { return (float *)table[xi]; }
 
 
 /* Loads 4 channels at `offset`, or zeros when the row or the column lies in the padding. */
 static inline vec load_or_zero(const float *x, int row_ok, int col_off, int c) {
-  return (row_ok && col_off >= 0) ? LOAD(x + col_off + c) : wasm_f32x4_splat(0.0f);
+  return (row_ok && col_off >= 0) ? LOAD(x + col_off + c) : SPLAT(0.0f);
 }
 
 /*
@@ -36,7 +40,7 @@ static inline vec load_or_zero(const float *x, int row_ok, int col_off, int c) {
  */
 EXPORT(winograd_input)
 void winograd_input(const float *x, int batch, int height, int width, int channels, int pad_top, int pad_left,
-                    int tiles_h, int tiles_w, const int *out_table) {
+                    int tiles_h, int tiles_w, plane_table out_table) {
   const int C = channels;
   for (int b = 0; b < batch; b++) {
     for (int ty = 0; ty < tiles_h; ty++) {
@@ -90,9 +94,9 @@ void winograd_input(const float *x, int batch, int height, int width, int channe
 
 /* Filter transform G g G^T of a [3, 3, Cin, Cout] filter into 16 planes [Cin, Cout]. */
 EXPORT(winograd_filter)
-void winograd_filter(const float *g, int in_channels, int out_channels, const int *out_table) {
+void winograd_filter(const float *g, int in_channels, int out_channels, plane_table out_table) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
-  const vec half = wasm_f32x4_splat(0.5f);
+  const vec half = SPLAT(0.5f);
   for (int ci = 0; ci < Ci; ci++) {
     for (int co = 0; co < Co; co += 4) {
       const float *p = g + ci * Co + co;
@@ -130,7 +134,7 @@ void winograd_filter(const float *g, int in_channels, int out_channels, const in
  * bias (heap offset, or 0 for none). Outputs past out_h / out_w (odd sizes) are dropped.
  */
 EXPORT(winograd_output)
-void winograd_output(const int *in_table, const float *bias, int batch, int out_h, int out_w, int channels,
+void winograd_output(plane_table in_table, const float *bias, int batch, int out_h, int out_w, int channels,
                      int tiles_h, int tiles_w, float *y) {
   const int C = channels;
   for (int b = 0; b < batch; b++) {
@@ -158,7 +162,7 @@ void winograd_output(const int *in_table, const float *bias, int batch, int out_
           RCOL(2)
           RCOL(3)
 #undef RCOL
-          const vec bv = bias ? LOAD(bias + c) : wasm_f32x4_splat(0.0f);
+          const vec bv = bias ? LOAD(bias + c) : SPLAT(0.0f);
           STORE(y0 + ox * C + c, ADD(bv, ADD(ADD(r00, r01), r02)));
           if (second_col) STORE(y0 + (ox + 1) * C + c, ADD(bv, SUB(SUB(r01, r02), r03)));
           if (second_row) {
@@ -177,9 +181,9 @@ void winograd_output(const int *in_table, const float *bias, int batch, int out_
  */
 EXPORT(winograd_grad_output)
 void winograd_grad_output(const float *dy, int batch, int out_h, int out_w, int channels, int tiles_h, int tiles_w,
-                          const int *out_table) {
+                          plane_table out_table) {
   const int C = channels;
-  const vec zero = wasm_f32x4_splat(0.0f);
+  const vec zero = SPLAT(0.0f);
   for (int b = 0; b < batch; b++) {
     for (int ty = 0; ty < tiles_h; ty++) {
       const int oy = 2 * ty;
@@ -199,13 +203,13 @@ void winograd_grad_output(const float *dy, int batch, int out_h, int out_w, int 
           const vec q00 = e00, q01 = e01;
           const vec q10 = ADD(e00, e10), q11 = ADD(e01, e11);
           const vec q20 = SUB(e00, e10), q21 = SUB(e01, e11);
-          const vec q30 = wasm_f32x4_neg(e10), q31 = wasm_f32x4_neg(e11);
+          const vec q30 = NEG(e10), q31 = NEG(e11);
           /* W = q A^T (4x4), columns: q0, q0 + q1, q0 - q1, -q1. */
 #define WROW(i)                                                         \
   STORE(plane(out_table, 4 * i + 0) + out + c, q##i##0);                \
   STORE(plane(out_table, 4 * i + 1) + out + c, ADD(q##i##0, q##i##1));  \
   STORE(plane(out_table, 4 * i + 2) + out + c, SUB(q##i##0, q##i##1));  \
-  STORE(plane(out_table, 4 * i + 3) + out + c, wasm_f32x4_neg(q##i##1));
+  STORE(plane(out_table, 4 * i + 3) + out + c, NEG(q##i##1));
           WROW(0)
           WROW(1)
           WROW(2)
@@ -219,9 +223,9 @@ void winograd_grad_output(const float *dy, int batch, int out_h, int out_w, int 
 
 /* Filter-gradient transform G^T u G of 16 planes u [Cin, Cout] into dg [3, 3, Cin, Cout]. */
 EXPORT(winograd_grad_filter)
-void winograd_grad_filter(const int *in_table, int in_channels, int out_channels, float *dg) {
+void winograd_grad_filter(plane_table in_table, int in_channels, int out_channels, float *dg) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
-  const vec half = wasm_f32x4_splat(0.5f);
+  const vec half = SPLAT(0.5f);
   for (int ci = 0; ci < Ci; ci++) {
     for (int co = 0; co < Co; co += 4) {
       const int o = ci * Co + co;
@@ -256,6 +260,8 @@ void winograd_grad_filter(const int *in_table, int in_channels, int out_channels
   }
 }
 
+#ifndef WELLSPRING_NATIVE_SIMD /* natively, the products are the native GEMM's (addon.cc, gemmPlanes) */
+
 /*
  * Filter-gradient products: out[xi] (+)= v[xi]^T w[xi] for `planes` planes v [tiles, Cin] and w [tiles, Cout]
  * into planes [Cin, Cout] (16 for F(2x2, 3x3), 36 for F(4x4, 3x3)); Cin and Cout multiples of 4. With
@@ -263,7 +269,7 @@ void winograd_grad_filter(const int *in_table, int in_channels, int out_channels
  */
 EXPORT(winograd_accumulate)
 void winograd_accumulate(int planes, const int *v_table, const int *w_table, int tiles, int in_channels,
-                         int out_channels, int add_to_out, const int *out_table) {
+                         int out_channels, int add_to_out, plane_table out_table) {
   for (int xi = 0; xi < planes; xi++)
     gemm_tn(plane(v_table, xi), plane(w_table, xi), plane(out_table, xi), tiles, in_channels, out_channels, add_to_out);
 }
@@ -274,10 +280,12 @@ void winograd_accumulate(int planes, const int *v_table, const int *w_table, int
  */
 EXPORT(winograd_multiply)
 void winograd_multiply(int planes, const int *v_table, const int *u_table, int tiles, int in_channels,
-                       int out_channels, const int *out_table) {
+                       int out_channels, plane_table out_table) {
   for (int xi = 0; xi < planes; xi++)
     gemm_nn(plane(v_table, xi), plane(u_table, xi), plane(out_table, xi), tiles, in_channels, out_channels);
 }
+
+#endif
 
 /* ------------------------------------------------------------------------------------------------------------
  * F(4x4, 3x3): 4x4 output tiles from 6x6 input tiles, 36 planes, 36/144 of the direct multiply-adds (vs 16/36
@@ -315,8 +323,8 @@ static inline __attribute__((always_inline)) void f43_g(const vec g[3], vec u[6]
   const vec twentyfourth = SPLAT(1.0f / 24.0f);
   const vec outer = ADD(g[0], g[2]);
   u[0] = MUL(quarter, g[0]);
-  u[1] = wasm_f32x4_neg(MUL(sixth, ADD(outer, g[1])));
-  u[2] = wasm_f32x4_neg(MUL(sixth, SUB(outer, g[1])));
+  u[1] = NEG(MUL(sixth, ADD(outer, g[1])));
+  u[2] = NEG(MUL(sixth, SUB(outer, g[1])));
   const vec even = ADD(MUL(twentyfourth, g[0]), MUL(sixth, g[2]));
   u[3] = ADD(even, MUL(twelfth, g[1]));
   u[4] = SUB(even, MUL(twelfth, g[1]));
@@ -350,7 +358,7 @@ static inline __attribute__((always_inline)) void f43_gt(const vec u[6], vec k[3
 /* Input transform B^T d B of every 6x6 input tile (stride 4) into 36 planes [tiles, C]; padding reads as 0. */
 EXPORT(winograd4_input)
 void winograd4_input(const float *x, int batch, int height, int width, int channels, int pad_top, int pad_left,
-                     int tiles_h, int tiles_w, const int *out_table) {
+                     int tiles_h, int tiles_w, plane_table out_table) {
   const int C = channels;
   for (int b = 0; b < batch; b++) {
     for (int ty = 0; ty < tiles_h; ty++) {
@@ -359,28 +367,28 @@ void winograd4_input(const float *x, int batch, int height, int width, int chann
         const int x0 = 4 * tx - pad_left;
         const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
         int row_ok[6], col_off[6];
-#pragma clang loop unroll(full)
+UNROLL
         for (int i = 0; i < 6; i++) {
           row_ok[i] = y0 + i >= 0 && y0 + i < height;
           col_off[i] = (x0 + i >= 0 && x0 + i < width) ? (x0 + i) * C : -1;
         }
         for (int c = 0; c < C; c += 4) {
           vec s[6][6];
-#pragma clang loop unroll(full)
+UNROLL
           for (int i = 0; i < 6; i++) {
             const float *row = x + ((b * height + y0 + i) * width) * C;
             vec d[6];
-#pragma clang loop unroll(full)
+UNROLL
             for (int j = 0; j < 6; j++) d[j] = load_or_zero(row, row_ok[i], col_off[j], c);
             f43_bt(d, s[i]);
           }
-#pragma clang loop unroll(full)
+UNROLL
           for (int j = 0; j < 6; j++) {
             vec col[6], r[6];
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 6; i++) col[i] = s[i][j];
             f43_bt(col, r);
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 6; i++) STORE(plane(out_table, 6 * i + j) + out + c, r[i]);
           }
         }
@@ -391,26 +399,26 @@ void winograd4_input(const float *x, int batch, int height, int width, int chann
 
 /* Filter transform G g G^T of a [3, 3, Cin, Cout] filter into 36 planes [Cin, Cout]. */
 EXPORT(winograd4_filter)
-void winograd4_filter(const float *g, int in_channels, int out_channels, const int *out_table) {
+void winograd4_filter(const float *g, int in_channels, int out_channels, plane_table out_table) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   for (int ci = 0; ci < Ci; ci++) {
     for (int co = 0; co < Co; co += 4) {
       const int o = ci * Co + co;
       vec t[6][3];
-#pragma clang loop unroll(full)
+UNROLL
       for (int b = 0; b < 3; b++) {
         vec col[3], r[6];
-#pragma clang loop unroll(full)
+UNROLL
         for (int a = 0; a < 3; a++) col[a] = LOAD(g + (a * 3 + b) * tap + o);
         f43_g(col, r);
-#pragma clang loop unroll(full)
+UNROLL
         for (int i = 0; i < 6; i++) t[i][b] = r[i];
       }
-#pragma clang loop unroll(full)
+UNROLL
       for (int i = 0; i < 6; i++) {
         vec r[6];
         f43_g(t[i], r);
-#pragma clang loop unroll(full)
+UNROLL
         for (int j = 0; j < 6; j++) STORE(plane(out_table, 6 * i + j) + o, r[j]);
       }
     }
@@ -419,7 +427,7 @@ void winograd4_filter(const float *g, int in_channels, int out_channels, const i
 
 /* Output transform A^T m A of 36 product planes [tiles, Cout] into y [batch, out_h, out_w, Cout] plus bias. */
 EXPORT(winograd4_output)
-void winograd4_output(const int *in_table, const float *bias, int batch, int out_h, int out_w, int channels,
+void winograd4_output(plane_table in_table, const float *bias, int batch, int out_h, int out_w, int channels,
                       int tiles_h, int tiles_w, float *y) {
   const int C = channels;
   for (int b = 0; b < batch; b++) {
@@ -433,23 +441,23 @@ void winograd4_output(const int *in_table, const float *bias, int batch, int out
         float *base = y + ((b * out_h + oy) * out_w + ox) * C;
         for (int c = 0; c < C; c += 4) {
           vec r[4][6];
-#pragma clang loop unroll(full)
+UNROLL
           for (int j = 0; j < 6; j++) {
             vec col[6], q[4];
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 6; i++) col[i] = LOAD(plane(in_table, 6 * i + j) + in + c);
             f43_at(col, q);
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 4; i++) r[i][j] = q[i];
           }
           const vec bv = bias ? LOAD(bias + c) : SPLAT(0.0f);
-#pragma clang loop unroll(full)
+UNROLL
           for (int i = 0; i < 4; i++) {
             vec q[4];
             f43_at(r[i], q);
             if (i < rows) {
               float *row = base + i * out_w * C + c;
-#pragma clang loop unroll(full)
+UNROLL
               for (int j = 0; j < 4; j++)
                 if (j < cols) STORE(row + j * C, ADD(bv, q[j]));
             }
@@ -463,7 +471,7 @@ void winograd4_output(const int *in_table, const float *bias, int batch, int out
 /* Output-gradient transform A e A^T of every 4x4 block of dy into 36 planes [tiles, C]; past the edge reads 0. */
 EXPORT(winograd4_grad_output)
 void winograd4_grad_output(const float *dy, int batch, int out_h, int out_w, int channels, int tiles_h,
-                           int tiles_w, const int *out_table) {
+                           int tiles_w, plane_table out_table) {
   const int C = channels;
   const vec zero = SPLAT(0.0f);
   for (int b = 0; b < batch; b++) {
@@ -477,20 +485,20 @@ void winograd4_grad_output(const float *dy, int batch, int out_h, int out_w, int
         const float *base = dy + ((b * out_h + oy) * out_w + ox) * C;
         for (int c = 0; c < C; c += 4) {
           vec s[4][6];
-#pragma clang loop unroll(full)
+UNROLL
           for (int i = 0; i < 4; i++) {
             vec e[4];
-#pragma clang loop unroll(full)
+UNROLL
             for (int j = 0; j < 4; j++) e[j] = (i < rows && j < cols) ? LOAD(base + (i * out_w + j) * C + c) : zero;
             f43_a(e, s[i]);
           }
-#pragma clang loop unroll(full)
+UNROLL
           for (int j = 0; j < 6; j++) {
             vec col[4], w[6];
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 4; i++) col[i] = s[i][j];
             f43_a(col, w);
-#pragma clang loop unroll(full)
+UNROLL
             for (int i = 0; i < 6; i++) STORE(plane(out_table, 6 * i + j) + out + c, w[i]);
           }
         }
@@ -501,26 +509,26 @@ void winograd4_grad_output(const float *dy, int batch, int out_h, int out_w, int
 
 /* Filter-gradient transform G^T u G of 36 planes u [Cin, Cout] into dg [3, 3, Cin, Cout]. */
 EXPORT(winograd4_grad_filter)
-void winograd4_grad_filter(const int *in_table, int in_channels, int out_channels, float *dg) {
+void winograd4_grad_filter(plane_table in_table, int in_channels, int out_channels, float *dg) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   for (int ci = 0; ci < Ci; ci++) {
     for (int co = 0; co < Co; co += 4) {
       const int o = ci * Co + co;
       vec e[3][6];
-#pragma clang loop unroll(full)
+UNROLL
       for (int j = 0; j < 6; j++) {
         vec col[6], k[3];
-#pragma clang loop unroll(full)
+UNROLL
         for (int i = 0; i < 6; i++) col[i] = LOAD(plane(in_table, 6 * i + j) + o);
         f43_gt(col, k);
-#pragma clang loop unroll(full)
+UNROLL
         for (int a = 0; a < 3; a++) e[a][j] = k[a];
       }
-#pragma clang loop unroll(full)
+UNROLL
       for (int a = 0; a < 3; a++) {
         vec k[3];
         f43_gt(e[a], k);
-#pragma clang loop unroll(full)
+UNROLL
         for (int b = 0; b < 3; b++) STORE(dg + (a * 3 + b) * tap + o, k[b]);
       }
     }

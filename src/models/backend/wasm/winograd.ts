@@ -4,8 +4,11 @@
  * flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix products with a
  * fraction of the direct method's multiply-adds. The transforms run in the project's own small wasm module
  * (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's `WebAssembly.Memory`, so
- * no tensor is copied in or out. The per-plane products run on the native GEMM (native/, `gemmPlanes`, also in
- * place on the heap) when it is loaded, else in the same wasm module (gemm.c). Scratch planes (2-4x the input and
+ * no tensor is copied in or out. When the native kernels (native/) are loaded, the per-plane products run on the
+ * native GEMM (`gemmPlanes`) and the transforms on the same winograd.c compiled natively (the addon's winograd*
+ * exports, range-checked; `setNativeWinogradTransforms(false)` keeps them in wasm), all in place on the heap;
+ * else everything runs in the wasm module (winograd.c, gemm.c). Both builds of a transform give the same bits.
+ * Scratch planes (2-4x the input and
  * output sizes, at most about 256 MB: larger batches are processed in parts) live for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
@@ -16,7 +19,7 @@
  * both against the cpu backend.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { nativeAddon } from '../native/addon.js';
+import { type NativeAddon, nativeAddon } from '../native/addon.js';
 import { type WasmBackendInternals, Scratch, heapBuffer, ownKernels } from './module.js';
 
 /** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
@@ -41,19 +44,51 @@ interface Variant {
   transforms: Transforms;
 }
 
-function variant(wasm: WinogradExports, tile: 2 | 4): Variant {
+/**
+ * Whether the transforms run natively when the native kernels are loaded (default), or in wasm with only the
+ * products native: for benchmarks and tests that compare the routes in one process.
+ */
+let nativeTransforms = true;
+
+/** Turns the native transforms on or off on this thread (see `nativeTransforms`); returns the previous setting. */
+export function setNativeWinogradTransforms(on: boolean): boolean {
+  const previous = nativeTransforms;
+  nativeTransforms = on;
+  return previous;
+}
+
+/** The wasm module's transforms of one variant. */
+function wasmTransforms(wasm: WinogradExports, tile: 2 | 4): Transforms {
   const prefix = tile === 2 ? 'winograd_' : 'winograd4_';
   const fn = (name: string) => wasm[prefix + name];
+  return { input: fn('input'), filter: fn('filter'), output: fn('output'), gradOutput: fn('grad_output'), gradFilter: fn('grad_filter') };
+}
+
+/**
+ * The same transforms compiled natively (the addon's winograd* exports, range-checked), on the same heap. The
+ * heap's buffer is read at every call: an allocation between calls may have grown the memory.
+ */
+function nativeTransformsOf(native: NativeAddon, backend: WasmBackendInternals, tile: 2 | 4): Transforms {
+  const heap = () => heapBuffer(backend);
+  return {
+    input: (x, batch, h, w, c, padTop, padLeft, tilesH, tilesW, table) =>
+      native.winogradInput(heap(), tile, x, batch, h, w, c, padTop, padLeft, tilesH, tilesW, table),
+    filter: (g, cin, cout, table) => native.winogradFilter(heap(), tile, g, cin, cout, table),
+    // The wasm export takes bias offset 0 for none (no tensor lives at address 0), the addon -1.
+    output: (table, bias, batch, outH, outW, c, tilesH, tilesW, y) =>
+      native.winogradOutput(heap(), tile, table, bias === 0 ? -1 : bias, batch, outH, outW, c, tilesH, tilesW, y),
+    gradOutput: (dy, batch, outH, outW, c, tilesH, tilesW, table) =>
+      native.winogradGradOutput(heap(), tile, dy, batch, outH, outW, c, tilesH, tilesW, table),
+    gradFilter: (table, cin, cout, dg) => native.winogradGradFilter(heap(), tile, table, cin, cout, dg),
+  };
+}
+
+function variant(wasm: WinogradExports, backend: WasmBackendInternals, tile: 2 | 4): Variant {
+  const native = nativeTransforms ? nativeAddon() : undefined;
   return {
     tile,
     planes: tile === 2 ? 16 : 36,
-    transforms: {
-      input: fn('input'),
-      filter: fn('filter'),
-      output: fn('output'),
-      gradOutput: fn('grad_output'),
-      gradFilter: fn('grad_filter'),
-    },
+    transforms: native ? nativeTransformsOf(native, backend, tile) : wasmTransforms(wasm, tile),
   };
 }
 
@@ -88,9 +123,9 @@ export function winogradMode(): WinogradMode {
   return mode;
 }
 
-function chooseVariant(wasm: WinogradExports, outHeight: number, outWidth: number): Variant {
+function chooseVariant(wasm: WinogradExports, backend: WasmBackendInternals, outHeight: number, outWidth: number): Variant {
   const big = mode !== 'f2' && outHeight >= 4 && outWidth >= 4;
-  return variant(wasm, big ? 4 : 2);
+  return variant(wasm, backend, big ? 4 : 2);
 }
 
 /**
@@ -173,7 +208,7 @@ export function winogradConv2d(
   g: WinogradGeometry,
 ): TensorInfo {
   const wasm = ownKernels(backend) as unknown as WinogradExports;
-  const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
+  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const [cin, cout] = [filter.shape[2], filter.shape[3]];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
@@ -207,7 +242,7 @@ export function winogradConv2d(
  */
 export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, g: WinogradGeometry): TensorInfo {
   const wasm = ownKernels(backend) as unknown as WinogradExports;
-  const { tile, planes, transforms } = chooseVariant(wasm, g.outHeight, g.outWidth);
+  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);

@@ -18,8 +18,8 @@
  * - `Conv2DBackpropInput` exists but is naive (about 2 GFLOP/s). It is computed as a forward convolution of the
  *   output gradient (zero-dilated by the stride) with the spatially flipped, in/out-swapped filter, which takes
  *   the Winograd path when the forward conv did.
- * - Matrix products go to the native GEMM (native/: C++ built at install, AVX-512 / AVX2 / portable, 80-100
- *   GFLOP/s on one core against XNNPACK's 20-30) when it is loaded: `_FusedMatMul` with a linear activation (every
+ * - Matrix products go to the native GEMM (native/: C++ built at install, AVX-512 / AVX2 / portable; on the ViT's
+ *   shapes 49-88 GFLOP/s on one core against XNNPACK's 12-29, quiet) when it is loaded: `_FusedMatMul` with a linear activation (every
  *   dense layer's forward pass, bias included) and every `BatchMatMul` (the gradients' transposed products,
  *   attention's batched ones). Without it (no compiler at install, `WELLSPRING_NATIVE=off`) the paths below run.
  * - `BatchMatMul` falls off XNNPACK (2 GFLOP/s) with `transposeA`/`transposeB` or a batch > 1. Batched products

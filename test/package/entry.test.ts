@@ -25,7 +25,7 @@ t.test('the CLI prints its commands and rejects unknown ones', { skip: built ? f
   t.match(bad.stderr, /unknown command "frobnicate"/);
 });
 
-t.test('the package ships the build and docs, not tests, fixtures or benchmarks', async (t) => {
+t.test('the package ships the build, docs and the native kernels\' sources, not TypeScript sources, tests, fixtures or benchmarks', async (t) => {
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr.slice(-400));
   const [pack] = JSON.parse(r.stdout) as { name: string; files: { path: string }[] }[];
@@ -33,6 +33,9 @@ t.test('the package ships the build and docs, not tests, fixtures or benchmarks'
   const paths = pack!.files.map((f) => f.path);
   t.ok(paths.includes('package.json') && paths.includes('README.md'), 'package.json and README');
   if (built) t.ok(paths.includes('dist/src/index.js') && paths.includes('dist/pipelines/cli.js'), 'the compiled entry and CLI');
-  const stray = paths.filter((p) => /^(test|bench|src|pipelines|scripts)\//.test(p) || p.startsWith('dist/bench/') || p.includes('fixtures'));
-  t.same(stray, [], 'no sources, tests, fixtures or benchmarks');
+  // The install script builds the native kernels from their C/C++ sources, so those (and only those) ship.
+  const nativeInputs = (p: string) => p === 'scripts/build-native.mjs' || /^src\/models\/backend\/(native|wasm)\/[^/]+\.(cc|c|h)$/.test(p);
+  t.ok(paths.includes('scripts/build-native.mjs') && paths.includes('src/models/backend/native/gemm.cc') && paths.includes('src/models/backend/wasm/winograd.c'), 'the native build script and its C/C++ sources');
+  const stray = paths.filter((p) => (/^(test|bench|src|pipelines|scripts)\//.test(p) && !nativeInputs(p)) || p.startsWith('dist/bench/') || p.includes('fixtures'));
+  t.same(stray, [], 'no TypeScript sources, tests, fixtures or benchmarks');
 });

@@ -24,6 +24,7 @@ import { nativeAddon, nativeKernels, nativeMatMul, setNativeKernels } from '../s
 import { type WasmBackendInternals, ownBatchMatMul } from '../src/models/backend/wasm/index.js';
 import { Rng } from '../src/streams/random.js';
 import { conditions, median, startInterval } from './conditions.js';
+import { timeCall } from './profile.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,14 +55,6 @@ const adopt = (info: tf.TensorInfo | undefined, what: string): tf.Tensor => {
   if (!info) throw new Error(`${what}: the route does not apply`);
   return tf.engine().makeTensorFromTensorInfo(info);
 };
-const time = (f: () => tf.Tensor): number => {
-  const t0 = performance.now();
-  const out = f();
-  out.dataSync();
-  const ms = performance.now() - t0;
-  out.dispose();
-  return ms;
-};
 /** tf.matMul with the native kernels off: the route that runs without them. */
 const stockMatMul = (a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): tf.Tensor => {
   const was = setNativeKernels(false);
@@ -78,10 +71,10 @@ function measure(figure: string, shape: string, flops: number, a: tf.Tensor, b: 
   if (withStock) routes.push(['stock', () => stockMatMul(a, b, ta, tb)]);
   routes.push(['own', () => adopt(ownBatchMatMul(backend, a, b, ta, tb), `own kernel, ${figure}`)]);
   if (addon) routes.push(['native', () => adopt(nativeMatMul(backend, a, b, ta, tb), `native GEMM, ${figure}`)]);
-  for (const [, f] of routes) time(f); // warm-up
+  for (const [, f] of routes) timeCall(f); // warm-up
   const ms = routes.map((): number[] => []);
   const end = startInterval();
-  for (let r = 0; r < rounds; r++) routes.forEach(([, f], i) => ms[i].push(time(f)));
+  for (let r = 0; r < rounds; r++) routes.forEach(([, f], i) => ms[i].push(timeCall(f)));
   const cond = end();
   const line: Record<string, unknown> = { figure, shape };
   const medians = ms.map((m) => median(m));

@@ -1,5 +1,6 @@
 /**
- * Kernel profile of one call for the benchmarks (compute: a training step; diffusion: a denoiser call): tfjs'
+ * Timing helpers of the benchmarks. `timeCall`: the wall time of one synchronous tensor-producing call, its result
+ * read back. Kernel profile of one call (compute: a training step; diffusion: a denoiser call): tfjs'
  * `tf.profile` times every kernel (on wasm, the wall time of each synchronous kernel call), summed here by op.
  * Kernels that the project's own kernels call through tfjs (e.g. Transpose or Conv2D inside a gradient kernel)
  * count in their caller's time too, so shares can add up to more than 1.
@@ -27,3 +28,13 @@ export async function profileStep(run: () => Promise<unknown>, top = 10): Promis
   return { stepMs, kernels };
 }
 
+
+/** Wall time (ms) of one call of `f`, including reading its result back (so lazy backends finish); the result is disposed. */
+export function timeCall(f: () => tf.Tensor): number {
+  const t0 = performance.now();
+  const out = f();
+  out.dataSync();
+  const ms = performance.now() - t0;
+  out.dispose();
+  return ms;
+}

@@ -21,6 +21,7 @@ import { setNativeWinogradTransforms } from '../src/models/backend/wasm/index.js
 import { nativeKernels, setNativeKernels } from '../src/models/backend/native/index.js';
 import { Rng } from '../src/streams/random.js';
 import { conditions, median, startInterval } from './conditions.js';
+import { timeCall } from './profile.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,14 +55,6 @@ function withRoute<T>(route: Route, f: () => T): T {
     setNativeWinogradTransforms(wasTransforms);
   }
 }
-const time = (f: () => tf.Tensor): number => {
-  const t0 = performance.now();
-  const out = f();
-  out.dataSync();
-  const ms = performance.now() - t0;
-  out.dispose();
-  return ms;
-};
 
 const routes: Route[] = [
   { name: 'wasm', native: false, transforms: false },
@@ -95,10 +88,10 @@ for (const [size, channels] of [[64, 32], [32, 64], [16, 128], [8, 256]]) {
     ['filter gradient', () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...conv, filterShape: ws } as unknown as tf.NamedAttrMap) as tf.Tensor],
   ];
   for (const [name, f] of ops) {
-    for (const route of routes) withRoute(route, () => time(f)); // warm-up
+    for (const route of routes) withRoute(route, () => timeCall(f)); // warm-up
     const ms = routes.map((): number[] => []);
     const end = startInterval();
-    for (let r = 0; r < rounds; r++) routes.forEach((route, i) => ms[i].push(withRoute(route, () => time(f))));
+    for (let r = 0; r < rounds; r++) routes.forEach((route, i) => ms[i].push(withRoute(route, () => timeCall(f))));
     const cond = end();
     const medians = ms.map((m) => median(m));
     const line: Record<string, unknown> = { figure: `${name}`, shape: `x [${xs}] w [${ws}]` };

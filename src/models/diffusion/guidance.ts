@@ -97,6 +97,9 @@ export type LinearSolverName = 'gmres' | 'cg';
 /** A solver of M u = b row by row, where `apply(v)` also returns L v and the solver returns L u (see below). */
 type LiftedSolver = (apply: (v: tf.Tensor2D) => { product: tf.Tensor2D; lifted: tf.Tensor }, b: tf.Tensor2D, iterations: number) => tf.Tensor;
 
+/** Row-wise dot products of (B, K) tensors, as a (B, 1) column. */
+const rowDot = (a: tf.Tensor, c: tf.Tensor): tf.Tensor => tf.sum(tf.mul(a, c), 1, true);
+
 /** Scales each row of `t` (B, ...) by the (B, 1) column `c`. */
 function scaleRows(t: tf.Tensor, c: tf.Tensor): tf.Tensor {
   return tf.mul(tf.reshape(c, [c.shape[0]!, ...t.shape.slice(1).map(() => 1)]), t);
@@ -130,8 +133,7 @@ function liftedGmres(
 ): tf.Tensor {
   checkIterations('gmres', iterations);
   return tf.tidy(() => {
-    const dot = (a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(a, c), 1, true);
-    const beta = tf.sqrt(dot(b, b));
+    const beta = tf.sqrt(rowDot(b, b));
     const basis: tf.Tensor[] = [tf.divNoNan(b, beta)];
     const lifts: tf.Tensor[] = [];
     // Columns of the upper-triangular R (after the rotations), the rotations (c, s), and g = Q^T beta e_1.
@@ -145,14 +147,14 @@ function liftedGmres(
       let w: tf.Tensor = product;
       const column: tf.Tensor[] = [];
       for (let i = 0; i <= j; i++) {
-        const h = dot(w, basis[i]!);
+        const h = rowDot(w, basis[i]!);
         w = tf.sub(w, tf.mul(h, basis[i]!));
         column.push(h);
       }
       // What M v_j adds to the Krylov space; below float32 round-off of the orthogonalisation it is none (the
       // space is exhausted and the solution found: the next vector is 0 and so is its coefficient).
-      const left = tf.sqrt(dot(w, w));
-      const below = tf.where(tf.greater(left, tf.mul(tf.sqrt(dot(product, product)), BREAKDOWN)), left, tf.zerosLike(left));
+      const left = tf.sqrt(rowDot(w, w));
+      const below = tf.where(tf.greater(left, tf.mul(tf.sqrt(rowDot(product, product)), BREAKDOWN)), left, tf.zerosLike(left));
       if (j + 1 < iterations) basis.push(tf.divNoNan(w, below));
       for (let i = 0; i < j; i++) {
         const [a, c] = [column[i]!, column[i + 1]!];
@@ -203,19 +205,18 @@ function liftedConjugateGradient(
 ): tf.Tensor {
   checkIterations('conjugateGradient', iterations);
   return tf.tidy(() => {
-    const dot = (a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(a, c), 1, true);
     let u: tf.Tensor | undefined;
     let r: tf.Tensor = b;
     let p: tf.Tensor = b;
-    let rr = dot(r, r);
+    let rr = rowDot(r, r);
     for (let k = 0; k < iterations; k++) {
       const { product, lifted } = apply(p as tf.Tensor2D);
-      const alpha = tf.divNoNan(rr, dot(p, product));
+      const alpha = tf.divNoNan(rr, rowDot(p, product));
       const step = scaleRows(lifted, alpha);
       u = u ? tf.add(u, step) : step;
       if (k + 1 === iterations) break;
       r = tf.sub(r, tf.mul(alpha, product));
-      const next = dot(r, r);
+      const next = rowDot(r, r);
       p = tf.add(r, tf.mul(tf.divNoNan(next, rr), p));
       rr = next;
     }
@@ -294,32 +295,22 @@ export function mmps(options: MmpsOptions = {}): Guidance {
     guide(denoise, schedule, likelihood) {
       return (xt, t) =>
         tf.tidy(() => {
-          const gamma = gammaAt(schedule, t, 'mmps');
           const [alpha, sigma] = [schedule.alpha(t), schedule.sigma(t)];
-          if (covariance === 'isotropic' || sigma / alpha > tweedieUpTo) {
-            // V = r_t^2 I: the denoiser is evaluated once, without gradient; the correction is r_t^2 A'^T u.
-            const r2 = (priorVariance * sigma * sigma) / (sigma * sigma + alpha * alpha * priorVariance);
-            const xhat = denoise(xt, t);
-            const residual = tf.sub(likelihood.y, likelihood.observe(xhat)) as tf.Tensor2D;
-            const product = (v: tf.Tensor2D) =>
-              tf.tidy(() => {
-                const lifted = vjp(likelihood.observe, xhat, v);
-                const applied = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, r2) as tf.Tensor5D)) as tf.Tensor2D;
-                return { product: applied, lifted };
-              });
-            return tf.add(xhat, tf.mul(solve(product, residual, iterations), r2)) as tf.Tensor5D;
-          }
+          // V = scale J with J = dD/dx_t (Tweedie: scale gamma_t) or J = I (isotropic: scale r_t^2, no pass
+          // through the denoiser's Jacobian).
+          const isotropic = covariance === 'isotropic' || sigma / alpha > tweedieUpTo;
+          const scale = isotropic ? (priorVariance * sigma * sigma) / (sigma * sigma + alpha * alpha * priorVariance) : gammaAt(schedule, t, 'mmps');
           const xhat = denoise(xt, t);
           const residual = tf.sub(likelihood.y, likelihood.observe(xhat)) as tf.Tensor2D;
-          // v -> (Sigma_y v + A' V A'^T v, J^T A'^T v): the covariance product and, lifted, the gradient direction.
+          // v -> (Sigma_y v + A' V A'^T v, J^T A'^T v): the covariance product and, lifted, the correction direction.
           const product = (v: tf.Tensor2D) =>
             tf.tidy(() => {
-              const lifted = vjp((x) => denoise(x, t), xt, vjp(likelihood.observe, xhat, v));
-              const applied = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, gamma) as tf.Tensor5D)) as tf.Tensor2D;
+              const observed = vjp(likelihood.observe, xhat, v);
+              const lifted = isotropic ? observed : vjp((x) => denoise(x, t), xt, observed);
+              const applied = tf.add(tf.mul(likelihood.variance, v), finiteDifferenceJvp(likelihood.observe, xhat, tf.mul(lifted, scale) as tf.Tensor5D)) as tf.Tensor2D;
               return { product: applied, lifted };
             });
-          const grad = solve(product, residual, iterations);
-          return tf.add(xhat, tf.mul(grad, gamma)) as tf.Tensor5D;
+          return tf.add(xhat, tf.mul(solve(product, residual, iterations), scale)) as tf.Tensor5D;
         });
     },
   };

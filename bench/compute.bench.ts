@@ -1,7 +1,9 @@
 /**
  * Compute benchmark: time of one training step (forward, backward, gradient clipping, AdamW update) of the
  * `dcae-small` autoencoder (batch 16, 64x64x5 inputs) and the `vit-small` denoiser (batch 32, 5 frames of 8x8x16
- * latent tokens) on the wasm backend, and in the same run the same architectures in PyTorch on the CPU
+ * latent tokens) on the wasm backend, and the demo's own networks: `dcae-demo` (the demo's autoencoder, channels
+ * 16-32-64-128, batch 16 of 32x32x5 states) and `vit-demo` (the demo's emulators, width 96, depth 4, 4 heads,
+ * batch 32 of 5 frames of 4x4x16 latents), and in the same run the same architectures in PyTorch on the CPU
  * (bench/torch_train.py, one thread per core) when python3 with torch is present. Prints the ratio PyTorch-time /
  * wellspring-time (higher is better for wellspring; 1.0 = parity), in wall time and in CPU time per step. Which
  * BLAS PyTorch loaded matters a lot for the ViT (see bench/torch_train.py); the ratio lines name it.
@@ -13,7 +15,7 @@
  * such figures are not to be quoted. The last line per model is a kernel profile of one single-thread step
  * (tf.profile: kernel time by op, and its share of the step's wall time).
  *
- * `node dist/bench/compute.bench.js [--steps N] [--rounds R] [--which dcae-small,vit-small] [--workers 1,2]
+ * `node dist/bench/compute.bench.js [--steps N] [--rounds R] [--which dcae-small,vit-small,dcae-demo,vit-demo] [--workers 1,2]
  *   [--no-profile] [--no-baseline]`
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
@@ -39,13 +41,23 @@ import { LOAD_PER_CORE_LIMIT, OTHER_CORES_LIMIT, conditions, median, startInterv
 
 export type Batch = tf.Tensor | Record<string, tf.Tensor>;
 
+/** The benchmarked networks: the presets, and the demo's autoencoder and emulator (pipelines/jobs/demo.ts). */
+export type BenchModel = 'dcae-small' | 'vit-small' | 'dcae-demo' | 'vit-demo';
+const MODELS: readonly BenchModel[] = ['dcae-small', 'vit-small', 'dcae-demo', 'vit-demo'];
+const isDcae = (model: BenchModel) => model.startsWith('dcae');
+/** Samples per step: the autoencoders 16, the ViTs 32 (as the presets' and the demo's training). */
+const batchSizeOf = (model: BenchModel) => (isDcae(model) ? 16 : 32);
+/** Input side: dcae-small 64, the demo's autoencoder 32; latent tokens per frame side: vit-small 8, the demo's 4. */
+const sideOf = (model: BenchModel) => ({ 'dcae-small': 64, 'dcae-demo': 32, 'vit-small': 8, 'vit-demo': 4 })[model];
+
 /**
  * Model factory shared by the main thread and the data-parallel workers (which import this file): the preset
  * network and its training loss (MSE of the reconstruction / of the denoised window).
  */
-export function build(options: { model: 'dcae-small' | 'vit-small'; dropout?: number }): ParallelModel<Batch> {
-  if (options.model === 'dcae-small') {
-    const net = createDcae(presets['dcae-small'](options.dropout === undefined ? {} : { dropout: options.dropout }));
+export function build(options: { model: BenchModel; dropout?: number }): ParallelModel<Batch> {
+  if (isDcae(options.model)) {
+    const demo = options.model === 'dcae-demo' ? { channels: [16, 32, 64, 128], inputSize: [32, 32] as [number, number] } : {};
+    const net = createDcae(presets['dcae-small']({ ...demo, ...(options.dropout === undefined ? {} : { dropout: options.dropout }) }));
     return {
       params: net.params,
       loss: (x, { random }) => {
@@ -54,7 +66,7 @@ export function build(options: { model: 'dcae-small' | 'vit-small'; dropout?: nu
       },
     };
   }
-  const net = createVit(presets['vit-small']());
+  const net = createVit(presets['vit-small'](options.model === 'vit-demo' ? { width: 96, depth: 4, heads: 4, tokens: [5, 4, 4] } : {}));
   return {
     params: net.params,
     loss: (b, { random }) => {
@@ -65,15 +77,17 @@ export function build(options: { model: 'dcae-small' | 'vit-small'; dropout?: nu
   };
 }
 
-/** A batch of the benchmark's size (dcae-small 16, vit-small 32), or of `n` samples. */
-export function makeBatch(model: 'dcae-small' | 'vit-small', rng: Rng, n?: number): Batch {
-  if (model === 'dcae-small') return tf.tensor4d(rng.normalArray((n ?? 16) * 64 * 64 * 5), [n ?? 16, 64, 64, 5]);
-  const shape = [n ?? 32, 5, 8, 8, 16];
-  const size = shape.reduce((a, b) => a * b, 1);
+/** A batch of the benchmark's size (`batchSizeOf`), or of `n` samples. */
+export function makeBatch(model: BenchModel, rng: Rng, n?: number): Batch {
+  const b = n ?? batchSizeOf(model);
+  const side = sideOf(model);
+  if (isDcae(model)) return tf.tensor4d(rng.normalArray(b * side * side * 5), [b, side, side, 5]);
+  const shape = [b, 5, side, side, 16];
+  const size = shape.reduce((a, c) => a * c, 1);
   return {
     x: tf.tensor(rng.normalArray(size), shape),
     mask: tf.tensor(rng.uniformArray(size).map((u) => (u < 0.3 ? 1 : 0)), shape),
-    noise: tf.tensor(rng.normalArray(n ?? 32)),
+    noise: tf.tensor(rng.normalArray(b)),
   };
 }
 
@@ -82,7 +96,7 @@ async function main(): Promise<void> {
     options: {
       steps: { type: 'string', default: '3' },
       rounds: { type: 'string', default: '3' },
-      which: { type: 'string', default: 'dcae-small,vit-small' },
+      which: { type: 'string', default: MODELS.join(',') },
       'no-profile': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1,2' },
       'no-baseline': { type: 'boolean', default: false },
@@ -91,7 +105,9 @@ async function main(): Promise<void> {
   const steps = Number(values.steps);
   const rounds = Number(values.rounds);
   const workerCounts = values.workers.split(',').map(Number);
-  const which = values.which.split(',') as Array<'dcae-small' | 'vit-small'>;
+  const which = values.which.split(',') as BenchModel[];
+  const unknown = which.filter((m) => !MODELS.includes(m));
+  if (unknown.length > 0) throw new Error(`--which: unknown network(s) ${unknown.join(', ')}; known: ${MODELS.join(', ')}`);
   const emit = (line: Record<string, unknown>) => console.log(JSON.stringify({ bench: 'compute', ...line }));
   const threads = cpus().length; // PyTorch: one thread per core
   const info = await selectBackend({ prefer: 'wasm' });
@@ -116,14 +132,14 @@ async function main(): Promise<void> {
 
   // tfjs holds a whole backward pass in memory (vit-small: ~0.45 GB per sample; the wasm heap stops at 4 GB):
   // vit-small accumulates gradients over micro-batches of 4 in the workers.
-  const microBatch: Record<string, number | undefined> = { 'dcae-small': undefined, 'vit-small': 4 };
+  const microBatch: Record<BenchModel, number | undefined> = { 'dcae-small': undefined, 'vit-small': 4, 'dcae-demo': undefined, 'vit-demo': undefined };
   for (const model of which) {
     const rng = new Rng(1);
     const batchOf = () => makeBatch(model, rng);
     // One trainer per worker count, kept for every round; the first step of each is a warm-up.
     const setups: Array<{ label: string; workers: number; trainer: Trainer<Batch>; close: () => Promise<void>; medians: number[]; cpuMs: number[] }> = [];
     const variants: Array<{ workers: number; winograd: 'default' | 'off' }> = workerCounts.map((workers) => ({ workers, winograd: 'default' }));
-    if (!values['no-baseline'] && model === 'dcae-small') variants.push({ workers: 1, winograd: 'off' });
+    if (!values['no-baseline'] && isDcae(model)) variants.push({ workers: 1, winograd: 'off' });
     for (const { workers, winograd } of variants) {
       const { params, loss } = build({ model });
       const parallel =
@@ -186,7 +202,7 @@ async function main(): Promise<void> {
       }
     }
     const cond = end();
-    const batch = model === 'dcae-small' ? 16 : 32;
+    const batch = batchSizeOf(model);
     let best: (typeof setups)[number] | undefined;
     for (const s of setups) {
       emit({

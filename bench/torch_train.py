@@ -5,7 +5,10 @@ is the reference BLAS (libblas3) unless an optimised one provides it: `apt-get i
 registers OpenBLAS as the libblas.so.3 alternative, and then torch's linear layers (addmm, which calls sgemm)
 run on OpenBLAS. The "blas" field names the library this process actually loaded, "blasBuild" what torch was
 built against (torch.__config__.show()), "matmul" the path the float32 linear layers take. Usage:
-    python3 bench/torch_train.py [--threads <cores>] [--steps 5] [--which dcae-small,vit-small] [--device cpu|cuda]
+    python3 bench/torch_train.py [--threads <cores>] [--steps 5] [--which dcae-small,vit-small,dcae-demo,vit-demo]
+        [--device cpu|cuda]
+(dcae-demo and vit-demo: the demo's autoencoder, channels 16-128 on 32x32x5 states, and its emulators, width 96,
+depth 4, on 5 frames of 4x4x16 latents.)
 
 With --device cuda the same step runs on the GPU (the step time then waits for the GPU to finish: synchronised);
 bench/webgpu.bench.ts and scripts/gpu-check.sh use it to put PyTorch on CUDA beside wellspring's webgpu step times.
@@ -160,7 +163,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--which", default="dcae-small,vit-small")
+    parser.add_argument("--which", default="dcae-small,vit-small,dcae-demo,vit-demo")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -173,21 +176,27 @@ def main():
     context = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(dev)}
     context.update({"gpu": torch.cuda.get_device_name(dev)} if cuda else
                    {"blas": blas_library(), "blasBuild": blas_build(), "matmul": matmul_path()})
-    if "dcae-small" in which:
-        model = ConvAutoencoder(5, [32, 64, 128, 256], 16).to(dev)
-        x = torch.randn(16, 5, 64, 64, device=dev)
+    dcaes = {"dcae-small": ([32, 64, 128, 256], 64), "dcae-demo": ([16, 32, 64, 128], 32)}
+    for name, (channels, side) in dcaes.items():
+        if name not in which:
+            continue
+        model = ConvAutoencoder(5, channels, 16).to(dev)
+        x = torch.randn(16, 5, side, side, device=dev)
         ms, cpu_ms = time_steps(model, (x,), lambda m, x: F.mse_loss(m(x), x), args.steps, sync)
-        print(json.dumps({"bench": "compute", "figure": "torch-train-step dcae-small", "value": round(ms, 1),
+        print(json.dumps({"bench": "compute", "figure": f"torch-train-step {name}", "value": round(ms, 1),
                           "unit": "ms", "batch": 16, "processCpuMsPerStep": round(cpu_ms), **context}), flush=True)
-    if "vit-small" in which:
-        tokens = 5 * 8 * 8
-        model = ViT(16, 256, 6, 4, tokens).to(dev)
+    vits = {"vit-small": (256, 6, 8), "vit-demo": (96, 4, 4)}
+    for name, (width, depth, side) in vits.items():
+        if name not in which:
+            continue
+        tokens = 5 * side * side
+        model = ViT(16, width, depth, 4, tokens).to(dev)
         x = torch.randn(32, tokens, 16, device=dev)
         mask = (torch.rand(32, tokens, 1, device=dev) < 0.3).float().expand(32, tokens, 16).contiguous()
         noise = torch.randn(32, device=dev)
         ms, cpu_ms = time_steps(model, (x, mask, noise), lambda m, x, mask, noise: F.mse_loss(m(x, mask, noise), x),
                                 args.steps, sync)
-        print(json.dumps({"bench": "compute", "figure": "torch-train-step vit-small", "value": round(ms, 1),
+        print(json.dumps({"bench": "compute", "figure": f"torch-train-step {name}", "value": round(ms, 1),
                           "unit": "ms", "batch": 32, "processCpuMsPerStep": round(cpu_ms), **context}), flush=True)
 
 

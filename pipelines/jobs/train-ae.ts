@@ -66,6 +66,7 @@ export const trainAeDefaults = {
     warmup: 100,
     weightDecay: 0,
     clipNorm: 1,
+    ema: 0,
     seed: 0,
     augment: true,
     checkpointEvery: 250,
@@ -165,6 +166,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: steps }),
     clipNorm: config.train.clipNorm,
     seed,
+    emaDecay: config.train.ema > 0 ? config.train.ema : undefined,
     loss: dcaeLoss(dcae),
   });
   const checkpoint = await resumeTrainer(trainer, run);

@@ -48,6 +48,7 @@ export const trainEmulatorDefaults = {
     warmup: 100,
     weightDecay: 0,
     clipNorm: 1,
+    ema: 0,
     seed: 0,
     shuffleBuffer: 512,
     checkpointEvery: 250,
@@ -130,6 +131,7 @@ export async function trainEmulator(
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: config.train.steps }),
     clipNorm: config.train.clipNorm,
     seed: config.train.seed,
+    emaDecay: config.train.ema > 0 ? config.train.ema : undefined,
     loss: (batch, ctx) => {
       trainerRandom = ctx.random; // dropout masks from the checkpointed RNG
       return loss(batch, ctx);

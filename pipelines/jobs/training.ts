@@ -47,7 +47,8 @@ export interface TrainingLoop<B> {
 }
 
 /**
- * Trains until `steps` (or the signal), then saves a checkpoint and frees the trainer and its workers. The signal
+ * Trains until `steps` (or the signal), then saves a checkpoint and frees the trainer and its workers. With an EMA
+ * of the weights (`train.ema`), a run that reached `steps` leaves the averaged weights in the network's parameters. The signal
  * is honoured between steps only: a step in flight finishes (its update applied in full) before the checkpoint
  * is written, so a checkpoint is always one consistent state; then the loop throws `AbortedError`. Waiting for
  * a batch is interrupted at once (no step is in flight then).
@@ -100,6 +101,9 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
   } finally {
     await board?.close();
     if (trainer.step > 0 && !deviceFailed) await trainer.save(checkpoint);
+    // The averaged weights become the network's (the checkpoint above keeps the last weights and the average apart,
+    // so a longer rerun resumes both).
+    if (trainer.ema && trainer.step >= loop.steps && !deviceFailed) trainer.ema.copyTo(trainer.params);
     trainer.dispose();
     await loop.parallel?.close();
   }
@@ -128,6 +132,7 @@ export const TRAIN_SETTINGS_HELP = {
   warmup: 'steps of linear learning-rate warm-up',
   weightDecay: 'AdamW decoupled weight decay',
   clipNorm: 'clip the global gradient norm to this value',
+  ema: 'decay of an exponential moving average of the weights, saved as the trained model in place of the last weights (0: none)',
   seed: 'seed of initialisation, data order, augmentation and dropout',
   augment: 'random symmetries of the grid (flips, rotations, periodic shifts) on training frames',
   shuffleBuffer: 'windows held in the shuffle buffer',
@@ -137,7 +142,7 @@ export const TRAIN_SETTINGS_HELP = {
 } as const;
 
 /** Checks training settings that the types cannot, before any work. */
-export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number; logEvery: number }): void {
+export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number; logEvery: number; ema?: number }): void {
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new ConfigError(`train.${name} must be a positive integer, got ${v}`);
   };
@@ -146,6 +151,7 @@ export function checkTrainConfig(train: { steps: number; batchSize: number; warm
   if (!Number.isInteger(train.logEvery) || train.logEvery < 0) throw new ConfigError(`train.logEvery must be a whole number of steps (0: automatic), got ${train.logEvery}`);
   positive('checkpointEvery', train.checkpointEvery);
   if (!(train.lr > 0)) throw new ConfigError(`train.lr must be positive, got ${train.lr}`);
+  if (train.ema !== undefined && !(train.ema >= 0 && train.ema < 1)) throw new ConfigError(`train.ema must lie in [0, 1) (0: no average), got ${train.ema}`);
   if (!Number.isInteger(train.warmup) || train.warmup < 0 || train.warmup >= train.steps) {
     throw new ConfigError(`train.warmup (${train.warmup}) must be an integer in [0, train.steps = ${train.steps})`);
   }

@@ -113,6 +113,25 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
     t.ok(Number.isFinite(m.validLoss) && m.steps === 12, `${d}: 12 steps, finite validation loss`);
   }
 
+  // train.ema: the saved model is the average of the weights, the checkpoint keeps the last weights and the average.
+  ok(t, ['train-surrogate', '--cache', cache, '--run', join(dir, 'sur-ema'), ...tinyVit, '--set', 'train.ema=0.8']);
+  const { readSafetensors } = await import('../../src/formats/safetensors.js');
+  const emaWeights = (await readSafetensors(join(dir, 'sur-ema', 'emulator.safetensors'))).tensors;
+  const state = (await readSafetensors(join(dir, 'sur-ema', 'checkpoints', 'last.safetensors'))).tensors;
+  let fromEma = 0;
+  let fromLast = 0;
+  for (const [name, w] of emaWeights) {
+    const same = (other: ArrayLike<number> | undefined) => other !== undefined && Array.from(w.data as Float32Array).every((v, i) => v === other[i]);
+    if (same(state.get(`ema/${name}`)?.data as Float32Array | undefined)) fromEma++;
+    if (same(state.get(name)?.data as Float32Array | undefined)) fromLast++;
+  }
+  t.equal(fromEma, emaWeights.size, 'train.ema: every saved tensor is the checkpoint\'s average');
+  t.ok(fromLast < emaWeights.size, `train.ema: the saved weights are not the last ones (${fromLast} of ${emaWeights.size} tensors equal)`);
+  const badEma = run(['train-surrogate', '--cache', cache, '--run', join(dir, 'sur-bad'), ...tinyVit, '--set', 'train.ema=1']);
+  t.equal(badEma.status, 2, 'a bad train.ema is a usage error (exit 2)');
+  t.match(badEma.stderr, /train\.ema must lie in \[0, 1\)/);
+  t.notOk(existsSync(join(dir, 'sur-bad', 'checkpoints')), 'a bad train.ema writes no checkpoint');
+
   const evalRun = join(dir, 'eval');
   ok(t, ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur'), '--diffusion', join(dir, 'dif'), '--run', evalRun, '--set', 'ensemble=2', '--set', 'bands=1-5,6-11', '--save-rollouts']);
   const results = join(evalRun, 'results');

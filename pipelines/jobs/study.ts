@@ -134,9 +134,13 @@ async function checkRecord(dir: string, config: StudyConfig): Promise<void> {
     } catch (err) {
       throw new ConfigError(`${path}: unreadable study record (${(err as Error).message}); use another run directory`);
     }
-    const changed = configDifferences(previous.config, config as unknown as ConfigObject);
+    // The seeds may change: each seed's steps have their own run directories, so a rerun with more seeds adds
+    // theirs (and one with fewer tabulates those), reusing every finished step.
+    const { seeds: before, ...rest } = previous.config as ConfigObject & { seeds?: unknown };
+    const { seeds: now, ...current } = config as unknown as ConfigObject & { seeds: number[] };
+    const changed = configDifferences(rest, current);
     if (changed.length > 0) throw new ConfigError(`${dir} holds a study of another configuration (${changed.join('; ')}): choose another run directory`);
-    return;
+    if (JSON.stringify(before) === JSON.stringify(now)) return;
   }
   await writeFileAtomic(path, `${JSON.stringify({ kind: 'study', config }, null, 2)}\n`);
 }

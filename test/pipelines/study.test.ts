@@ -65,10 +65,20 @@ t.test('study --preset tiny: the table of compression rates x seeds x models', {
   t.notMatch(again.stderr, /== study step/, 'no step runs again');
   t.same((JSON.parse(readFileSync(join(dir, 'results', 'table.json'), 'utf8')) as { vrmse: StudyTable }).vrmse, vrmse, 'same table');
 
+  // The seeds may change: a rerun with fewer seeds runs nothing and tabulates those; the record follows.
+  const fewer = run(['study', '--preset', 'tiny', '--run', dir, '--set', 'seeds=[1]']);
+  t.equal(fewer.status, 0, `fewer seeds: exits 0${fewer.status === 0 ? '' : `: ${fewer.stderr.slice(-800)}`}`);
+  t.notMatch(fewer.stderr, /== study step/, 'fewer seeds: no step runs again');
+  const one = (JSON.parse(readFileSync(join(dir, 'results', 'table.json'), 'utf8')) as { vrmse: StudyTable }).vrmse;
+  t.same(one.seeds, [1], 'fewer seeds: the table has seed 1 only');
+  const diffusionAt20 = (table: StudyTable) => table.rows.find((r) => r.model === 'diffusion' && r.compression === 20)!.cells['1-4']!;
+  t.same(diffusionAt20(one).values, [diffusionAt20(vrmse).values[1]], 'fewer seeds: seed 1\'s figure unchanged');
+  t.same((JSON.parse(readFileSync(join(dir, 'study.json'), 'utf8')) as { config: { seeds: number[] } }).config.seeds, [1], 'the record holds the seeds last run');
+
   // Another configuration in the same directory is refused; a stage before its dependencies is refused.
-  const changed = run(['study', '--preset', 'tiny', '--run', dir, '--set', 'seeds=[0]']);
+  const changed = run(['study', '--preset', 'tiny', '--run', dir, '--set', 'eval.ensemble=3']);
   t.equal(changed.status, 2);
-  t.match(changed.stderr, /holds a study of another configuration \(seeds: \[0,1\] -> \[0\]\)/);
+  t.match(changed.stderr, /holds a study of another configuration \(eval\.ensemble: 2 -> 3\)/);
   const early = run(['study', '--preset', 'tiny', '--run', join(dir, '..', 'fresh'), '--stage', 'cache', '--shard', '1/2']);
   t.equal(early.status, 1);
   t.match(early.stderr, /step cache-2 needs ae-2, not finished: run stage ae first/);

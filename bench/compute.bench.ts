@@ -130,9 +130,9 @@ async function main(): Promise<void> {
     return JSON.parse(run.stdout.trim().split('\n').pop()!) as TorchRun;
   }
 
-  // tfjs holds a whole backward pass in memory (vit-small: ~0.45 GB per sample; the wasm heap stops at 4 GB):
-  // vit-small accumulates gradients over micro-batches of 4 in the workers.
-  const microBatch: Record<BenchModel, number | undefined> = { 'dcae-small': undefined, 'vit-small': 4, 'dcae-demo': undefined, 'vit-demo': undefined };
+  // No micro-batches: each worker runs its whole shard at once, like the 1-worker setup and the training jobs. With
+  // the native kernels a vit-small shard of 16 leaves the wasm heap at about 1.1 GB (32 on one thread: 2.1 GB; the
+  // heap stops at 4 GB), and micro-batches of 4 cost about 10% more CPU per step over 2 workers (2026-11-30).
   for (const model of which) {
     const rng = new Rng(1);
     const batchOf = () => makeBatch(model, rng);
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       const { params, loss } = build({ model });
       const parallel =
         workers > 1
-          ? await ParallelGradients.start({ module: import.meta.url, options: { model }, params, workers, microBatch: microBatch[model] })
+          ? await ParallelGradients.start({ module: import.meta.url, options: { model }, params, workers })
           : undefined;
       const trainer = new Trainer<Batch>({ params, loss, optimizer: { lr: 1e-4, weightDecay: 0.01 }, clipNorm: 1, gradients: parallel?.compute });
       const label = winograd === 'off' ? `${workers} worker, Winograd off` : `${workers} worker${workers > 1 ? 's' : ''}`;

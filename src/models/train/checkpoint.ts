@@ -62,13 +62,14 @@ export async function saveCheckpoint(path: string, state: TrainingState, metadat
   };
   if (state.optimizer) {
     const opt = state.optimizer;
-    for (const [name, m] of opt.m) tensors.set(`optimizer/exp_avg/${name}`, await stored(m));
-    for (const [name, v] of opt.v) tensors.set(`optimizer/exp_avg_sq/${name}`, await stored(v));
+    const moments = await opt.momentData();
+    for (const [name, { m }] of moments) tensors.set(`optimizer/exp_avg/${name}`, { dtype: 'F32', shape: m.shape, data: m.data });
+    for (const [name, { v }] of moments) tensors.set(`optimizer/exp_avg_sq/${name}`, { dtype: 'F32', shape: v.shape, data: v.data });
     meta.optimizer_t = String(opt.t);
     meta.optimizer = JSON.stringify({ name: 'AdamW', lr: opt.lr, betas: opt.betas, eps: opt.eps, weight_decay: opt.weightDecay });
   }
   if (state.ema) {
-    for (const [name, s] of state.ema.shadow) tensors.set(`ema/${name}`, await stored(s));
+    for (const [name, s] of await state.ema.shadowData()) tensors.set(`ema/${name}`, { dtype: 'F32', shape: s.shape, data: s.data });
     meta.ema_decay = String(state.ema.decay);
   }
   if (state.rng) meta.rng_state = JSON.stringify(state.rng.state());
@@ -168,18 +169,22 @@ export async function restoreCheckpoint(path: string, state: TrainingState): Pro
 
   assignAll(state.params, tensors, '');
   if (state.optimizer) {
-    const opt = state.optimizer;
-    opt.dispose();
+    const moments = new Map<string, { m: Float32Array; v: Float32Array; shape: readonly number[] }>();
     for (const [name, p] of state.params) {
       const m = tensors.get(`optimizer/exp_avg/${name}`);
       const v = tensors.get(`optimizer/exp_avg_sq/${name}`);
-      if (!m || !v) continue;
-      opt.m.set(name, tf.variable(tf.tensor(m.data as Float32Array, p.shape, 'float32'), false));
-      opt.v.set(name, tf.variable(tf.tensor(v.data as Float32Array, p.shape, 'float32'), false));
+      if (m && v) moments.set(name, { m: m.data as Float32Array, v: v.data as Float32Array, shape: p.shape });
     }
-    opt.t = optimizerT;
+    state.optimizer.restoreMoments(moments, optimizerT);
   }
-  if (state.ema) assignAll(state.ema.shadow, tensors, 'ema/');
+  if (state.ema) {
+    const shadow = new Map<string, Float32Array>();
+    for (const name of state.params.keys()) {
+      const s = tensors.get(`ema/${name}`);
+      if (s) shadow.set(name, s.data as Float32Array);
+    }
+    state.ema.restoreShadow(shadow);
+  }
   state.step = step;
   state.skipped = skipped;
   if (rng && state.rng) state.rng.setState(rng.state());

@@ -6,5 +6,7 @@ export * from './types.js';
 export * from './trainer.js';
 export * from './checkpoint.js';
 export * from './parallel.js';
+export * from './fused.js';
+export { sizeAt, slotOf } from './layout.js';
 export { batchSize, sliceBatch, computeGradients } from './gradients.js';
 export * from './compare.js';

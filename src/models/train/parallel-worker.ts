@@ -1,11 +1,14 @@
 /**
  * Worker-thread side of `ParallelGradients` (parallel.ts): builds the network from the model module on its own
  * wasm backend, then for each shard reads the current weights from the shared buffer, computes loss and gradients
- * and writes the gradients into its shared gradient region.
+ * and writes the gradients into its shared gradient region (straight from the wasm heap; zeros for parameters
+ * without a gradient), and answers with the loss and which parameters got a gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { selectBackend } from '../backend/select.js';
+import { heapBuffer, heapOffset, type WasmBackendInternals } from '../backend/wasm/module.js';
+import { slotOf } from './layout.js';
 import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
 import type { FromWorker, ParallelModel, ParameterLayout, ShardableBatch, ToWorker, WireShard } from './parallel.js';
@@ -58,6 +61,8 @@ async function main(): Promise<void> {
   const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
   const weights = new Float32Array(init.paramBuffer);
   const gradients = new Float32Array(init.gradBuffer);
+  const indexOf = new Map(layout.names.map((n, i) => [n, i]));
+  const wasm = tf.getBackend() === 'wasm' ? (tf.backend() as unknown as WasmBackendInternals) : undefined;
   send({ type: 'ready' });
 
   port.on('message', async (msg: ToWorker) => {
@@ -65,14 +70,16 @@ async function main(): Promise<void> {
       process.exit(0);
     }
     try {
+      const t0 = performance.now();
       // Pull the current weights.
       tf.tidy(() => {
+        // tf.tensor copies the values into the wasm heap (another backend might keep the view: copy for it).
         layout.names.forEach((name, i) => {
-          const size = layout.shapes[i].reduce((a, b) => a * b, 1);
-          const off = layout.offsets[i];
-          params.get(name)!.assign(tf.tensor(weights.subarray(off, off + size), layout.shapes[i], 'float32'));
+          const slot = slotOf(layout, weights, i);
+          params.get(name)!.assign(tf.tensor(wasm ? slot : slot.slice(), layout.shapes[i], 'float32'));
         });
       });
+      const t1 = performance.now();
       const batch = fromWire(msg.shard);
       const rng = new Rng(msg.seed);
       const context = { params, step: msg.step, random: () => rng.uniform(), rng };
@@ -83,13 +90,26 @@ async function main(): Promise<void> {
         tf.dispose(batch as tf.TensorContainer);
       }
       const { loss, grads } = computed;
-      gradients.fill(0);
-      for (const [name, g] of grads) {
-        const i = layout.names.indexOf(name);
-        if (i >= 0) gradients.set((await g.data()) as Float32Array, layout.offsets[i]);
+      const t2 = performance.now();
+      const got = layout.names.map(() => false);
+      try {
+        for (const [name, g] of grads) {
+          const i = indexOf.get(name);
+          if (i === undefined) continue;
+          if (g.dtype !== 'float32') throw new Error(`gradient of ${name} has dtype ${g.dtype}, expected float32`);
+          // On wasm, copy straight from the heap (one copy instead of two).
+          const values = wasm ? new Float32Array(heapBuffer(wasm), heapOffset(wasm, g), g.size) : ((await g.data()) as Float32Array);
+          slotOf(layout, gradients, i).set(values);
+          got[i] = true;
+        }
+      } finally {
+        tf.dispose([...grads.values()]);
       }
-      tf.dispose([...grads.values()]);
-      send({ type: 'done', loss });
+      got.forEach((has, i) => {
+        if (!has) slotOf(layout, gradients, i).fill(0);
+      });
+      const present = got.flatMap((has, i) => (has ? [i] : []));
+      send({ type: 'done', loss, present, timings: { pull: t1 - t0, compute: t2 - t1, push: performance.now() - t2 } });
     } catch (err) {
       send({ type: 'error', message: (err as Error).stack ?? String(err) });
     }

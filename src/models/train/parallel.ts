@@ -6,8 +6,12 @@
  * exact for losses that are means over the batch).
  *
  * Weights go to the workers and gradients come back through SharedArrayBuffers (one float32 region for the
- * weights, one per worker for its gradients); messages carry only the shards and the loss. The optimiser, clipping,
- * EMA, RNG and checkpoints stay in the main thread's `Trainer`:
+ * weights, one per worker for its gradients); messages carry only the shards, the loss and which parameters got a
+ * gradient. The weights region is the flat master copy between steps: `compute` copies into it only parameters
+ * whose tensor changed since it was last written (a restored checkpoint, an outside assign), sums the workers'
+ * gradients into one flat buffer and takes its squared norm (fused.ts), and hands both back flat
+ * (`FlatGradients`); the trainer's fused step updates the region in place and `commit` writes it into the
+ * parameters. The optimiser, clipping, EMA, RNG and checkpoints stay in the main thread's `Trainer`:
  *
  * ```ts
  * const parallel = await ParallelGradients.start({ module: new URL('./my-model.js', import.meta.url), params, workers: 2 });
@@ -24,7 +28,11 @@ import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 import { siblingModule } from '../../streams/core.js';
 import type { NamedParameters } from './optim.js';
-import type { ComputedGradients, LossFunction, StepContext } from './types.js';
+import { layoutOf, slotOf, type ParameterLayout } from './layout.js';
+import { accumulateGradient, squaredNorm } from './fused.js';
+import type { FlatComputedGradients, LossFunction, StepContext } from './types.js';
+
+export { layoutOf, type ParameterLayout } from './layout.js';
 
 /** A batch the workers can shard: one tensor, or named tensors with the same first dimension. */
 export type ShardableBatch = tf.Tensor | Record<string, tf.Tensor>;
@@ -35,21 +43,22 @@ export interface ParallelModel<B extends ShardableBatch> {
   loss: LossFunction<B>;
 }
 
-/** Layout of the flat float32 buffers: each parameter's name, shape and offset (in floats). */
-export interface ParameterLayout {
-  names: string[];
-  shapes: number[][];
-  offsets: number[];
-  total: number;
-}
-
 /** A shard as sent to a worker. */
 export type WireShard = { data: Float32Array | Int32Array; shape: number[]; dtype: 'float32' | 'int32' } | { [name: string]: WireShard };
 
 export type ToWorker =
   | { type: 'step'; shard: WireShard; step: number; seed: number }
   | { type: 'close' };
-export type FromWorker = { type: 'ready' } | { type: 'done'; loss: number } | { type: 'error'; message: string };
+/** Where a worker's step went (milliseconds): reading the weights in, forward and backward, writing the gradients out. */
+export interface WorkerTimings {
+  pull: number;
+  compute: number;
+  push: number;
+}
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'done'; loss: number; present: number[]; timings: WorkerTimings }
+  | { type: 'error'; message: string };
 
 export interface ParallelOptions {
   /** The model module (file URL or path) the workers import. */
@@ -64,20 +73,6 @@ export interface ParallelOptions {
   workers?: number;
   /** Each worker runs its shard in chunks of at most this many samples (see `TrainerOptions.microBatch`). */
   microBatch?: number;
-}
-
-export function layoutOf(params: NamedParameters): ParameterLayout {
-  const names: string[] = [];
-  const shapes: number[][] = [];
-  const offsets: number[] = [];
-  let total = 0;
-  for (const [name, p] of params) {
-    names.push(name);
-    shapes.push(p.shape.slice());
-    offsets.push(total);
-    total += p.size;
-  }
-  return { names, shapes, offsets, total };
 }
 
 interface Pending {
@@ -158,6 +153,10 @@ export class ParallelGradients {
   private readonly handles: WorkerHandle[];
   private readonly paramView: Float32Array;
   private readonly gradViews: Float32Array[];
+  /** The summed gradient handed to the trainer (reused: valid until the next step). */
+  private readonly summed: Float32Array;
+  /** Per parameter: the tensor (dataId) whose values the weights region holds, undefined before the first copy. */
+  private readonly written: Array<object | undefined>;
 
   private constructor(
     private readonly params: NamedParameters,
@@ -169,6 +168,8 @@ export class ParallelGradients {
     this.handles = handles;
     this.paramView = new Float32Array(paramBuffer);
     this.gradViews = gradBuffers.map((b) => new Float32Array(b));
+    this.summed = new Float32Array(layout.total);
+    this.written = layout.names.map(() => undefined);
   }
 
   /** Starts the workers and waits until each has built its network (checked against `params`). */
@@ -206,26 +207,28 @@ export class ParallelGradients {
     return self;
   }
 
-  /** Where the last step's time went on the main thread (milliseconds). */
-  lastTimings = { shard: 0, publish: 0, workers: 0, average: 0 };
+  /**
+   * Where the last step's time went (milliseconds): on the main thread, sharding the batch, copying changed weights
+   * into the shared region, waiting for the workers and summing their gradients; in each worker, reading the
+   * weights in, forward and backward, and writing the gradients out.
+   */
+  lastTimings: { shard: number; publish: number; workers: number; sum: number; perWorker: WorkerTimings[] } = { shard: 0, publish: 0, workers: 0, sum: 0, perWorker: [] };
 
   /** Number of workers. */
   get workers(): number {
     return this.handles.length;
   }
 
-  /** For `TrainerOptions.gradients`: shards the batch, runs the workers, returns the averaged gradients. */
-  readonly compute = async (batch: ShardableBatch, context: StepContext): Promise<ComputedGradients> => {
+  /**
+   * For `TrainerOptions.gradients`: shards the batch, runs the workers, returns the shard-size-weighted sum of
+   * their gradients, flat (`FlatGradients`; its buffers are reused by the next call).
+   */
+  readonly compute = async (batch: ShardableBatch, context: StepContext): Promise<FlatComputedGradients> => {
     const t0 = performance.now();
     const { shards, sizes } = await toWire(batch, this.handles.length);
     const t1 = performance.now();
     const total = sizes.reduce((a, b) => a + b, 0);
-    // Publish the current weights.
-    for (let i = 0; i < this.layout.names.length; i++) {
-      const p = this.params.get(this.layout.names[i]);
-      if (!p) throw new Error(`parallel gradients: parameter ${this.layout.names[i]} disappeared`);
-      this.paramView.set((await p.data()) as Float32Array, this.layout.offsets[i]);
-    }
+    await this.publish();
     const t2 = performance.now();
     const seeds = this.handles.map(() => context.rng.nextUint32());
     const active = this.handles.filter((_, i) => sizes[i] > 0);
@@ -234,24 +237,52 @@ export class ParallelGradients {
     );
     const t3 = performance.now();
     let loss = 0;
+    const present = this.layout.names.map(() => false);
+    const perWorker: WorkerTimings[] = [];
     replies.forEach((r, j) => {
-      if (r.type === 'done') loss += (r.loss * sizes[active[j].index]) / total;
+      if (r.type !== 'done') throw new Error(`training worker ${active[j].index}: unexpected reply ${r.type}`);
+      const weight = sizes[active[j].index] / total;
+      loss += r.loss * weight;
+      for (const i of r.present) present[i] = true;
+      perWorker.push(r.timings);
+      accumulateGradient(this.summed, this.gradViews[active[j].index], weight, j === 0);
     });
-    const grads = new Map<string, tf.Tensor>();
-    for (let i = 0; i < this.layout.names.length; i++) {
-      const offset = this.layout.offsets[i];
-      const size = this.layout.shapes[i].reduce((a, b) => a * b, 1);
-      const sum = new Float32Array(size);
-      for (const h of active) {
-        const w = sizes[h.index] / total;
-        const g = this.gradViews[h.index].subarray(offset, offset + size);
-        for (let k = 0; k < size; k++) sum[k] += w * g[k];
-      }
-      grads.set(this.layout.names[i], tf.tensor(sum, this.layout.shapes[i], 'float32'));
-    }
-    this.lastTimings = { shard: t1 - t0, publish: t2 - t1, workers: t3 - t2, average: performance.now() - t3 };
-    return { loss, grads };
+    const sumSquares = squaredNorm(this.layout, this.summed);
+    this.lastTimings = { shard: t1 - t0, publish: t2 - t1, workers: t3 - t2, sum: performance.now() - t3, perWorker };
+    return {
+      loss,
+      flat: { layout: this.layout, values: this.summed, present, sumSquares, weights: this.paramView, commit: () => this.commit(present) },
+    };
   };
+
+  /** Copies into the weights region the parameters whose tensor changed since it was last written there. */
+  private async publish(): Promise<void> {
+    for (let i = 0; i < this.layout.names.length; i++) {
+      const p = this.params.get(this.layout.names[i]);
+      if (!p) throw new Error(`parallel gradients: parameter ${this.layout.names[i]} disappeared`);
+      if (this.written[i] === p.dataId) continue;
+      slotOf(this.layout, this.paramView, i).set((await p.data()) as Float32Array);
+      this.written[i] = p.dataId;
+    }
+  }
+
+  /**
+   * Writes the weights region into the parameters the update changed (those with a gradient) and notes them as
+   * current.
+   */
+  private commit(present: readonly boolean[]): void {
+    const copy = tf.getBackend() !== 'wasm'; // the wasm backend copies into its heap; another backend may keep the view
+    tf.tidy(() => {
+      this.layout.names.forEach((name, i) => {
+        if (!present[i]) return;
+        const p = this.params.get(name);
+        if (!p) throw new Error(`parallel gradients: parameter ${name} disappeared`);
+        const slot = slotOf(this.layout, this.paramView, i);
+        p.assign(tf.tensor(copy ? slot.slice() : slot, this.layout.shapes[i], 'float32'));
+        this.written[i] = p.dataId;
+      });
+    });
+  }
 
   /** Stops the workers. */
   async close(): Promise<void> {

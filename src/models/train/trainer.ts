@@ -53,7 +53,9 @@ export interface TrainerOptions<B> {
   microBatch?: number;
   /**
    * Where loss and gradients come from (default: `loss` on this thread). `ParallelGradients` computes them on
-   * worker threads, data-parallel; the update, clipping, EMA and checkpoints stay here.
+   * worker threads, data-parallel, and hands them back flat: the update, clipping and EMA then run as one fused
+   * pass per parameter over flat buffers (`AdamW.applyFlat`, fused.ts; same bits as the tensor ops), and the
+   * optimiser's moments and the EMA stay flat (checkpoints are the same files).
    */
   gradients?: (batch: B, context: StepContext) => Promise<ComputedGradients>;
 }
@@ -103,18 +105,29 @@ export class Trainer<B> implements TrainingState {
       const computed = this.options.gradients
         ? await this.options.gradients(batch, context)
         : await this.localGradients(batch, context);
-      grads = computed.grads;
       const loss = computed.loss;
-      const normTensor = globalNorm(grads.values());
-      const gradNorm = (await normTensor.data())[0];
-      normTensor.dispose();
+      let gradNorm: number;
+      if ('flat' in computed) {
+        gradNorm = Math.fround(Math.sqrt(computed.flat.sumSquares)); // globalNorm's float32 sqrt
+      } else {
+        grads = computed.grads;
+        const normTensor = globalNorm(grads.values());
+        gradNorm = (await normTensor.data())[0];
+        normTensor.dispose();
+      }
       // A WebGPU device that failed during this step (or the last update) computed garbage: stop before applying it.
       checkWebgpu();
       const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
       if (finite) {
         const scale = this.options.clipNorm === undefined ? 1 : clipFactor(gradNorm, this.options.clipNorm);
-        this.optimizer.apply(this.params, grads, lr, scale);
-        this.ema?.update(this.params);
+        if ('flat' in computed) {
+          // One fused pass per parameter (AdamW, clipping and EMA) over the flat buffers, then into the parameters.
+          this.optimizer.applyFlat(this.params, computed.flat, lr, scale, this.ema);
+          computed.flat.commit();
+        } else {
+          this.optimizer.apply(this.params, computed.grads, lr, scale);
+          this.ema?.update(this.params);
+        }
         this.skippedInARow = 0;
       } else {
         this.skipped += 1;

@@ -26,6 +26,18 @@
  *       against inputs (no overlap), the vectorised channel count (channels, outChannels) must be a multiple of 4,
  *       the tile counts of the output forms must be ceil(outH / tile) and ceil(outW / tile), and the index
  *       arithmetic must fit the kernels' int32: a violation throws a RangeError naming the export and the place.
+ *   adamw(w, m, v, g, ema, constants)
+ *       One fused AdamW update (optim.h) of one parameter in place: w, m, v, g and ema (null: no EMA) are
+ *       Float32Arrays of one length (SharedArrayBuffer-backed ones too), constants a Float64Array of 14 numbers:
+ *       scale, beta1, 1 - beta1, beta2, 1 - beta2, c1, c2, eps, lr, 1 - lr * weightDecay, decays (0/1), scaled
+ *       (0/1), emaDecay, 1 - emaDecay (each rounded to float32 here, as tfjs rounds its scalars).
+ *   emaUpdate(ema, w, decay, oneMinusDecay)
+ *       ema <- decay ema + oneMinusDecay w, Float32Arrays of one length.
+ *   accumulate(out, src, weight, first)
+ *       out <- weight src (first) or out + weight src, in double rounded to float32. Float32Arrays of one length.
+ *   sumSquares(x)
+ *       The sum of the squares of a Float32Array as tfjs' square().sum() computes it (float32, in order).
+ *       Wrong types or lengths throw a TypeError / RangeError naming the export and the argument.
  *   isa(): the ISA in use for this thread's instance ('avx512' | 'avx2' | 'generic').
  *   setIsa(name): switches this instance's ISA (throws when the CPU lacks it); returns the name.
  *   supported(): the ISAs this CPU supports, widest first.
@@ -38,11 +50,13 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gemm.h"
+#include "optim.h"
 #include "winograd.h"
 
 using wellspring::Isa;
@@ -542,6 +556,151 @@ napi_value WinogradGradFilter(napi_env env, napi_callback_info info) {
   });
 }
 
+/** A Float32Array argument's data and length (null allowed with `nullable`); throws a TypeError and returns false otherwise. */
+bool float32_arg(napi_env env, napi_value v, const char *fn, const char *name, bool nullable, float **data, int64_t *length) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (nullable && type == napi_null) {
+    *data = nullptr;
+    *length = -1;
+    return true;
+  }
+  bool isTyped = false;
+  napi_typedarray_type kind;
+  size_t len = 0;
+  void *ptr = nullptr;
+  if (napi_is_typedarray(env, v, &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(env, v, &kind, &len, &ptr, nullptr, nullptr) != napi_ok || kind != napi_float32_array) {
+    napi_throw_type_error(env, nullptr, (std::string("wellspring native ") + fn + ": " + name + " must be a Float32Array" + (nullable ? " or null" : "")).c_str());
+    return false;
+  }
+  *data = static_cast<float *>(ptr);
+  *length = static_cast<int64_t>(len);
+  return true;
+}
+
+/** Reads `count` Float32Array arguments of one length (null allowed where `nullable[i]`). */
+bool float32_args(napi_env env, const napi_value *argv, const char *fn, std::initializer_list<const char *> names,
+                  const bool *nullable, float **data, int64_t *n) {
+  size_t i = 0;
+  *n = -1;
+  for (const char *name : names) {
+    int64_t len;
+    if (!float32_arg(env, argv[i], fn, name, nullable[i], &data[i], &len)) return false;
+    if (len >= 0) {
+      if (*n >= 0 && len != *n) {
+        napi_throw_range_error(env, nullptr, (std::string("wellspring native ") + fn + ": " + name + " has " + std::to_string(len) +
+                                              " elements, expected " + std::to_string(*n) + " (the length of the first)").c_str());
+        return false;
+      }
+      *n = len;
+    }
+    i++;
+  }
+  return true;
+}
+
+bool number_arg(napi_env env, napi_value v, const char *fn, const char *name, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, nullptr, (std::string("wellspring native ") + fn + ": " + name + " must be a number").c_str());
+    return false;
+  }
+  return true;
+}
+
+napi_value Adamw(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "wellspring native adamw: expected 6 arguments (w, m, v, g, ema, constants)");
+    return nullptr;
+  }
+  float *p[5];
+  int64_t n;
+  const bool nullable[] = {false, false, false, false, true};
+  if (!float32_args(env, argv, "adamw", {"w", "m", "v", "g", "ema"}, nullable, p, &n)) return nullptr;
+  bool isTyped = false;
+  napi_typedarray_type kind;
+  size_t len = 0;
+  void *ptr = nullptr;
+  if (napi_is_typedarray(env, argv[5], &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(env, argv[5], &kind, &len, &ptr, nullptr, nullptr) != napi_ok || kind != napi_float64_array || len != 14) {
+    napi_throw_type_error(env, nullptr, "wellspring native adamw: constants must be a Float64Array of 14 numbers");
+    return nullptr;
+  }
+  const double *c = static_cast<const double *>(ptr);
+  const wellspring::optim::AdamwConstants k{float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(c[4]), float(c[5]), float(c[6]),
+                                            float(c[7]), float(c[8]), float(c[9]), c[10] != 0, c[11] != 0, float(c[12]), float(c[13])};
+  wellspring::optim::adamw(p[0], p[1], p[2], p[3], p[4], n, k);
+  return nullptr;
+}
+
+napi_value EmaUpdate(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "wellspring native emaUpdate: expected 4 arguments (ema, w, decay, oneMinusDecay)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  double decay, rest;
+  if (!float32_args(env, argv, "emaUpdate", {"ema", "w"}, nullable, p, &n) || !number_arg(env, argv[2], "emaUpdate", "decay", &decay) ||
+      !number_arg(env, argv[3], "emaUpdate", "oneMinusDecay", &rest)) {
+    return nullptr;
+  }
+  wellspring::optim::ema_update(p[0], p[1], n, float(decay), float(rest));
+  return nullptr;
+}
+
+napi_value Accumulate(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 4) {
+    napi_throw_type_error(env, nullptr, "wellspring native accumulate: expected 4 arguments (out, src, weight, first)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  double weight;
+  bool first = false;
+  if (!float32_args(env, argv, "accumulate", {"out", "src"}, nullable, p, &n) || !number_arg(env, argv[2], "accumulate", "weight", &weight)) {
+    return nullptr;
+  }
+  if (napi_get_value_bool(env, argv[3], &first) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "wellspring native accumulate: first must be a boolean");
+    return nullptr;
+  }
+  // The same array is fine (element by element); a partial overlap is not.
+  if (p[0] != p[1] && p[0] < p[1] + n && p[1] < p[0] + n) {
+    napi_throw_range_error(env, nullptr, "wellspring native accumulate: out and src overlap");
+    return nullptr;
+  }
+  wellspring::optim::accumulate(p[0], p[1], n, weight, first);
+  return nullptr;
+}
+
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  float *x;
+  int64_t n;
+  if (argc != 1) {
+    napi_throw_type_error(env, nullptr, "wellspring native sumSquares: expected 1 argument (x)");
+    return nullptr;
+  }
+  if (!float32_arg(env, argv[0], "sumSquares", "x", false, &x, &n)) return nullptr;
+  napi_value out;
+  CHECK_NAPI(env, napi_create_double(env, double(wellspring::optim::sum_squares(x, n)), &out));
+  return out;
+}
+
 napi_value string_value(napi_env env, const char *s) {
   napi_value out;
   CHECK_NAPI(env, napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out));
@@ -619,6 +778,10 @@ NAPI_MODULE_INIT() {
       {"winogradOutput", nullptr, WinogradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradOutput", nullptr, WinogradGradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradFilter", nullptr, WinogradGradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, GetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

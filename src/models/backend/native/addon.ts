@@ -65,6 +65,17 @@ export interface NativeAddon {
   winogradOutput(heap: ArrayBuffer, tile: 2 | 4, table: number, bias: number, batch: number, outH: number, outW: number, channels: number, tilesH: number, tilesW: number, y: number): void;
   winogradGradOutput(heap: ArrayBuffer, tile: 2 | 4, dy: number, batch: number, outH: number, outW: number, channels: number, tilesH: number, tilesW: number, table: number): void;
   winogradGradFilter(heap: ArrayBuffer, tile: 2 | 4, table: number, inChannels: number, outChannels: number, dg: number): void;
+  /**
+   * One fused AdamW (+ EMA) update of one parameter in place (optim.cc; the math in train/fused.ts): w, m, v, g,
+   * ema (null: none) of one length; `constants` the 14 numbers of `adamwConstants` (train/fused.ts).
+   */
+  adamw(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, ema: Float32Array | null, constants: Float64Array): void;
+  /** ema <- decay ema + oneMinusDecay w. */
+  emaUpdate(ema: Float32Array, w: Float32Array, decay: number, oneMinusDecay: number): void;
+  /** out <- weight src (first) or out + weight src (double, rounded to float32). */
+  accumulate(out: Float32Array, src: Float32Array, weight: number, first: boolean): void;
+  /** Sum of the squares, float32 additions in order (as tfjs' square().sum()). */
+  sumSquares(x: Float32Array): number;
   isa(): NativeIsa;
   setIsa(isa: NativeIsa): NativeIsa;
   supported(): NativeIsa[];

@@ -1,7 +1,7 @@
 /** `wellspring eval`: rolls out the emulators on the test split, scores them and writes the report. */
 import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
-import { evaluate, evaluateDefaults, evaluateSettings, mergeEvaluation } from '../jobs/evaluate.js';
+import { evaluate, evaluateDefaults, evaluateSettings, mergeEvaluation, EVALUATE_MUTABLE } from '../jobs/evaluate.js';
 import { parseShard } from '../cli/shard.js';
 import { parseBands, summarize, type MetricsResult } from '../../src/sinks/metrics/index.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
@@ -25,6 +25,10 @@ scored as the model "diffusion+<method>" next to the unguided one. Operator opti
 guidance.offset (subsample), guidance.factor (downscale), guidance.mask (a JSON file of H rows of W 0/1) or
 guidance.sensors (random positions) for mask; guidance.fields restricts the observed fields; guidance.every
 observes every n-th lead. Example: --guidance subsample --set guidance.stride=16 --set guidance.method=mmps
+
+Threads: the ensembles of the diffusion emulator and the student are rolled out on worker threads, each with
+its own wasm backend and copy of the weights (--set workers=N; default 0: one per core on wasm, the main thread
+on TensorFlow or WebGPU); the scores do not depend on the count. Guided models run on the main thread.
 
 Scaling out: --shard i/n evaluates every n-th trajectory into DIR/results/shard-i-of-n (default:
 SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set); "wellspring eval --merge --run DIR" pools the shards.
@@ -85,7 +89,7 @@ export const command: Command = {
     if (values['save-rollouts']) config.saveRollouts = true;
     if (values.guidance) config.guidance.operator = values.guidance as string;
     const shard = parseShard(values.shard as string | undefined);
-    const run = await openPipelineRun(runDir, 'eval', config);
+    const run = await openPipelineRun(runDir, 'eval', config, EVALUATE_MUTABLE);
     const { dir, result } = await withInterrupt((signal) => evaluate(config, run, shard, signal));
     console.error(`results in ${dir}; report: ${dir}/report.html`);
     for (const line of headline(result, config.bands)) console.log(line);

@@ -11,7 +11,7 @@ import type { BandRow } from '../../src/sinks/metrics/index.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
 import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
-import { evaluate, evaluateDefaults } from './evaluate.js';
+import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { openRunDir } from '../cli/run-dir.js';
 import type { SettingDescriptions } from '../cli/config.js';
 import { BASELINES } from '../../src/models/baselines.js';
@@ -126,7 +126,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
     context: config.eval.context,
     bands: config.eval.bands,
   };
-  const { dir: results } = await timed('eval', async () => evaluate(evalConfig, await openRunDir(dir('eval'), 'eval', evalConfig), { index: 0, count: 1 }, signal));
+  const { dir: results } = await timed('eval', async () => evaluate(evalConfig, await openRunDir(dir('eval'), 'eval', evalConfig, { mutable: EVALUATE_MUTABLE }), { index: 0, count: 1 }, signal));
   const saved = await (await import('../../src/sinks/metrics/index.js')).readResults(results);
   const rows = saved.aggregates.bandRows;
   const summary: DemoSummary = {

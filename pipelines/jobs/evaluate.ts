@@ -27,6 +27,7 @@ import {
 } from '../../src/physics/observe.js';
 import { sensorSeed } from '../../src/streams/random.js';
 import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
+import { rolloutWorkers } from '../../src/models/worker-models.js';
 import { decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
 import { BASELINES, checkBaselines } from '../../src/models/baselines.js';
 import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../../src/sinks/metrics/index.js';
@@ -47,6 +48,7 @@ export const evaluateDefaults = {
   split: 'test',
   context: 1,
   ensemble: 16,
+  workers: 0,
   horizon: 0,
   trajectories: 0,
   seed: 0,
@@ -77,6 +79,9 @@ export const evaluateDefaults = {
 };
 export type EvaluateConfig = typeof evaluateDefaults;
 
+/** Settings that may change when an evaluation run directory is reused: they do not change its results. */
+export const EVALUATE_MUTABLE = ['workers'];
+
 export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   autoencoder: 'train-ae run directory',
   cache: 'cache run directory (its split gives the initial states and labels)',
@@ -89,6 +94,7 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   split: 'split evaluated: "test", "valid" or "train"',
   context: 'states given as context (then carried over between emulator calls)',
   ensemble: 'ensemble members of the diffusion emulator and the student (the surrogate has one)',
+  workers: 'worker threads rolling out the ensembles of the diffusion emulator and the student (0: one per core on wasm, none on TensorFlow or WebGPU; 1: the main thread); the scores do not depend on it',
   horizon: 'states rolled out (0: to the end of each trajectory)',
   trajectories: 'trajectories evaluated (0: all)',
   seed: 'seed of the ensemble noise',
@@ -171,6 +177,7 @@ async function loadModels(config: EvaluateConfig): Promise<Models> {
 /** Runs the evaluation into `<run>/results` (or `<run>/results/<shard tag>` for one shard). */
 export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard, signal?: AbortSignal): Promise<{ dir: string; result: MetricsResult }> {
   const bands = parseBands(config.bands);
+  if (!Number.isInteger(config.workers) || config.workers < 0) throw new ConfigError(`workers must be an integer >= 0 (0: one per core on wasm), got ${config.workers}`);
   if (config.convention !== 'the_well' && config.convention !== 'lola') throw new ConfigError(`convention must be "the_well" or "lola", got "${config.convention}"`);
   if (config.guidance.operator && config.guidance.method !== 'mmps' && config.guidance.method !== 'dps') {
     throw new ConfigError(`guidance.method must be "mmps" or "dps", got "${config.guidance.method}"`);
@@ -215,6 +222,8 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   const backend = await ensureBackend();
   console.error(describeBackend(backend));
   await run.log('backend', { backend: backend.name, gpu: backend.gpu, ...(backend.adapter ? { adapter: backend.adapter } : {}) });
+  const rolloutThreads = Math.min(rolloutWorkers(config.workers, backend), config.ensemble);
+  await run.log('rollout workers', { workers: rolloutThreads > 1 ? rolloutThreads : 0, note: rolloutThreads > 1 ? 'ensembles on worker threads' : 'ensembles on the main thread' });
   if (residual.note) console.error(residual.note);
   await run.describe({ backend, data: await dataIdentity(config.data.root) });
 
@@ -267,7 +276,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
 
   const chunks = pipe(
     rows(),
-    rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true, guided }),
+    rolloutLatents(models.emulators, { context: config.context, horizon: config.horizon, ensemble: config.ensemble, seed: config.seed, reconstruct: true, guided, workers: rolloutThreads }),
     decodeStates(models.ae),
     withTruth(truthDir, { context: config.context, baselines }),
   );

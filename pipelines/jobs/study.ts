@@ -32,7 +32,7 @@ import { generateDataset } from './generate.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
 import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
-import { evaluate, evaluateDefaults } from './evaluate.js';
+import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { configDifferences, openRunDir } from '../cli/run-dir.js';
 import { ConfigError, type ConfigObject } from '../cli/config.js';
 import type { Shard } from '../cli/shard.js';
@@ -255,7 +255,7 @@ function studySteps(config: StudyConfig, dir: string): Step[] {
             bands: config.eval.bands,
             seed,
           };
-          const run = await openRunDir(ofLatent(c, `seed-${seed}`, 'eval'), 'eval', evalConfig);
+          const run = await openRunDir(ofLatent(c, `seed-${seed}`, 'eval'), 'eval', evalConfig, { mutable: EVALUATE_MUTABLE });
           const out = await evaluate(evalConfig, run, { index: 0, count: 1 }, signal);
           run.release();
           return { results: out.dir };

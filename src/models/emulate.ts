@@ -6,7 +6,9 @@
  * - `rolloutLatents` pulls one cached trajectory at a time and yields latent states model by model: optionally
  *   the autoencoder's own latents of the predicted span first (model "autoencoder": the reconstruction floor any
  *   latent emulator sits on), then each emulator's autoregressive rollout from the first `context` states, state
- *   by state as each window is generated.
+ *   by state as each window is generated. The ensembles of diffusion emulators and students run on worker
+ *   threads (`workers`, default one per core on the wasm backend; ./rollout-workers.ts), each model's pool
+ *   started at its first trajectory and ended with the stream; the states are those of a main-thread rollout.
  * - `decodeStates` decodes each state's members and undoes the normalisation (physical units).
  * - `withTruth` pairs every state with the simulated truth, read from the Well file the trajectory came from, as a
  *   `RolloutChunk` for the metric sinks, and optionally adds the baselines (./baselines.ts: persistence and the
@@ -30,6 +32,9 @@ import { rollout, type LeadObservation, type RolloutGuidance } from './diffusion
 import type { Guidance, LatentDecoder } from './diffusion/guidance.js';
 import { decodeToPhysical, type LoadedAutoencoder } from './autoencoder.js';
 import type { LoadedEmulator } from './emulators.js';
+import { RolloutWorkers } from './rollout-workers.js';
+import { rolloutWorkers } from './worker-models.js';
+import { ensureBackend } from './backend/select.js';
 import { baselinePrediction, checkBaselines, type BaselineName } from './baselines.js';
 
 /** One predicted latent state of one model: M members (M, h, w, c). */
@@ -70,6 +75,12 @@ export interface RolloutLatentsOptions {
   reconstruct?: boolean;
   /** Guided models by name, rolled out after the plain ones (see the module header). */
   guided?: Record<string, GuidedModel>;
+  /**
+   * Worker threads for the ensembles of diffusion emulators and students (./rollout-workers.ts): 0 (default) one
+   * per core on the wasm backend and none elsewhere, 1 none (the main thread), n > 1 that many (at most one per
+   * member). The surrogate (one member) and guided models run on the main thread. The states do not depend on it.
+   */
+  workers?: number;
 }
 
 /** A diffusion emulator rolled out with guidance on observations of each trajectory. */
@@ -93,8 +104,9 @@ export const RECONSTRUCTION = 'autoencoder';
  * count, and a context shorter than each emulator's window.
  */
 export function rolloutLatents(emulators: Record<string, LoadedEmulator>, options: RolloutLatentsOptions = {}): Stage<CachedTrajectory, LatentStep> {
-  const { context = 1, horizon: requested = 0, ensemble = 16, seed = 0, reconstruct = false, guided = {} } = options;
+  const { context = 1, horizon: requested = 0, ensemble = 16, seed = 0, reconstruct = false, guided = {}, workers = 0 } = options;
   if (!Number.isInteger(context) || context < 1) throw new Error(`rolloutLatents: context must be an integer >= 1, got ${context}`);
+  if (!Number.isInteger(workers) || workers < 0) throw new Error(`rolloutLatents: workers must be an integer >= 0 (0: auto), got ${workers}`);
   const models: [string, LoadedEmulator, GuidedModel | undefined][] = [
     ...Object.entries(emulators).map(([name, e]): [string, LoadedEmulator, undefined] => [name, e, undefined]),
     ...Object.entries(guided).map(([name, g]): [string, LoadedEmulator, GuidedModel] => [name, g.emulator, g]),
@@ -106,41 +118,53 @@ export function rolloutLatents(emulators: Record<string, LoadedEmulator>, option
     }
   }
   return named('rollout', async function* (source) {
-    for await (const row of source) {
-      const [T, h, w, c] = row.shape;
-      const id = `${row.origin.file}#${row.origin.trajectory}`;
-      const horizon = requested > 0 ? Math.min(requested, T - context) : T - context;
-      if (horizon < 1) throw new Error(`${id}: context (${context}) leaves no state to predict in a trajectory of ${T} states`);
-      const latentSize = h * w * c;
-      if (reconstruct) {
-        for (let k = 0; k < horizon; k++) {
-          const at = (context + k) * latentSize;
-          yield { model: RECONSTRUCTION, trajectory: id, origin: row.origin, lead: k + 1, latents: row.latents.subarray(at, at + latentSize), members: 1 };
+    const threads = Math.min(rolloutWorkers(workers, await ensureBackend()), ensemble);
+    const pools = new Map<string, Promise<RolloutWorkers>>();
+    const pool = (name: string, loaded: LoadedEmulator): Promise<RolloutWorkers> => {
+      let p = pools.get(name);
+      if (!p) pools.set(name, (p = RolloutWorkers.start(loaded, { workers: threads })));
+      return p;
+    };
+    try {
+      for await (const row of source) {
+        const [T, h, w, c] = row.shape;
+        const id = `${row.origin.file}#${row.origin.trajectory}`;
+        const horizon = requested > 0 ? Math.min(requested, T - context) : T - context;
+        if (horizon < 1) throw new Error(`${id}: context (${context}) leaves no state to predict in a trajectory of ${T} states`);
+        const latentSize = h * w * c;
+        if (reconstruct) {
+          for (let k = 0; k < horizon; k++) {
+            const at = (context + k) * latentSize;
+            yield { model: RECONSTRUCTION, trajectory: id, origin: row.origin, lead: k + 1, latents: row.latents.subarray(at, at + latentSize), members: 1 };
+          }
+        }
+        for (const [name, loaded, g] of models) {
+          if (loaded.latentShape && loaded.latentShape.join() !== [h, w, c].join()) {
+            throw new Error(`${id}: latents of shape [${h},${w},${c}], the ${name} emulator (${loaded.dir}) expects [${loaded.latentShape}]`);
+          }
+          if (loaded.labelNames.length !== row.labels.length) {
+            throw new Error(`${id}: ${row.labels.length} labels, the ${name} emulator (${loaded.dir}) expects ${loaded.labelNames.length} ([${loaded.labelNames}])`);
+          }
+          const members = loaded.kind === 'surrogate' ? 1 : ensemble;
+          const guidance: RolloutGuidance | undefined = g && {
+            guidance: g.guidance,
+            operator: g.operator,
+            decoder: g.decoder,
+            observations: g.observations(row, horizon),
+          };
+          const start = { states: row.latents.subarray(0, context * latentSize), shape: [context, h, w, c] as const, labels: row.labels.length > 0 ? row.labels : null, id };
+          const settings = { horizon, window: loaded.window, context, ensemble: members, seed: rolloutSeed(seed, row.origin.trajectory) };
+          const states = !g && members > 1 && threads > 1
+            ? (await pool(name, loaded)).rollout(start, settings)
+            : rollout(loaded.emulator, start, { ...settings, guidance });
+          for await (const state of states) {
+            yield { model: name, trajectory: id, origin: row.origin, lead: state.lead, latents: state.states, members };
+          }
         }
       }
-      for (const [name, loaded, g] of models) {
-        if (loaded.latentShape && loaded.latentShape.join() !== [h, w, c].join()) {
-          throw new Error(`${id}: latents of shape [${h},${w},${c}], the ${name} emulator (${loaded.dir}) expects [${loaded.latentShape}]`);
-        }
-        if (loaded.labelNames.length !== row.labels.length) {
-          throw new Error(`${id}: ${row.labels.length} labels, the ${name} emulator (${loaded.dir}) expects ${loaded.labelNames.length} ([${loaded.labelNames}])`);
-        }
-        const members = loaded.kind === 'surrogate' ? 1 : ensemble;
-        const guidance: RolloutGuidance | undefined = g && {
-          guidance: g.guidance,
-          operator: g.operator,
-          decoder: g.decoder,
-          observations: g.observations(row, horizon),
-        };
-        const states = rollout(
-          loaded.emulator,
-          { states: row.latents.subarray(0, context * latentSize), shape: [context, h, w, c], labels: row.labels.length > 0 ? row.labels : null, id },
-          { horizon, window: loaded.window, context, ensemble: members, seed: rolloutSeed(seed, row.origin.trajectory), guidance },
-        );
-        for await (const state of states) {
-          yield { model: name, trajectory: id, origin: row.origin, lead: state.lead, latents: state.states, members };
-        }
-      }
+    } finally {
+      const started = await Promise.allSettled(pools.values());
+      await Promise.all(started.map((p) => (p.status === 'fulfilled' ? p.value.close() : undefined)));
     }
   });
 }

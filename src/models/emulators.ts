@@ -39,6 +39,18 @@ export const DEFAULT_SAMPLING: SamplingOptions = { sampler: 'ab', steps: 16, ord
 
 export const EMULATOR_FILE = 'emulator.safetensors';
 
+/**
+ * What an emulator is, apart from its weights, in a structured-cloneable form: enough to build the same network
+ * and emulator again (in a worker thread: src/models/worker-models.ts).
+ */
+export interface EmulatorSpec {
+  kind: EmulatorKind;
+  vit: VitConfig;
+  /** 'diffusion' or 'flow' ('' for a surrogate). */
+  formulation: string;
+  sampling: SamplingOptions;
+}
+
 /** A trained emulator, ready to roll out. */
 export interface LoadedEmulator {
   /** The run directory it was loaded from. */
@@ -50,6 +62,8 @@ export interface LoadedEmulator {
   id: string;
   emulator: Emulator;
   vit: Vit;
+  /** How to build it again (with `vit.params` as weights): rollout worker threads do. */
+  spec: EmulatorSpec;
   /** States per emulator call. */
   window: number;
   /** Autoencoder id of the latents it was trained on. */
@@ -171,6 +185,7 @@ export async function loadEmulator(dir: string, options: LoadEmulatorOptions = {
     id: await weightsId(weights),
     vit,
     emulator: buildEmulator(kind, vit, formulation, sampling, null),
+    spec: { kind, vit: vitConfig, formulation, sampling },
     window: Number(meta.window ?? 5),
     autoencoder,
     labelNames,

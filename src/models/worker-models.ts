@@ -1,22 +1,23 @@
 /**
- * Model factories for data-parallel training: `ParallelGradients` imports this module in each worker thread and
- * calls `build(options)`, which builds the same networks and losses the training jobs build on the main thread
- * from the same serialisable configs, so parameter names and shapes agree. `startParallel` starts the workers.
+ * What worker threads build: for data-parallel training, `ParallelGradients` imports this module in each worker
+ * thread and calls `build(options)`, which builds the same networks and losses the training jobs build on the
+ * main thread from the same serialisable configs, so parameter names and shapes agree (`startParallel` starts
+ * the workers); for parallel rollouts, each rollout worker (rollout-worker.ts) builds its emulator with
+ * `buildRolloutEmulator(spec)` from a loaded emulator's spec.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
 import { createDcae, type Dcae, type DcaeConfig } from './nn/dcae.js';
-import { createVit, type VitConfig } from './nn/vit.js';
+import { createVit } from './nn/vit.js';
 import { vmseLoss } from './nn/dcae.js';
 import { ParallelGradients, type ParallelModel } from './train/parallel.js';
 import type { NamedParameters } from './train/optim.js';
 import type { LossFunction, StepContext } from './train/types.js';
 import type { BackendInfo } from './backend/select.js';
-import { emulatorTrainingLoss, type EmulatorKind, type SamplingOptions, type ShardedWindowBatch } from './emulators.js';
+import { buildEmulator, emulatorTrainingLoss, type EmulatorSpec, type ShardedWindowBatch } from './emulators.js';
+import type { Emulator } from './diffusion/emulator.js';
 
-export type WorkerModelOptions =
-  | { kind: 'dcae'; config: DcaeConfig }
-  | { kind: EmulatorKind; vit: VitConfig; formulation: string; sampling: SamplingOptions };
+export type WorkerModelOptions = { kind: 'dcae'; config: DcaeConfig } | EmulatorSpec;
 
 /** The autoencoder's training loss (VMSE of the reconstruction), dropout from the step's RNG. */
 export function dcaeLoss(dcae: Dcae): LossFunction<tf.Tensor4D> {
@@ -41,6 +42,12 @@ export function build(options: WorkerModelOptions): ParallelModel<tf.Tensor4D> |
   };
 }
 
+/** An emulator for inference built from its spec (weights freshly initialised: the caller assigns them). */
+export function buildRolloutEmulator(spec: EmulatorSpec): { params: NamedParameters; emulator: Emulator; dispose(): void } {
+  const vit = createVit(spec.vit);
+  return { params: vit.params, emulator: buildEmulator(spec.kind, vit, spec.formulation, spec.sampling, null), dispose: () => vit.dispose() };
+}
+
 /**
  * Worker threads to train with: `requested` when positive; else (0 = auto) one per core on the wasm backend, which
  * runs one thread per instance, and 1 on TensorFlow, which already uses every core (or the GPU). Gradient workers
@@ -53,7 +60,21 @@ export function trainingWorkers(requested: number, backend: BackendInfo): number
         '(set train.workers=0 or 1, and a larger train.batchSize to use the GPU)',
     );
   }
-  if (requested > 0) return requested;
+  return requested > 0 ? requested : cpuWorkers(backend);
+}
+
+/**
+ * Rollout worker threads (src/models/rollout-workers.ts): `requested` when positive; else (0 = auto) one per core
+ * on the wasm backend, which runs one thread per instance, and 1 (the main thread, no worker) on TensorFlow, which
+ * already uses every core, or on WebGPU, whose GPU the workers (on wasm) would not use.
+ */
+export function rolloutWorkers(requested: number, backend: BackendInfo): number {
+  if (!Number.isInteger(requested) || requested < 0) throw new Error(`rollout workers must be an integer >= 0 (0: auto), got ${requested}`);
+  return requested > 0 ? requested : cpuWorkers(backend);
+}
+
+/** One worker per core (at most 8) on wasm, 1 on the other backends. */
+function cpuWorkers(backend: BackendInfo): number {
   return backend.name === 'wasm' ? Math.max(1, Math.min(availableParallelism(), 8)) : 1;
 }
 

@@ -17,6 +17,7 @@
  * | `trajectorySeed(seed, i)` | simulated trajectories (53-bit, independent of worker split) |
  * | `copySeed(seed, trajectory)` | the augmentation transforms of a trajectory's cached copies |
  * | `rolloutSeed(seed, trajectory)` | an evaluation rollout of one test trajectory |
+ * | `ensembleMemberSeed(seed, member)` | the noise of one ensemble member of a rollout (any worker split) |
  * | `epochSeed(seed, epoch)` | the shuffled window order of a Well dataset in one epoch |
  * | `strideSeed(seed, epoch, index)` | the random time stride of one Well window sample in one epoch |
  * | `contextSeed(seed, epoch)` | the observed-frame counts of the emulator training windows of one epoch |
@@ -182,6 +183,15 @@ export function copySeed(seed: number, trajectory: number): number {
 /** The seed of the evaluation rollout of one test trajectory (32-bit). */
 export function rolloutSeed(seed: number, trajectory: number): number {
   return (seed * 7919 + trajectory) >>> 0;
+}
+
+/**
+ * The seed of the noise stream of ensemble member `member` (0-based) of a rollout with seed `seed`
+ * (src/models/diffusion/rollout.ts): each member draws its windows' noise from its own stream, so its states
+ * are the same whether the ensemble runs batched on one thread or split over worker threads.
+ */
+export function ensembleMemberSeed(seed: number, member: number): number {
+  return mixSeed(seed ^ 0xe45e, member);
 }
 
 /** The seed of a Well dataset's shuffled window order in one epoch. */

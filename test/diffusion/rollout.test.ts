@@ -10,6 +10,7 @@ import {
   diffusionEmulator,
   rollout,
   type ObservedContext,
+  type NoiseSeed,
   type Emulator,
   type RolloutStart,
 } from '../../src/models/diffusion/index.js';
@@ -21,7 +22,7 @@ await selectBackend({ prefer: 'wasm' });
 
 /** An analytic emulator: each unobserved frame is 0.5 x (previous frame) + 1 (+ seeded noise if `noise`). */
 function affineEmulator(noise = 0) {
-  const calls: { batch: number; observedFrames: number; seed: number }[] = [];
+  const calls: { batch: number; observedFrames: number; seed: NoiseSeed }[] = [];
   const emulator: Emulator = {
     kind: 'surrogate',
     backbone: Object.assign(() => {
@@ -30,14 +31,14 @@ function affineEmulator(noise = 0) {
     loss: () => {
       throw new Error('unused');
     },
-    predict(context: ObservedContext, seed: number) {
+    predict(context: ObservedContext, seed: NoiseSeed) {
       const [B, L, H, W, C] = context.observed.shape;
       const m = context.mask.dataSync();
       const observedFrames = Array.from(m.slice(0, L)).filter((v) => v === 1).length;
       calls.push({ batch: B, observedFrames, seed });
       const x = context.observed.arraySync();
-      const rng = new Rng(seed);
       for (let b = 0; b < B; b++) {
+        const rng = new Rng(typeof seed === 'number' ? seed + b : seed[b]!); // per-row seeds: one stream per member
         for (let l = 0; l < L; l++) {
           if (m[b * L + l] === 1) continue;
           x[b][l] = x[b][l - 1].map((row) => row.map((px) => px.map((v) => 0.5 * v + 1 + noise * rng.normal())));

@@ -84,7 +84,7 @@ t.test('a thrown error names its stage', async (t) => {
 });
 
 t.test('seed derivations are pure functions of their parts, with the arithmetic the runs were made with', async (t) => {
-  const { mixSeed, copySeed, rolloutSeed, epochSeed, contextSeed, memberSeed, pairSeed, trajectorySeed, seededPermutation } = await import('../../src/streams/random.js');
+  const { mixSeed, copySeed, rolloutSeed, epochSeed, contextSeed, memberSeed, pairSeed, trajectorySeed, seededPermutation, ensembleMemberSeed } = await import('../../src/streams/random.js');
   t.equal(mixSeed(0, 1), mixSeed(0, 1));
   t.not(mixSeed(0, 1), mixSeed(1, 0), 'order matters');
   t.equal(rolloutSeed(2, 5), 2 * 7919 + 5);
@@ -95,6 +95,9 @@ t.test('seed derivations are pure functions of their parts, with the arithmetic 
   t.equal(memberSeed(1), (2654435761 + 12345) >>> 0);
   t.equal(pairSeed(7, 3), mixSeed(7 ^ 0x9a1e, 3));
   t.not(pairSeed(1, 0), contextSeed(1, 0), 'pair noise and context draws are separate streams');
+  t.equal(ensembleMemberSeed(7, 3), mixSeed(7 ^ 0xe45e, 3));
+  t.equal(new Set(Array.from({ length: 1000 }, (_, m) => ensembleMemberSeed(7, m))).size, 1000, 'every member its own stream');
+  t.not(ensembleMemberSeed(7, 0), ensembleMemberSeed(8, 0), 'and another per rollout seed');
   const s = trajectorySeed(2 ** 40 + 3, 9);
   t.ok(Number.isSafeInteger(s) && s >= 0 && s < 2 ** 53);
   t.not(trajectorySeed(1, 0), trajectorySeed(1, 1));

@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
-import { Rng, pairSeed } from '../../streams/random.js';
+import { pairSeed, type Rng } from '../../streams/random.js';
 import type { PdeResidual } from '../../physics/residuals/residual.js';
 import { denormalizeChannels, physicalDecoder, type LoadedAutoencoder } from '../autoencoder.js';
 import {
@@ -31,7 +31,7 @@ import {
 import type { DiffusionEmulator, Emulator } from './emulator.js';
 import type { Formulation } from './formulation.js';
 import { isDeterministicSampler, noiseScale } from './samplers.js';
-import { tensorSeed } from './random.js';
+import { BatchNoise, type NoiseSeed } from './random.js';
 import type { ContextBatch } from './windows.js';
 import type { LossFunction } from '../train/types.js';
 import type { PairBatch } from '../../formats/pairs/schema.js';
@@ -53,9 +53,9 @@ export interface TeacherPairsOptions {
   firstBatch?: number;
 }
 
-/** Standard normal noise drawn as `predict` draws it from `seed` (its first tensor seed). */
-export function noiseFromSeed(shape: readonly number[], seed: number): tf.Tensor5D {
-  return tf.randomNormal([...shape] as [number, number, number, number, number], 0, 1, 'float32', tensorSeed(new Rng(seed)));
+/** Standard normal noise drawn as `predict` draws it from `seed` (its first tensor seed; per row for per-row seeds). */
+export function noiseFromSeed(shape: readonly number[], seed: NoiseSeed): tf.Tensor5D {
+  return new BatchNoise(seed).normal(shape) as tf.Tensor5D;
 }
 
 /**

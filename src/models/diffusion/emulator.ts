@@ -22,6 +22,7 @@ import type { NoiseSchedule } from './schedule.js';
 import { formulation as makeFormulation, type Formulation, type FormulationName } from './formulation.js';
 import { noiseScale, sample, sampleFrom, type SamplerOptions } from './samplers.js';
 import type { Rng } from '../../streams/random.js';
+import type { NoiseSeed } from './random.js';
 import type { LossFunction } from '../train/types.js';
 
 export interface Emulator {
@@ -29,9 +30,10 @@ export interface Emulator {
   readonly backbone: Backbone;
   /**
    * Predicts whole windows (B, L, H, W, C) from the observed frames of `context` (mask 1); the observed frames
-   * of the result equal the input. `seed` drives a stochastic emulator's noise (ignored by the surrogate).
+   * of the result equal the input. `seed` drives a stochastic emulator's noise (ignored by the surrogate): one
+   * integer for the batch, or one per row, so that row b depends only on its inputs and `seed[b]` (random.ts).
    */
-  predict(context: ObservedContext, seed: number): tf.Tensor5D;
+  predict(context: ObservedContext, seed: NoiseSeed): tf.Tensor5D;
   /** The training loss of one batch (a scalar; call inside `tf.variableGrads`). */
   loss(batch: WindowBatch, rng: Rng): tf.Scalar;
 }
@@ -46,12 +48,12 @@ export interface DiffusionEmulator extends Emulator {
    * sampler with the context imposed, as `predict` does (which draws eps from its seed). For the deterministic
    * samplers the result is a function of (context, eps) alone; 'ddpm' takes its step noise from `seed`.
    */
-  predictFrom(context: ObservedContext, eps: tf.Tensor5D, seed?: number): tf.Tensor5D;
+  predictFrom(context: ObservedContext, eps: tf.Tensor5D, seed?: NoiseSeed): tf.Tensor5D;
   /**
    * `predict` with the context-conditioned denoiser passed through `guide` before sampling (guidance.ts:
    * `(d, schedule) => mmps().guide(d, schedule, likelihood)`); with the identity it is `predict`.
    */
-  predictGuided(context: ObservedContext, seed: number, guide: (denoise: SamplingDenoiser, schedule: NoiseSchedule) => SamplingDenoiser): tf.Tensor5D;
+  predictGuided(context: ObservedContext, seed: NoiseSeed, guide: (denoise: SamplingDenoiser, schedule: NoiseSchedule) => SamplingDenoiser): tf.Tensor5D;
 }
 
 export interface DiffusionEmulatorOptions {

@@ -5,6 +5,11 @@
  * current one. An ensemble of M members runs batched in one call per window. Memory is bounded by the window:
  * only the context tensor persists between calls, whatever the horizon.
  *
+ * Each member has its own noise stream, `ensembleMemberSeed(seed, member)` (src/streams/random.ts), from which
+ * every window draws that member's seed: member m's states depend only on the start, the seed and m, not on the
+ * members batched with it. So an ensemble split into member ranges (`firstMember`, as the worker threads of
+ * src/models/rollout-workers.ts split it) gives the same members as one batched rollout.
+ *
  * Guided rollouts (data assimilation): with `guidance`, observations of the physical states arrive as an async
  * iterable keyed by lead time (any subset of leads, in increasing order). Before each window the rollout pulls
  * the observations of the leads it covers (and the next one, which tells it they are complete and which it keeps
@@ -17,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { DiffusionEmulator, Emulator } from './emulator.js';
 import { windowLikelihood, type Guidance, type LatentDecoder } from './guidance.js';
 import type { ObservationOperator } from '../../physics/observe.js';
-import { Rng } from '../../streams/random.js';
+import { Rng, ensembleMemberSeed } from '../../streams/random.js';
 import { tensorSeed } from './random.js';
 
 /** Where a rollout starts. */
@@ -42,6 +47,11 @@ export interface RolloutOptions {
   ensemble?: number;
   /** Seed of the rollout (default 0): the same seed gives the same states. */
   seed?: number;
+  /**
+   * Index of this rollout's first member in a larger ensemble (default 0): member i draws its noise from
+   * `ensembleMemberSeed(seed, firstMember + i)`, so members [a, b) of an ensemble can be rolled out apart.
+   */
+  firstMember?: number;
   /** Condition the windows on streamed observations (diffusion emulators only); see the file header. */
   guidance?: RolloutGuidance;
 }
@@ -77,7 +87,7 @@ export interface RolloutState {
 }
 
 function checkOptions(options: RolloutOptions): Required<Omit<RolloutOptions, 'guidance'>> {
-  const { horizon, window = 5, context = 1, ensemble = 1, seed = 0 } = options;
+  const { horizon, window = 5, context = 1, ensemble = 1, seed = 0, firstMember = 0 } = options;
   const positive = (name: string, v: number, min = 1) => {
     if (!Number.isInteger(v) || v < min) throw new Error(`rollout: ${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -85,8 +95,9 @@ function checkOptions(options: RolloutOptions): Required<Omit<RolloutOptions, 'g
   positive('window', window, 2);
   positive('context', context);
   positive('ensemble', ensemble);
+  positive('firstMember', firstMember, 0);
   if (context >= window) throw new Error(`rollout: context (${context}) must be smaller than the window (${window})`);
-  return { horizon, window, context, ensemble, seed };
+  return { horizon, window, context, ensemble, seed, firstMember };
 }
 
 /**
@@ -94,7 +105,7 @@ function checkOptions(options: RolloutOptions): Required<Omit<RolloutOptions, 'g
  * (M, context, H, W, C) between calls and one window while yielding its states.
  */
 export function rollout(emulator: Emulator, start: RolloutStart, options: RolloutOptions): AsyncIterable<RolloutState> {
-  const { horizon, window, context, ensemble, seed } = checkOptions(options);
+  const { horizon, window, context, ensemble, seed, firstMember } = checkOptions(options);
   const [K, H, W, C] = start.shape;
   const frame = H * W * C;
   if (start.states.length !== K * frame) {
@@ -108,7 +119,7 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
   }
   return {
     async *[Symbol.asyncIterator]() {
-      const rng = new Rng(seed);
+      const members = Array.from({ length: ensemble }, (_, m) => new Rng(ensembleMemberSeed(seed, firstMember + m)));
       const queue = guided ? new ObservationQueue(guided, horizon, where) : undefined;
       const initial = start.states.subarray((K - context) * frame);
       // Every member starts from the same context; members differ through the sampler's noise.
@@ -126,7 +137,7 @@ export function rollout(emulator: Emulator, start: RolloutStart, options: Rollou
           const observed = tf.tidy(() => tf.concat([ctx, tf.zeros([ensemble, window - context, H, W, C])], 1)) as tf.Tensor5D;
           let predicted: tf.Tensor5D;
           try {
-            const seedOf = tensorSeed(rng);
+            const seedOf = members.map(tensorSeed);
             const last = Math.min(lead + window - context, horizon);
             const seen = queue ? await queue.upTo(last) : [];
             if (seen.length === 0) {

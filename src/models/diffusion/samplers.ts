@@ -14,8 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule } from './schedule.js';
 import type { SamplingDenoiser } from './denoiser.js';
-import { Rng } from '../../streams/random.js';
-import { tensorSeed } from './random.js';
+import { BatchNoise, type NoiseSeed } from './random.js';
 
 export type SamplerName = 'euler' | 'heun' | 'ab' | 'ddpm';
 export type IntegrationVariable = 'rho' | 'u';
@@ -31,8 +30,11 @@ export interface SamplerOptions {
   variable?: IntegrationVariable;
   /** Stochasticity of 'ddpm' (default 1: DDPM; 0 would be DDIM). */
   eta?: number;
-  /** Seed of the initial noise and of the stochastic sampler's noise. */
-  seed: number;
+  /**
+   * Seed of the initial noise and of the stochastic sampler's noise: one integer for the batch, or one per row
+   * (first axis), which makes each row's sample independent of the rows batched with it.
+   */
+  seed: NoiseSeed;
 }
 
 /** The time grid t_0 = 1 > t_1 > ... > t_N = 0 (uniform), in float64. */
@@ -213,11 +215,11 @@ export function ddpmSampler(
   schedule: NoiseSchedule,
   x1: tf.Tensor,
   steps: number,
-  seed: number,
+  seed: NoiseSeed,
   eta = 1,
 ): tf.Tensor {
   const grid = timeGrid(steps);
-  const rng = new Rng(seed);
+  const noise = new BatchNoise(seed);
   return integrate(x1, grid, (x, i) =>
     tf.tidy(() => {
       const t = grid[i];
@@ -226,7 +228,7 @@ export function ddpmSampler(
       const tau = Math.min(1, Math.max(0, eta * (1 - ((at * ss) / (as * st)) ** 2)));
       const d = denoise(x as tf.Tensor5D, t);
       const z = tf.div(tf.sub(x, tf.mul(d, at)), st);
-      const eps = tf.randomNormal(x.shape, 0, 1, 'float32', tensorSeed(rng));
+      const eps = noise.normal(x.shape);
       return tf.addN([tf.mul(d, as), tf.mul(z, ss * Math.sqrt(1 - tau)), tf.mul(eps, ss * Math.sqrt(tau))]);
     }),
   );
@@ -239,10 +241,10 @@ export function sample(
   shape: number[],
   options: SamplerOptions,
 ): tf.Tensor {
-  const rng = new Rng(options.seed);
-  const x1 = initialNoise(schedule, shape, tensorSeed(rng));
+  const noise = new BatchNoise(options.seed);
+  const x1 = tf.tidy(() => tf.mul(noise.normal(shape), noiseScale(schedule)));
   try {
-    return runSampler(denoise, schedule, x1, options, () => tensorSeed(rng));
+    return runSampler(denoise, schedule, x1, options, () => noise.next());
   } finally {
     x1.dispose();
   }
@@ -258,11 +260,11 @@ export function sampleFrom(
   denoise: SamplingDenoiser,
   schedule: NoiseSchedule,
   x1: tf.Tensor,
-  options: Omit<SamplerOptions, 'seed'> & { seed?: number },
+  options: Omit<SamplerOptions, 'seed'> & { seed?: NoiseSeed },
 ): tf.Tensor {
   return runSampler(denoise, schedule, x1, options, () => {
     if (options.seed === undefined) throw new Error("sampleFrom: the stochastic sampler 'ddpm' needs options.seed");
-    return tensorSeed(new Rng(options.seed));
+    return new BatchNoise(options.seed).next();
   });
 }
 
@@ -281,7 +283,7 @@ function runSampler(
   schedule: NoiseSchedule,
   x1: tf.Tensor,
   options: Omit<SamplerOptions, 'seed'>,
-  ddpmSeed: () => number,
+  ddpmSeed: () => NoiseSeed,
 ): tf.Tensor {
   const { sampler = 'ab', steps = 16, order = 3, eta = 1, variable } = options;
   switch (sampler) {

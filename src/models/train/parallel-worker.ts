@@ -11,7 +11,7 @@ import { heapBuffer, heapOffset, type WasmBackendInternals } from '../backend/wa
 import { slotOf } from './layout.js';
 import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
-import type { FromWorker, ParallelModel, ParameterLayout, ShardableBatch, ToWorker, WireShard } from './parallel.js';
+import { assignWeights, checkLayout, type FromWorker, type ParallelModel, type ParameterLayout, type ShardableBatch, type ToWorker, type WireShard } from './parallel.js';
 
 interface Init {
   moduleUrl: string;
@@ -47,14 +47,7 @@ async function main(): Promise<void> {
   }
   const model = (await (factory as (o: unknown) => unknown)(init.options)) as ParallelModel<ShardableBatch>;
   const { layout } = init;
-  const problems: string[] = [];
-  layout.names.forEach((name, i) => {
-    const p = model.params.get(name);
-    if (!p) problems.push(`${name}: missing in the worker's network`);
-    else if (p.shape.join() !== layout.shapes[i].join()) problems.push(`${name}: main [${layout.shapes[i]}], worker [${p.shape}]`);
-  });
-  if (model.params.size !== layout.names.length) problems.push(`worker has ${model.params.size} parameters, main ${layout.names.length}`);
-  if (problems.length > 0) throw new Error(`the model module builds a different network than the main thread's: ${problems.join('; ')}`);
+  checkLayout(layout, model.params, 'the model module');
 
   const params = new Map(layout.names.map((n) => [n, model.params.get(n) as tf.Variable]));
   const variables = [...params.values()].filter((v) => v.trainable);
@@ -71,14 +64,7 @@ async function main(): Promise<void> {
     }
     try {
       const t0 = performance.now();
-      // Pull the current weights.
-      tf.tidy(() => {
-        // tf.tensor copies the values into the wasm heap (another backend might keep the view: copy for it).
-        layout.names.forEach((name, i) => {
-          const slot = slotOf(layout, weights, i);
-          params.get(name)!.assign(tf.tensor(wasm ? slot : slot.slice(), layout.shapes[i], 'float32'));
-        });
-      });
+      assignWeights(layout, weights, params); // the current weights
       const t1 = performance.now();
       const batch = fromWire(msg.shard);
       const rng = new Rng(msg.seed);

@@ -75,45 +75,109 @@ export interface ParallelOptions {
   microBatch?: number;
 }
 
-interface Pending {
-  resolve: (msg: FromWorker) => void;
+interface Pending<Out> {
+  resolve: (msg: Out) => void;
   reject: (err: Error) => void;
 }
 
-class WorkerHandle {
-  private pending: Pending | undefined;
+/**
+ * A worker thread that answers one request at a time, with its failures as errors naming it (`<label> <index>`):
+ * a reply `{ type: 'error', message }` rejects the request, and a crash or exit rejects the request in flight and
+ * every later one. Shared by the training workers (here) and the rollout workers (../rollout-workers.ts).
+ */
+export class WorkerHandle<In, Out extends { type: string }> {
+  private pending: Pending<Out> | undefined;
   private failure: Error | undefined;
 
   constructor(
     readonly index: number,
     readonly worker: Worker,
+    readonly label = 'training worker',
   ) {
-    worker.on('message', (msg: FromWorker) => {
+    worker.on('message', (msg: Out) => {
       const p = this.pending;
       this.pending = undefined;
       if (!p) return;
-      if (msg.type === 'error') p.reject(new Error(`training worker ${index}: ${msg.message}`));
+      if (msg.type === 'error') p.reject(new Error(`${label} ${index}: ${(msg as { message?: string }).message}`));
       else p.resolve(msg);
     });
     const fail = (err: Error) => {
-      this.failure = err;
+      this.failure ??= err;
       const p = this.pending;
       this.pending = undefined;
       p?.reject(err);
     };
-    worker.on('error', (err) => fail(new Error(`training worker ${index} crashed: ${err.message}`, { cause: err })));
-    worker.on('exit', (code) => fail(new Error(`training worker ${index} exited (code ${code})`)));
+    worker.on('error', (err) => fail(new Error(`${label} ${index} crashed: ${err.message}`, { cause: err })));
+    worker.on('exit', (code) => fail(new Error(`${label} ${index} exited (code ${code})`)));
   }
 
   /** Waits for the next message (used for 'ready'), optionally sending one first. */
-  request(message?: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
+  request(message?: In, transfer: ArrayBuffer[] = []): Promise<Out> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.pending) return Promise.reject(new Error(`training worker ${this.index}: request while busy`));
+    if (this.pending) return Promise.reject(new Error(`${this.label} ${this.index}: request while busy`));
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
       if (message) this.worker.postMessage(message, transfer);
     });
   }
+}
+
+/**
+ * Starts `count` worker threads running `module` (a file URL), worker i with `workerData(i)`, and waits for each
+ * one's first message (its `ready`); if one fails to start, all are terminated and its error is thrown.
+ */
+export async function startWorkerThreads<In, Out extends { type: string }>(
+  count: number,
+  module: URL,
+  workerData: (index: number) => unknown,
+  label: string,
+): Promise<WorkerHandle<In, Out>[]> {
+  const handles = Array.from({ length: count }, (_, i) => new WorkerHandle<In, Out>(i, new Worker(module, { workerData: workerData(i) }), label));
+  try {
+    await Promise.all(handles.map((h) => h.request()));
+  } catch (err) {
+    await Promise.all(handles.map((h) => h.worker.terminate()));
+    throw err;
+  }
+  return handles;
+}
+
+/**
+ * Checks a network built in a worker against the main thread's layout (names and shapes); throws naming every
+ * difference.
+ */
+export function checkLayout(layout: ParameterLayout, params: NamedParameters, what: string): void {
+  const problems: string[] = [];
+  layout.names.forEach((name, i) => {
+    const p = params.get(name);
+    if (!p) problems.push(`${name}: missing in the worker's network`);
+    else if (p.shape.join() !== layout.shapes[i].join()) problems.push(`${name}: main [${layout.shapes[i]}], worker [${p.shape}]`);
+  });
+  if (params.size !== layout.names.length) problems.push(`worker has ${params.size} parameters, main ${layout.names.length}`);
+  if (problems.length > 0) throw new Error(`${what} builds a different network than the main thread's: ${problems.join('; ')}`);
+}
+
+/** Copies the main thread's parameters into a flat float32 view laid out as `layout`. */
+export async function publishWeights(layout: ParameterLayout, params: NamedParameters, view: Float32Array): Promise<void> {
+  for (let i = 0; i < layout.names.length; i++) {
+    const p = params.get(layout.names[i]);
+    if (!p) throw new Error(`parallel workers: parameter ${layout.names[i]} disappeared`);
+    view.set((await p.data()) as Float32Array, layout.offsets[i]);
+  }
+}
+
+/**
+ * Assigns the weights of a flat float32 view laid out as `layout` to a worker's parameters. The wasm backend copies
+ * the values into its heap; another backend might keep the array it is given, so it gets a copy of the shared view.
+ */
+export function assignWeights(layout: ParameterLayout, view: Float32Array, params: NamedParameters): void {
+  const copy = tf.getBackend() !== 'wasm';
+  tf.tidy(() => {
+    layout.names.forEach((name, i) => {
+      const slot = slotOf(layout, view, i);
+      (params.get(name) as tf.Variable).assign(tf.tensor(copy ? slot.slice() : slot, layout.shapes[i], 'float32'));
+    });
+  });
 }
 
 async function toWire(batch: ShardableBatch, parts: number): Promise<{ shards: WireShard[]; sizes: number[] }> {
@@ -150,7 +214,7 @@ async function toWire(batch: ShardableBatch, parts: number): Promise<{ shards: W
 }
 
 export class ParallelGradients {
-  private readonly handles: WorkerHandle[];
+  private readonly handles: WorkerHandle<ToWorker, FromWorker>[];
   private readonly paramView: Float32Array;
   private readonly gradViews: Float32Array[];
   /** The summed gradient handed to the trainer (reused: valid until the next step). */
@@ -161,7 +225,7 @@ export class ParallelGradients {
   private constructor(
     private readonly params: NamedParameters,
     private readonly layout: ParameterLayout,
-    handles: WorkerHandle[],
+    handles: WorkerHandle<ToWorker, FromWorker>[],
     paramBuffer: SharedArrayBuffer,
     gradBuffers: SharedArrayBuffer[],
   ) {
@@ -180,31 +244,21 @@ export class ParallelGradients {
     const paramBuffer = new SharedArrayBuffer(layout.total * 4);
     const gradBuffers = Array.from({ length: count }, () => new SharedArrayBuffer(layout.total * 4));
     const moduleUrl = options.module instanceof URL ? options.module.href : new URL(options.module, `file://${process.cwd()}/`).href;
-    const handles = gradBuffers.map(
-      (gradBuffer, i) =>
-        new WorkerHandle(
-          i,
-          new Worker(siblingModule(import.meta.url, 'parallel-worker'), {
-            workerData: {
-              moduleUrl,
-              exportName: options.exportName ?? 'build',
-              options: options.options,
-              layout,
-              paramBuffer,
-              gradBuffer,
-              microBatch: options.microBatch,
-            },
-          }),
-        ),
+    const handles = await startWorkerThreads<ToWorker, FromWorker>(
+      count,
+      siblingModule(import.meta.url, 'parallel-worker'),
+      (i) => ({
+        moduleUrl,
+        exportName: options.exportName ?? 'build',
+        options: options.options,
+        layout,
+        paramBuffer,
+        gradBuffer: gradBuffers[i],
+        microBatch: options.microBatch,
+      }),
+      'training worker',
     );
-    const self = new ParallelGradients(options.params, layout, handles, paramBuffer, gradBuffers);
-    try {
-      await Promise.all(handles.map((h) => h.request()));
-    } catch (err) {
-      await self.close();
-      throw err;
-    }
-    return self;
+    return new ParallelGradients(options.params, layout, handles, paramBuffer, gradBuffers);
   }
 
   /**

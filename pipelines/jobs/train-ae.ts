@@ -42,7 +42,7 @@ import { METRICS, scoreFrame } from '../../src/sinks/metrics/index.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
 import { dataIdentity } from '../../src/sinks/provenance.js';
 import { ConfigError, type ConfigObject, type SettingDescriptions } from '../cli/config.js';
-import { TRAIN_SETTINGS_HELP, checkTrainConfig, resumeTrainer, runTraining } from './training.js';
+import { OPTIMIZER_DEFAULTS, TRAIN_SETTINGS_HELP, checkTrainConfig, optimizerFor, resumeTrainer, runTraining } from './training.js';
 import type { RunDir } from '../cli/run-dir.js';
 
 /** The settings of `train-ae`; what each means is in `trainAeSettings` (shown by --help). */
@@ -72,6 +72,7 @@ export const trainAeDefaults = {
     checkpointEvery: 250,
     logEvery: 0,
     workers: 0,
+    ...OPTIMIZER_DEFAULTS,
   },
   valid: {
     frames: 64,
@@ -162,7 +163,7 @@ export async function trainAutoencoder(config: TrainAeConfig, run: RunDir, signa
   const trainer = new Trainer<tf.Tensor4D>({
     params: dcae.params,
     gradients: workers > 1 ? (x, ctx) => parallel!.compute(x, ctx) : undefined,
-    optimizer: { lr: config.train.lr, weightDecay: config.train.weightDecay },
+    optimizer: optimizerFor(config.train),
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: steps }),
     clipNorm: config.train.clipNorm,
     seed,

@@ -29,7 +29,7 @@ import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { dataIdentity } from '../../src/sinks/provenance.js';
 import { join } from 'node:path';
-import { TRAIN_SETTINGS_HELP, checkTrainConfig, resumeTrainer, runTraining } from './training.js';
+import { OPTIMIZER_DEFAULTS, TRAIN_SETTINGS_HELP, checkTrainConfig, optimizerFor, resumeTrainer, runTraining } from './training.js';
 
 export type { EmulatorKind } from '../../src/models/emulators.js';
 
@@ -54,6 +54,7 @@ export const trainEmulatorDefaults = {
     checkpointEvery: 250,
     logEvery: 0,
     workers: 0,
+    ...OPTIMIZER_DEFAULTS,
   },
   sampling: { ...DEFAULT_SAMPLING },
   valid: { batches: 4 },
@@ -127,7 +128,7 @@ export async function trainEmulator(
   const trainer = new Trainer<ShardedWindowBatch>({
     params: vit.params,
     gradients: workers > 1 ? (batch, ctx) => parallel!.compute(batch, ctx) : undefined,
-    optimizer: { lr: config.train.lr, betas: [0.9, 0.99], weightDecay: config.train.weightDecay },
+    optimizer: optimizerFor(config.train, [0.9, 0.99]),
     schedule: cosineSchedule({ lr: config.train.lr, warmup: config.train.warmup, total: config.train.steps }),
     clipNorm: config.train.clipNorm,
     seed: config.train.seed,

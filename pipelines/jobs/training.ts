@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { AbortedError, abortable, pipe, progress } from '../../src/streams/index.js';
 import { TensorBoardWriter } from '../../src/formats/tensorboard.js';
-import type { ParallelGradients, StepReport, Trainer } from '../../src/models/train/index.js';
+import { OPTIMIZER_NAMES, type OptimizerConfig, type ParallelGradients, type StepReport, type Trainer } from '../../src/models/train/index.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { ConfigError } from '../cli/config.js';
 import { WebgpuDeviceError } from '../../src/models/backend/index.js';
@@ -124,13 +124,53 @@ function causedBy(err: unknown, kind: abstract new (...args: never[]) => Error):
   return false;
 }
 
+/**
+ * The optimiser settings of the training jobs (`train.optimizer` and each preconditioned optimiser's
+ * hyper-parameters, the reference's defaults), spread into their `train` defaults.
+ */
+export const OPTIMIZER_DEFAULTS = {
+  optimizer: 'adamw',
+  soap: { frequency: 16, shampooBeta: 0.99, maxDim: 4096 },
+  psgd: { frequency: 64, decay: 0.999, precondLr: 0.1, maxDim: 4096 },
+};
+
+/** The optimiser a training job's `train` settings name, with its hyper-parameters. */
+export function optimizerFor(
+  train: { optimizer: string; lr: number; weightDecay: number; seed: number } & typeof OPTIMIZER_DEFAULTS,
+  betas?: [number, number],
+): OptimizerConfig {
+  const common = { lr: train.lr, weightDecay: train.weightDecay };
+  switch (train.optimizer) {
+    case 'adamw':
+      return { name: 'adamw', ...common, ...(betas ? { betas } : {}) };
+    case 'soap':
+      return { name: 'soap', ...common, ...train.soap };
+    case 'psgd-kron':
+      return { name: 'psgd-kron', ...common, ...train.psgd, seed: train.seed };
+    default:
+      throw new ConfigError(`train.optimizer: unknown optimiser "${train.optimizer}" (known: ${OPTIMIZER_NAMES.join(', ')})`);
+  }
+}
+
 /** Descriptions of the training settings the training jobs share (each job adds its own). */
 export const TRAIN_SETTINGS_HELP = {
   steps: 'optimiser steps in all (may be raised when resuming, to train longer)',
   batchSize: 'samples per step',
-  lr: 'peak learning rate (AdamW), after a linear warm-up, then cosine decay to 0 at steps',
+  lr: 'peak learning rate, after a linear warm-up, then cosine decay to 0 at steps',
   warmup: 'steps of linear learning-rate warm-up',
-  weightDecay: 'AdamW decoupled weight decay',
+  weightDecay: 'decoupled weight decay',
+  optimizer: `optimiser: ${OPTIMIZER_NAMES.map((n) => `"${n}"`).join(', ')} (SOAP: Adam in Shampoo's eigenbasis; PSGD-Kron: Kronecker-factored whitening preconditioner)`,
+  soap: {
+    frequency: 'SOAP: steps between refreshes of the eigenbases (power iteration + QR)',
+    shampooBeta: 'SOAP: decay of the Kronecker factors of the gradient second moment',
+    maxDim: 'SOAP: dimensions larger than this are not rotated (Adam along them)',
+  },
+  psgd: {
+    frequency: 'PSGD-Kron: the preconditioner refit probability decays to 1/frequency',
+    decay: 'PSGD-Kron: per-step decay of the refit probability (from 1)',
+    precondLr: 'PSGD-Kron: step size of the preconditioner fit',
+    maxDim: 'PSGD-Kron: dimensions larger than this get a diagonal factor',
+  },
   clipNorm: 'clip the global gradient norm to this value',
   ema: 'decay of an exponential moving average of the weights, saved as the trained model in place of the last weights (0: none)',
   seed: 'seed of initialisation, data order, augmentation and dropout',
@@ -142,7 +182,7 @@ export const TRAIN_SETTINGS_HELP = {
 } as const;
 
 /** Checks training settings that the types cannot, before any work. */
-export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number; logEvery: number; ema?: number }): void {
+export function checkTrainConfig(train: { steps: number; batchSize: number; warmup: number; lr: number; checkpointEvery: number; logEvery: number; ema?: number; optimizer?: string; soap?: typeof OPTIMIZER_DEFAULTS.soap; psgd?: typeof OPTIMIZER_DEFAULTS.psgd }): void {
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new ConfigError(`train.${name} must be a positive integer, got ${v}`);
   };
@@ -154,5 +194,19 @@ export function checkTrainConfig(train: { steps: number; batchSize: number; warm
   if (train.ema !== undefined && !(train.ema >= 0 && train.ema < 1)) throw new ConfigError(`train.ema must lie in [0, 1) (0: no average), got ${train.ema}`);
   if (!Number.isInteger(train.warmup) || train.warmup < 0 || train.warmup >= train.steps) {
     throw new ConfigError(`train.warmup (${train.warmup}) must be an integer in [0, train.steps = ${train.steps})`);
+  }
+  if (train.optimizer !== undefined && !(OPTIMIZER_NAMES as readonly string[]).includes(train.optimizer)) {
+    throw new ConfigError(`train.optimizer: unknown optimiser "${train.optimizer}" (known: ${OPTIMIZER_NAMES.join(', ')})`);
+  }
+  if (train.soap) {
+    positive('soap.frequency', train.soap.frequency);
+    positive('soap.maxDim', train.soap.maxDim);
+    if (!(train.soap.shampooBeta >= 0 && train.soap.shampooBeta < 1)) throw new ConfigError(`train.soap.shampooBeta must lie in [0, 1), got ${train.soap.shampooBeta}`);
+  }
+  if (train.psgd) {
+    positive('psgd.maxDim', train.psgd.maxDim);
+    if (!(train.psgd.frequency >= 1)) throw new ConfigError(`train.psgd.frequency must be at least 1, got ${train.psgd.frequency}`);
+    if (!(train.psgd.decay > 0 && train.psgd.decay <= 1)) throw new ConfigError(`train.psgd.decay must lie in (0, 1], got ${train.psgd.decay}`);
+    if (!(train.psgd.precondLr > 0)) throw new ConfigError(`train.psgd.precondLr must be positive, got ${train.psgd.precondLr}`);
   }
 }

@@ -25,6 +25,7 @@
  * | `pairSeed(seed, batch)` | the initial noise of the teacher's samples for distillation pairs, per window batch |
  * | `observationSeed(seed, trajectory)` | the observation noise of one test trajectory in a guided evaluation |
  * | `sensorSeed(seed)` | the positions of randomly placed sensors (a guided evaluation's mask operator) |
+ * | `preconditionerSeed(seed, step, index)` | PSGD-Kron's draws at an update: whether to refit (index -1), probes |
  * | `seededPermutation(n, seed)` | a permutation of 0..n-1 (epoch orders) |
  * | `createRng(seed)` | a generator from any safe integer (53-bit seeds) |
  * | `SeededRandom` | parameter initialisation (splitmix32 stream, normals with the spare kept) |
@@ -237,6 +238,15 @@ export function observationSeed(seed: number, trajectory: number): number {
 /** The seed of the positions of randomly placed sensors (src/physics/observe.ts, `randomSensors`). */
 export function sensorSeed(seed: number): number {
   return mixSeed(seed ^ 0x5e75);
+}
+
+/**
+ * The seed of PSGD-Kron's random draws at optimiser update `step` (1-based): index -1 decides whether the
+ * preconditioner is refitted at that update, index k >= 0 is the random probe of the k-th parameter
+ * (src/models/train/psgd-kron.ts). Pure in its inputs, so a resumed run draws what an uninterrupted one would.
+ */
+export function preconditionerSeed(seed: number, step: number, index: number): number {
+  return mixSeed(seed ^ 0x95cd, step, index + 1);
 }
 
 /** A generator from any safe integer seed (the bits above 32 are folded in). */

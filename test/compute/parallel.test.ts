@@ -93,6 +93,30 @@ t.test('a run through workers is reproducible and resumes from its checkpoint ex
   await loadWeights(initial, master.params); // the next test starts from the seed-3 network
 });
 
+t.test('a tensor optimiser (SOAP, PSGD-Kron) through workers tracks single-thread training', async (t) => {
+  for (const optimizer of [{ name: 'soap' as const, lr: 0.02 }, { name: 'psgd-kron' as const, lr: 0.02 }]) {
+    await loadWeights(join(dir, 'initial.safetensors'), master.params);
+    const single = build({ seed: 3 });
+    const a = new Trainer({ params: single.params, loss: single.loss, optimizer, clipNorm: 1, emaDecay: 0.9 });
+    const b = new Trainer({ params: master.params, loss: master.loss, gradients: parallel.compute, optimizer, clipNorm: 1, emaDecay: 0.9 });
+    const la = await run(a, 0, 6);
+    const lb = await run(b, 0, 6);
+    t.ok(la[5] < la[0], `${optimizer.name}: single-thread loss decreases ${la[0].toFixed(4)} -> ${la[5].toFixed(4)}`);
+    t.ok(la.every((l, i) => Math.abs(l - lb[i]) < 1e-3 * Math.max(1, Math.abs(l))), `${optimizer.name}: same losses ${la.map((l) => l.toFixed(5))} vs ${lb.map((l) => l.toFixed(5))}`);
+    let worst = 0;
+    for (const [name, p] of single.params) {
+      const x = await p.data();
+      const y = await master.params.get(name)!.data();
+      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+    }
+    t.ok(worst < 1e-3, `${optimizer.name}: the weights agree to ${worst.toExponential(1)} (the workers saw every update)`);
+    a.dispose();
+    b.dispose();
+    for (const v of single.params.values()) v.dispose();
+  }
+  await loadWeights(join(dir, 'initial.safetensors'), master.params); // the next test starts from the seed-3 network
+});
+
 t.test('training through workers tracks single-thread training (decay, clipping, EMA)', async (t) => {
   const single = build({ seed: 3 });
   const multi = master; // the workers mirror it

@@ -133,7 +133,7 @@ t.test('global norm and clipping', async (t) => {
   });
   const [report] = await collect(pipe([0], trainer.stage()));
   t.ok(Math.abs(report.gradNorm - 3) < 1e-5, 'reports the norm before clipping');
-  const m = Array.from(await trainer.optimizer.m.get('w')!.data());
+  const m = Array.from(await (trainer.optimizer as AdamW).m.get('w')!.data());
   t.ok(m.every((x, i) => Math.abs(x - (0.1 * [1, 2, 2][i]) / 3) < 1e-6), `moment of the clipped gradient: ${m}`);
   trainer.dispose();
   params.get('w')!.dispose();

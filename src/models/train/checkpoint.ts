@@ -5,19 +5,21 @@
  * | tensor name                     | content                                            |
  * |---------------------------------|----------------------------------------------------|
  * | `<param name>`                  | the weights, under the network's own dotted names  |
- * | `optimizer/exp_avg/<name>`      | AdamW first moment                                 |
- * | `optimizer/exp_avg_sq/<name>`   | AdamW second moment                                |
+ * | `optimizer/exp_avg/<name>`      | first moment (AdamW, SOAP, PSGD-Kron)              |
+ * | `optimizer/exp_avg_sq/<name>`   | second moment (AdamW, SOAP)                        |
+ * | `optimizer/<kind>/<name>`       | other optimiser state, e.g. SOAP's `soap_q0`       |
  * | `ema/<name>`                    | exponential moving average of the weights (if any) |
  *
  * `__metadata__` holds `format` ("wellspring-checkpoint"), `version` ("1"), `step`, `optimizer_t`, `skipped`,
- * `rng_state` (JSON array of 4 uint32 words) and `optimizer` (JSON of the AdamW hyper-parameters), plus any user
- * entries. Tensors keep the tfjs layout (conv filters are [kh, kw, in, out], PyTorch's are [out, in, kh, kw]).
+ * `rng_state` (JSON array of 4 uint32 words) and `optimizer` (JSON of the optimiser's name and hyper-parameters,
+ * e.g. `{"name":"AdamW",...}`; restoring into another optimiser is refused), plus any user entries. Tensors keep the tfjs layout (conv filters are [kh, kw, in, out], PyTorch's are [out, in, kh, kw]).
  * Loading from Python: `safetensors.torch.load_file(path)` gives a dict of these names.
  */
 import { checkWebgpu } from '../backend/webgpu.js';
 import * as tf from '@tensorflow/tfjs';
 import { readSafetensors, writeSafetensors, type StoredTensor } from '../../formats/safetensors.js';
-import type { AdamW, Ema, NamedParameters } from './optim.js';
+import type { Ema, NamedParameters } from './optim.js';
+import { prepareOptimizerRestore, type Optimizer } from './optimizer.js';
 import { Rng } from '../../streams/random.js';
 
 export const CHECKPOINT_FORMAT = 'wellspring-checkpoint';
@@ -25,7 +27,7 @@ export const CHECKPOINT_FORMAT = 'wellspring-checkpoint';
 /** Everything a checkpoint saves and restores. */
 export interface TrainingState {
   params: NamedParameters;
-  optimizer?: AdamW;
+  optimizer?: Optimizer;
   ema?: Ema;
   rng?: Rng;
   /** Batches consumed (drives the schedule). */
@@ -62,11 +64,9 @@ export async function saveCheckpoint(path: string, state: TrainingState, metadat
   };
   if (state.optimizer) {
     const opt = state.optimizer;
-    const moments = await opt.momentData();
-    for (const [name, { m }] of moments) tensors.set(`optimizer/exp_avg/${name}`, { dtype: 'F32', shape: m.shape, data: m.data });
-    for (const [name, { v }] of moments) tensors.set(`optimizer/exp_avg_sq/${name}`, { dtype: 'F32', shape: v.shape, data: v.data });
+    for (const [key, d] of await opt.stateData()) tensors.set(`optimizer/${key}`, { dtype: 'F32', shape: d.shape, data: d.data });
     meta.optimizer_t = String(opt.t);
-    meta.optimizer = JSON.stringify({ name: 'AdamW', lr: opt.lr, betas: opt.betas, eps: opt.eps, weight_decay: opt.weightDecay });
+    meta.optimizer = JSON.stringify(opt.hyperParameters());
   }
   if (state.ema) {
     for (const [name, s] of await state.ema.shadowData()) tensors.set(`ema/${name}`, { dtype: 'F32', shape: s.shape, data: s.data });
@@ -123,6 +123,17 @@ function assignAll(target: Map<string, tf.Variable>, stored: Map<string, StoredT
   }
 }
 
+/** The optimiser named in a checkpoint's metadata (undefined when it records none). */
+function savedOptimizerName(path: string, meta: Record<string, string>): string | undefined {
+  if (meta.optimizer === undefined) return undefined;
+  try {
+    const name = (JSON.parse(meta.optimizer) as { name?: unknown }).name;
+    return typeof name === 'string' ? name : undefined;
+  } catch {
+    throw new Error(`${path}: __metadata__.optimizer: not JSON (${meta.optimizer})`);
+  }
+}
+
 function intMeta(path: string, meta: Record<string, string>, key: string): number {
   const value = Number(meta[key]);
   if (meta[key] === undefined || !Number.isInteger(value) || value < 0) {
@@ -146,12 +157,19 @@ export async function restoreCheckpoint(path: string, state: TrainingState): Pro
   matchTensors(path, 'network', tensors, '', shapes);
   const step = intMeta(path, metadata, 'step');
   const skipped = intMeta(path, metadata, 'skipped');
-  let optimizerT = 0;
+  let installOptimizer: (() => void) | undefined;
   if (state.optimizer) {
-    // Moments exist only for parameters that received a gradient: missing ones are fine, wrong ones are not.
-    matchTensors(path, 'optimizer state', tensors, 'optimizer/exp_avg/', shapes, true);
-    matchTensors(path, 'optimizer state', tensors, 'optimizer/exp_avg_sq/', shapes, true);
-    optimizerT = metadata.optimizer_t === undefined ? 0 : intMeta(path, metadata, 'optimizer_t');
+    const opt = state.optimizer;
+    const saved = savedOptimizerName(path, metadata);
+    const expected = String(opt.hyperParameters().name);
+    if (saved !== undefined && saved !== expected) {
+      throw new Error(`${path}: checkpoint holds ${saved} state, but this run trains with ${expected} (train.optimizer); resume with the same optimiser or start a new run`);
+    }
+    // State exists only for parameters that received a gradient: missing ones are fine, wrong ones are not.
+    const entries = new Map<string, StoredTensor>();
+    for (const [key, t] of tensors) if (key.startsWith('optimizer/')) entries.set(key.slice('optimizer/'.length), t);
+    const optimizerT = metadata.optimizer_t === undefined ? 0 : intMeta(path, metadata, 'optimizer_t');
+    installOptimizer = prepareOptimizerRestore(path, opt, state.params, entries, optimizerT);
   }
   if (state.ema) matchTensors(path, 'EMA', tensors, 'ema/', shapes);
   let rng: Rng | undefined;
@@ -168,15 +186,7 @@ export async function restoreCheckpoint(path: string, state: TrainingState): Pro
   }
 
   assignAll(state.params, tensors, '');
-  if (state.optimizer) {
-    const moments = new Map<string, { m: Float32Array; v: Float32Array; shape: readonly number[] }>();
-    for (const [name, p] of state.params) {
-      const m = tensors.get(`optimizer/exp_avg/${name}`);
-      const v = tensors.get(`optimizer/exp_avg_sq/${name}`);
-      if (m && v) moments.set(name, { m: m.data as Float32Array, v: v.data as Float32Array, shape: p.shape });
-    }
-    state.optimizer.restoreMoments(moments, optimizerT);
-  }
+  installOptimizer?.();
   if (state.ema) {
     const shadow = new Map<string, Float32Array>();
     for (const name of state.params.keys()) {

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedAdamw, fusedEma } from './fused.js';
 import { slotOf, type ParameterLayout } from './layout.js';
+import type { Optimizer } from './optimizer.js';
 
 /** Named trainable parameters (same shape as the networks' `ParameterMap`). */
 export type NamedParameters = Map<string, tf.Variable>;
@@ -46,6 +47,13 @@ function tensorsToFlat(what: string, tensors: Map<string, tf.Tensor>, layout: Pa
   }
 }
 
+/** Reads state tensors out (for `stateData`); the keys are kept. */
+export async function readState(tensors: Map<string, tf.Tensor>): Promise<Map<string, NamedData>> {
+  const out = new Map<string, NamedData>();
+  for (const [key, x] of tensors) out.set(key, { shape: x.shape.slice(), data: (await x.data()) as Float32Array });
+  return out;
+}
+
 export interface AdamWOptions {
   /** Base learning rate, used when `apply` is not given one (default 1e-4). */
   lr?: number;
@@ -63,8 +71,10 @@ export interface AdamWOptions {
  * AdamW (Loshchilov & Hutter): Adam moments with bias correction, plus weight decay applied to the parameters
  * directly rather than through the gradient. `t` counts applied updates (it drives the bias correction).
  * Moments are created lazily, one pair per parameter name, the first time that parameter gets a gradient.
+ * Its state tensors are `exp_avg/<name>` and `exp_avg_sq/<name>`.
  */
-export class AdamW {
+export class AdamW implements Optimizer {
+  readonly kind = 'adamw' as const;
   readonly lr: number;
   readonly betas: [number, number];
   readonly eps: number;
@@ -217,6 +227,34 @@ export class AdamW {
       }
     }
     this.t = t;
+  }
+
+  hyperParameters(): Record<string, unknown> {
+    return { name: 'AdamW', lr: this.lr, betas: this.betas, eps: this.eps, weight_decay: this.weightDecay };
+  }
+
+  /** The moments by `exp_avg/<name>` and `exp_avg_sq/<name>` (flat or tensor mode), read out. */
+  async stateData(): Promise<Map<string, NamedData>> {
+    const out = new Map<string, NamedData>();
+    for (const [name, { m, v }] of await this.momentData()) {
+      out.set(`exp_avg/${name}`, m);
+      out.set(`exp_avg_sq/${name}`, v);
+    }
+    return out;
+  }
+
+  stateShapes(shape: readonly number[]): Map<string, number[]> {
+    return new Map([['exp_avg', shape.slice()], ['exp_avg_sq', shape.slice()]]);
+  }
+
+  setState(state: Map<string, Map<string, tf.Tensor>>, t: number): void {
+    const moments = new Map<string, { m: Float32Array; v: Float32Array; shape: readonly number[] }>();
+    for (const [name, kinds] of state) {
+      const m = kinds.get('exp_avg')!;
+      moments.set(name, { m: m.dataSync() as Float32Array, v: kinds.get('exp_avg_sq')!.dataSync() as Float32Array, shape: m.shape });
+      for (const x of kinds.values()) x.dispose();
+    }
+    this.restoreMoments(moments, t);
   }
 
   /** Frees the moments. */

@@ -8,9 +8,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { named, type Stage } from '../../streams/core.js';
 import { AdamW, Ema, clipFactor, globalNorm, type AdamWOptions, type NamedParameters, type NamedTensors } from './optim.js';
+import { slotOf } from './layout.js';
+import { createOptimizer, isOptimizer, type Optimizer, type OptimizerConfig } from './optimizer.js';
 import { Rng } from '../../streams/random.js';
 import { computeGradients } from './gradients.js';
-import type { ComputedGradients, LossFunction, StepContext } from './types.js';
+import type { ComputedGradients, FlatGradients, LossFunction, StepContext } from './types.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainingState } from './checkpoint.js';
 import { checkWebgpu } from '../backend/webgpu.js';
 
@@ -32,8 +34,11 @@ export interface StepReport {
 export interface TrainerOptions<B> {
   params: NamedParameters;
   loss: LossFunction<B>;
-  /** An AdamW instance or its options (default AdamW with lr 1e-4). */
-  optimizer?: AdamW | AdamWOptions;
+  /**
+   * An optimiser (AdamW, SOAP, PSGD-Kron) or its configuration: `{ name: 'soap', lr: 1e-3 }`, or AdamW's options
+   * without a name (default AdamW with lr 1e-4).
+   */
+  optimizer?: Optimizer | OptimizerConfig | AdamWOptions;
   /** Learning rate as a function of the step (default: the optimizer's constant lr). See `cosineSchedule`. */
   schedule?: (step: number) => number;
   /** Clip the global gradient norm to this value (default: no clipping). */
@@ -60,6 +65,15 @@ export interface TrainerOptions<B> {
   gradients?: (batch: B, context: StepContext) => Promise<ComputedGradients>;
 }
 
+/** Flat gradients as tensors by parameter name (parameters without a gradient get none), for tensor optimisers. */
+function flatToTensors(flat: FlatGradients): NamedTensors {
+  const out: NamedTensors = new Map();
+  flat.layout.names.forEach((name, i) => {
+    if (flat.present[i]) out.set(name, tf.tensor(slotOf(flat.layout, flat.values, i).slice(), flat.layout.shapes[i], 'float32'));
+  });
+  return out;
+}
+
 /** Thrown when too many consecutive steps had non-finite gradients. */
 export class NonFiniteError extends Error {
   override readonly name = 'NonFiniteError';
@@ -67,7 +81,7 @@ export class NonFiniteError extends Error {
 
 export class Trainer<B> implements TrainingState {
   readonly params: NamedParameters;
-  readonly optimizer: AdamW;
+  readonly optimizer: Optimizer;
   readonly ema?: Ema;
   readonly rng: Rng;
   step = 0;
@@ -81,7 +95,7 @@ export class Trainer<B> implements TrainingState {
   constructor(options: TrainerOptions<B>) {
     this.options = options;
     this.params = options.params;
-    this.optimizer = options.optimizer instanceof AdamW ? options.optimizer : new AdamW(options.optimizer);
+    this.optimizer = isOptimizer(options.optimizer) ? options.optimizer : createOptimizer(options.optimizer);
     this.rng = new Rng(options.seed ?? 0);
     if (options.emaDecay !== undefined) this.ema = new Ema(this.params, options.emaDecay);
     this.variables = [...this.params.values()].filter((v) => v.trainable);
@@ -120,12 +134,14 @@ export class Trainer<B> implements TrainingState {
       const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
       if (finite) {
         const scale = this.options.clipNorm === undefined ? 1 : clipFactor(gradNorm, this.options.clipNorm);
-        if ('flat' in computed) {
+        if ('flat' in computed && this.optimizer instanceof AdamW) {
           // One fused pass per parameter (AdamW, clipping and EMA) over the flat buffers, then into the parameters.
           this.optimizer.applyFlat(this.params, computed.flat, lr, scale, this.ema);
           computed.flat.commit();
         } else {
-          this.optimizer.apply(this.params, computed.grads, lr, scale);
+          // Other optimisers update tensors: flat gradients (from workers) become tensors first.
+          grads ??= 'flat' in computed ? flatToTensors(computed.flat) : computed.grads;
+          await this.optimizer.apply(this.params, grads!, lr, scale);
           this.ema?.update(this.params);
         }
         this.skippedInARow = 0;

@@ -4,7 +4,7 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { resolveConfig, type ConfigObject } from './config.js';
-import { openRunDir, type RunDir } from './run-dir.js';
+import { openRunDir, type OpenRunDirOptions, type RunDir } from './run-dir.js';
 import { UsageError, parseCommandArgs } from './command.js';
 
 export const COMMON_OPTIONS_HELP = `  --run DIR            run directory (resolved config, log.jsonl, checkpoints, outputs); rerun to resume
@@ -76,7 +76,7 @@ export async function withInterrupt<R>(body: (signal: AbortSignal) => Promise<R>
   }
 }
 
-/** Opens the run directory for a pipeline kind with its resolved config. */
-export function openPipelineRun(runDir: string, kind: string, config: ConfigObject, mutable: string[] = []): Promise<RunDir> {
-  return openRunDir(runDir, kind, config, { mutable });
+/** Opens the run directory for a pipeline kind with its resolved config (`mutable` keys, or run-dir options). */
+export function openPipelineRun(runDir: string, kind: string, config: ConfigObject, options: string[] | OpenRunDirOptions = []): Promise<RunDir> {
+  return openRunDir(runDir, kind, config, Array.isArray(options) ? { mutable: options } : options);
 }

@@ -73,6 +73,29 @@ export function configDifferences(before: ConfigValue, after: ConfigValue, path 
 export interface OpenRunDirOptions {
   /** Keys that may change between a run and its resumption (e.g. `train.steps` to train longer). */
   mutable?: string[];
+  /**
+   * Settings the job gained after runs were recorded, by dotted key, at the values that reproduce those runs: a
+   * run recorded without such a key resumes when the key has that value now (another value is still refused).
+   */
+  added?: Record<string, ConfigValue>;
+}
+
+/** `config` with each `added` key it lacks set to the given value (a copy; `config` is not changed). */
+function withAdded(config: ConfigObject, added: Record<string, ConfigValue>): ConfigObject {
+  const out = structuredClone(config);
+  for (const [key, value] of Object.entries(added)) {
+    const parts = key.split('.');
+    let node: ConfigObject = out;
+    for (const part of parts.slice(0, -1)) {
+      const next = node[part];
+      if (next === undefined) node[part] = {};
+      else if (next === null || typeof next !== 'object' || Array.isArray(next)) break;
+      node = node[part] as ConfigObject;
+    }
+    const last = parts[parts.length - 1]!;
+    if (!(last in node)) node[last] = structuredClone(value);
+  }
+  return out;
 }
 
 /** What a lock file holds. */
@@ -220,7 +243,8 @@ export async function openRunDir(dir: string, kind: string, config: ConfigObject
     if (previous.kind !== kind) {
       throw new ConfigError(`${dir} holds a "${previous.kind}" run, not "${kind}": choose another run directory`);
     }
-    const changed = configDifferences(previous.config, config).filter((d) => !(options.mutable ?? []).some((m) => d.startsWith(`${m}:`)));
+    const recorded = options.added ? withAdded(previous.config, options.added) : previous.config;
+    const changed = configDifferences(recorded, config).filter((d) => !(options.mutable ?? []).some((m) => d.startsWith(`${m}:`)));
     if (changed.length > 0) {
       throw new ConfigError(`${dir} was made with another configuration (${changed.join('; ')}): choose another run directory to start afresh`);
     }

@@ -2,6 +2,7 @@
 import { settingsHelp } from '../cli/config.js';
 import type { Command } from '../cli/command.js';
 import { trainAeDefaults, trainAeSettings, trainAutoencoder } from '../jobs/train-ae.js';
+import { TRAIN_RUN_OPTIONS } from '../jobs/training.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from '../cli/pipeline-command.js';
 
 const help = `Usage: wellspring train-ae --data ROOT --run DIR [--config FILE] [--set KEY=VALUE ...]
@@ -25,7 +26,7 @@ export const command: Command = {
   async run(argv) {
     const { config, runDir, values } = await parsePipelineArgs(argv, trainAeDefaults, { data: { type: 'string' } });
     if (values.data) config.data.root = values.data as string;
-    const run = await openPipelineRun(runDir, 'train-ae', config, ['train.steps', 'train.logEvery']);
+    const run = await openPipelineRun(runDir, 'train-ae', config, TRAIN_RUN_OPTIONS);
     const ae = await withInterrupt((signal) => trainAutoencoder(config, run, signal));
     console.error(`autoencoder ${ae.id} written to ${run.path('autoencoder.safetensors')}`);
     const m = ae.validation;

@@ -11,6 +11,7 @@ import type { BandRow } from '../../src/sinks/metrics/index.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
 import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
+import { TRAIN_RUN_OPTIONS } from './training.js';
 import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { openRunDir } from '../cli/run-dir.js';
 import type { SettingDescriptions } from '../cli/config.js';
@@ -96,7 +97,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
     model: { ...trainAeDefaults.model, channels: config.autoencoder.channels, latentChannels: config.autoencoder.latentChannels },
     train: { ...trainAeDefaults.train, steps: config.autoencoder.steps, batchSize: config.autoencoder.batchSize, lr: config.autoencoder.lr, warmup: Math.min(50, Math.floor(config.autoencoder.steps / 10)) },
   };
-  const ae = await timed('train-ae', async () => trainAutoencoder(aeConfig, await openRunDir(dir('ae'), 'train-ae', aeConfig, { mutable: ['train.steps', 'train.logEvery'] }), signal));
+  const ae = await timed('train-ae', async () => trainAutoencoder(aeConfig, await openRunDir(dir('ae'), 'train-ae', aeConfig, TRAIN_RUN_OPTIONS), signal));
   ae.dcae.dispose();
   const aeMetrics = JSON.parse(await (await import('node:fs/promises')).readFile(join(dir('ae'), 'metrics.json'), 'utf8')) as { vrmseMean: number; baselineVrmseMean: number };
 
@@ -112,7 +113,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
       train: { ...trainEmulatorDefaults.train, steps: s.steps, batchSize: s.batchSize, lr: s.lr, warmup: Math.min(50, Math.floor(s.steps / 10)) },
       sampling: kind === 'diffusion' ? { ...trainEmulatorDefaults.sampling, steps: config.diffusion.samplerSteps } : trainEmulatorDefaults.sampling,
     };
-    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, { mutable: ['train.steps', 'train.logEvery'] }), signal));
+    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, TRAIN_RUN_OPTIONS), signal));
     loaded.vit.dispose();
   }
 

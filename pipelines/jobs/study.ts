@@ -32,6 +32,7 @@ import { generateDataset } from './generate.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
 import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
+import { TRAIN_RUN_OPTIONS } from './training.js';
 import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { configDifferences, openRunDir } from '../cli/run-dir.js';
 import { ConfigError, type ConfigObject } from '../cli/config.js';
@@ -186,7 +187,7 @@ function studySteps(config: StudyConfig, dir: string): Step[] {
           model: { ...trainAeDefaults.model, channels: a.channels, latentChannels: c },
           train: { ...trainAeDefaults.train, steps: a.steps, batchSize: a.batchSize, lr: a.lr, warmup: Math.min(50, Math.floor(a.steps / 10)), workers },
         };
-        const run = await openRunDir(ofLatent(c, 'ae'), 'train-ae', aeConfig, { mutable: ['train.steps'] });
+        const run = await openRunDir(ofLatent(c, 'ae'), 'train-ae', aeConfig, TRAIN_RUN_OPTIONS);
         const ae = await trainAutoencoder(aeConfig, run, signal);
         const [H, W, C] = ae.frameShape;
         const [h, w, lc] = ae.latentShape;
@@ -227,7 +228,7 @@ function studySteps(config: StudyConfig, dir: string): Step[] {
               train: { ...trainEmulatorDefaults.train, steps: s.steps, batchSize: s.batchSize, lr: s.lr, warmup: Math.min(50, Math.floor(s.steps / 10)), seed, workers },
               sampling: kind === 'diffusion' ? { ...trainEmulatorDefaults.sampling, steps: config.diffusion.samplerSteps } : trainEmulatorDefaults.sampling,
             };
-            const run = await openRunDir(ofLatent(c, `seed-${seed}`, kind), `train-${kind}`, emuConfig, { mutable: ['train.steps'] });
+            const run = await openRunDir(ofLatent(c, `seed-${seed}`, kind), `train-${kind}`, emuConfig, TRAIN_RUN_OPTIONS);
             const loaded = await trainEmulator(kind, emuConfig, run, signal);
             loaded.dispose();
             run.release();

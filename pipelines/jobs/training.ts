@@ -134,6 +134,20 @@ export const OPTIMIZER_DEFAULTS = {
   psgd: { frequency: 64, decay: 0.999, precondLr: 0.1, maxDim: 4096 },
 };
 
+/**
+ * Settings the training jobs gained after runs were recorded, at the values that reproduce those runs (no EMA,
+ * AdamW): a run directory recorded without them resumes (run-dir.ts `added`).
+ */
+export const TRAIN_ADDED_SETTINGS = {
+  'train.ema': 0,
+  'train.optimizer': OPTIMIZER_DEFAULTS.optimizer,
+  'train.soap': OPTIMIZER_DEFAULTS.soap,
+  'train.psgd': OPTIMIZER_DEFAULTS.psgd,
+};
+
+/** How a training job reopens its run directory: `train.steps` and `train.logEvery` may change; settings added since. */
+export const TRAIN_RUN_OPTIONS = { mutable: ['train.steps', 'train.logEvery'], added: TRAIN_ADDED_SETTINGS };
+
 /** The optimiser a training job's `train` settings name, with its hyper-parameters. */
 export function optimizerFor(
   train: { optimizer: string; lr: number; weightDecay: number; seed: number } & typeof OPTIMIZER_DEFAULTS,

@@ -64,3 +64,20 @@ t.test('run directories: record, log, resume, refuse another configuration', asy
   refused.release();
   t.notOk(existsSync(untouched), 'a run that never logged leaves no directory behind');
 });
+
+t.test('run directories: settings added since a run was recorded, at the values that reproduce it, resume', async (t) => {
+  const dir = join(t.testdir(), 'old');
+  const old = await openRunDir(dir, 'train-ae', defaults);
+  await old.log('step', { step: 1 });
+  old.release();
+  const added = { 'train.ema': 0, 'train.soap': { frequency: 16 }, 'extra.flag': false };
+  const now = { ...defaults, train: { ...defaults.train, ema: 0, soap: { frequency: 16 } }, extra: { flag: false } };
+  const resumed = await openRunDir(dir, 'train-ae', now, { added });
+  t.ok(resumed.resumed, 'a run recorded without the added keys resumes when they have their added values');
+  resumed.release();
+  await t.rejects(openRunDir(dir, 'train-ae', now), /another configuration \(.*train\.ema: null -> 0/, 'without `added` the new keys are differences');
+  const other = { ...now, train: { ...now.train, ema: 0.99 } };
+  await t.rejects(openRunDir(dir, 'train-ae', other, { added }), /another configuration \(train\.ema: 0 -> 0\.99\)/, 'another value of an added key is refused');
+  const nested = { ...now, train: { ...now.train, soap: { frequency: 8 } } };
+  await t.rejects(openRunDir(dir, 'train-ae', nested, { added }), /train\.soap\.frequency: 16 -> 8/, 'and inside an added object');
+});

@@ -9,18 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedAdamw, fusedEma } from './fused.js';
 import { slotOf, type ParameterLayout } from './layout.js';
-import type { Optimizer } from './optimizer.js';
+import type { NamedData, NamedParameters, NamedTensors, Optimizer } from './types.js';
 
-/** Named trainable parameters (same shape as the networks' `ParameterMap`). */
-export type NamedParameters = Map<string, tf.Variable>;
-/** Named gradients (or any named tensors). */
-export type NamedTensors = Map<string, tf.Tensor>;
-
-/** A named tensor's values read out (what checkpoints store). */
-export interface NamedData {
-  shape: number[];
-  data: Float32Array;
-}
+export type { NamedData, NamedParameters, NamedTensors } from './types.js';
 
 /** Flat gradients as `AdamW.applyFlat` takes them (see `FlatGradients`). */
 export interface FlatUpdate {

@@ -10,38 +10,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { StoredTensor } from '../../formats/safetensors.js';
-import { AdamW, type AdamWOptions, type NamedData, type NamedParameters, type NamedTensors } from './optim.js';
+import { AdamW, type AdamWOptions, type NamedParameters } from './optim.js';
+import type { Optimizer, OptimizerName } from './types.js';
+
+export type { Optimizer, OptimizerName } from './types.js';
 import { Soap, type SoapOptions } from './soap.js';
 import { PsgdKron, type PsgdKronOptions } from './psgd-kron.js';
 
 /** The optimisers a configuration may name. */
-export const OPTIMIZER_NAMES = ['adamw', 'soap', 'psgd-kron'] as const;
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+export const OPTIMIZER_NAMES: readonly OptimizerName[] = ['adamw', 'soap', 'psgd-kron'];
 
-/** What the trainer needs from an optimiser. */
-export interface Optimizer {
-  /** Which optimiser this is (recorded in checkpoints; a checkpoint of another optimiser is refused). */
-  readonly kind: OptimizerName;
-  /** Base learning rate, used when `apply` is not given one. */
-  readonly lr: number;
-  /** Number of `apply` calls so far (drives bias corrections and preconditioner schedules). */
-  t: number;
-  /**
-   * One update of every parameter that has a gradient (`scale` multiplies the gradients first, e.g. the clipping
-   * factor). Parameters without a gradient are left untouched, state included.
-   */
-  apply(params: NamedParameters, grads: NamedTensors, lr?: number, scale?: number): void | Promise<void>;
-  /** Hyper-parameters, as recorded in a checkpoint's metadata. */
-  hyperParameters(): Record<string, unknown>;
-  /** The state read out, by `<kind>/<parameter name>` (what checkpoints store). */
-  stateData(): Promise<Map<string, NamedData>>;
-  /** The tensor kinds and shapes a parameter of `shape` has in its state (for validation). */
-  stateShapes(shape: readonly number[]): Map<string, number[]>;
-  /** Replaces the whole state: `state` maps parameter names to their tensors by kind (ownership passes). */
-  setState(state: Map<string, Map<string, tf.Tensor>>, t: number): void;
-  /** Frees the state tensors. */
-  dispose(): void;
-}
 
 /** An optimiser by name with its hyper-parameters (`name` defaults to `'adamw'`). */
 export type OptimizerConfig =

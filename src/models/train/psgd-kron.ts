@@ -29,7 +29,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { readState, type NamedData, type NamedParameters, type NamedTensors } from './optim.js';
-import type { Optimizer } from './optimizer.js';
+import type { Optimizer } from './types.js';
 import { invertUpperTriangular } from './linalg.js';
 import { Rng, preconditionerSeed } from '../../streams/random.js';
 

@@ -25,7 +25,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { readState, type NamedData, type NamedParameters, type NamedTensors } from './optim.js';
-import type { Optimizer } from './optimizer.js';
+import type { Optimizer } from './types.js';
 import { orthonormalize, symmetricEigen } from './linalg.js';
 
 export interface SoapOptions {

@@ -1,11 +1,50 @@
 /**
  * The types the training step's parts share (trainer, gradient computation, data-parallel workers, loss
- * builders): what a loss function receives and returns, and what a gradient source hands back.
+ * builders, optimisers): what a loss function receives and returns, what a gradient source hands back, and what
+ * the trainer needs from an optimiser.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../streams/random.js';
-import type { NamedParameters, NamedTensors } from './optim.js';
 import type { ParameterLayout } from './layout.js';
+
+/** Named trainable parameters (same shape as the networks' `ParameterMap`). */
+export type NamedParameters = Map<string, tf.Variable>;
+/** Named gradients (or any named tensors). */
+export type NamedTensors = Map<string, tf.Tensor>;
+
+/** A named tensor's values read out (what checkpoints store). */
+export interface NamedData {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The optimisers a configuration may name (optimizer.ts lists them). */
+export type OptimizerName = 'adamw' | 'soap' | 'psgd-kron';
+
+/** What the trainer needs from an optimiser. */
+export interface Optimizer {
+  /** Which optimiser this is (recorded in checkpoints; a checkpoint of another optimiser is refused). */
+  readonly kind: OptimizerName;
+  /** Base learning rate, used when `apply` is not given one. */
+  readonly lr: number;
+  /** Number of `apply` calls so far (drives bias corrections and preconditioner schedules). */
+  t: number;
+  /**
+   * One update of every parameter that has a gradient (`scale` multiplies the gradients first, e.g. the clipping
+   * factor). Parameters without a gradient are left untouched, state included.
+   */
+  apply(params: NamedParameters, grads: NamedTensors, lr?: number, scale?: number): void | Promise<void>;
+  /** Hyper-parameters, as recorded in a checkpoint's metadata. */
+  hyperParameters(): Record<string, unknown>;
+  /** The state read out, by `<kind>/<parameter name>` (what checkpoints store). */
+  stateData(): Promise<Map<string, NamedData>>;
+  /** The tensor kinds and shapes a parameter of `shape` has in its state (for validation). */
+  stateShapes(shape: readonly number[]): Map<string, number[]>;
+  /** Replaces the whole state: `state` maps parameter names to their tensors by kind (ownership passes). */
+  setState(state: Map<string, Map<string, tf.Tensor>>, t: number): void;
+  /** Frees the state tensors. */
+  dispose(): void;
+}
 
 /** What the loss function gets besides the batch. */
 export interface StepContext {

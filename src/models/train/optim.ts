@@ -38,7 +38,7 @@ function tensorsToFlat(what: string, tensors: Map<string, tf.Tensor>, layout: Pa
   }
 }
 
-/** Reads state tensors out (for `stateData`); the keys are kept. */
+/** Reads named tensors out (an optimiser's `stateData`, an EMA's shadow); the keys are kept. */
 export async function readState(tensors: Map<string, tf.Tensor>): Promise<Map<string, NamedData>> {
   const out = new Map<string, NamedData>();
   for (const [key, x] of tensors) out.set(key, { shape: x.shape.slice(), data: (await x.data()) as Float32Array });
@@ -365,14 +365,11 @@ export class Ema {
 
   /** The averaged weights by parameter name, read out (what checkpoints store). */
   async shadowData(): Promise<Map<string, NamedData>> {
-    const out = new Map<string, NamedData>();
     if (this.flat) {
       const { layout, data } = this.flat;
-      layout.names.forEach((name, i) => out.set(name, { shape: layout.shapes[i].slice(), data: slotOf(layout, data, i).slice() }));
-      return out;
+      return new Map(layout.names.map((name, i) => [name, { shape: layout.shapes[i].slice(), data: slotOf(layout, data, i).slice() }]));
     }
-    for (const [name, s] of this.shadow) out.set(name, { shape: s.shape.slice(), data: (await s.data()) as Float32Array });
-    return out;
+    return readState(this.shadow);
   }
 
   /** Overwrites the averaged weights of the parameters named in `values`. */

@@ -157,26 +157,42 @@ export function checkLayout(layout: ParameterLayout, params: NamedParameters, wh
   if (problems.length > 0) throw new Error(`${what} builds a different network than the main thread's: ${problems.join('; ')}`);
 }
 
-/** Copies the main thread's parameters into a flat float32 view laid out as `layout`. */
-export async function publishWeights(layout: ParameterLayout, params: NamedParameters, view: Float32Array): Promise<void> {
+/** The parameter of `layout`'s slot `i`, or an error naming it. */
+function parameterAt(layout: ParameterLayout, params: NamedParameters, i: number): tf.Variable {
+  const p = params.get(layout.names[i]);
+  if (!p) throw new Error(`parallel workers: parameter ${layout.names[i]} disappeared`);
+  return p;
+}
+
+/**
+ * Copies the main thread's parameters into a flat float32 view laid out as `layout`: every one, or those for which
+ * `changed(i, p)` holds.
+ */
+export async function publishWeights(
+  layout: ParameterLayout,
+  params: NamedParameters,
+  view: Float32Array,
+  changed: (i: number, p: tf.Variable) => boolean = () => true,
+): Promise<void> {
   for (let i = 0; i < layout.names.length; i++) {
-    const p = params.get(layout.names[i]);
-    if (!p) throw new Error(`parallel workers: parameter ${layout.names[i]} disappeared`);
-    view.set((await p.data()) as Float32Array, layout.offsets[i]);
+    const p = parameterAt(layout, params, i);
+    if (changed(i, p)) slotOf(layout, view, i).set((await p.data()) as Float32Array);
   }
 }
 
 /**
- * Assigns the weights of a flat float32 view laid out as `layout` to a worker's parameters. The wasm backend copies
- * the values into its heap; another backend might keep the array it is given, so it gets a copy of the shared view.
+ * Assigns the weights of a flat float32 view laid out as `layout` to the parameters (all, or those `only` marks).
+ * The wasm backend copies the values into its heap; another backend might keep the array it is given, so it gets a
+ * copy of the shared view.
  */
-export function assignWeights(layout: ParameterLayout, view: Float32Array, params: NamedParameters): void {
+export function assignWeights(layout: ParameterLayout, view: Float32Array, params: NamedParameters, only?: readonly boolean[]): void {
   const copy = tf.getBackend() !== 'wasm';
   tf.tidy(() => {
-    layout.names.forEach((name, i) => {
+    for (let i = 0; i < layout.names.length; i++) {
+      if (only && !only[i]) continue;
       const slot = slotOf(layout, view, i);
-      (params.get(name) as tf.Variable).assign(tf.tensor(copy ? slot.slice() : slot, layout.shapes[i], 'float32'));
-    });
+      parameterAt(layout, params, i).assign(tf.tensor(copy ? slot.slice() : slot, layout.shapes[i], 'float32'));
+    }
   });
 }
 
@@ -311,13 +327,9 @@ export class ParallelGradients {
 
   /** Copies into the weights region the parameters whose tensor changed since it was last written there. */
   private async publish(): Promise<void> {
-    for (let i = 0; i < this.layout.names.length; i++) {
-      const p = this.params.get(this.layout.names[i]);
-      if (!p) throw new Error(`parallel gradients: parameter ${this.layout.names[i]} disappeared`);
-      if (this.written[i] === p.dataId) continue;
-      slotOf(this.layout, this.paramView, i).set((await p.data()) as Float32Array);
-      this.written[i] = p.dataId;
-    }
+    const copied: Array<[number, object]> = [];
+    await publishWeights(this.layout, this.params, this.paramView, (i, p) => this.written[i] !== p.dataId && copied.push([i, p.dataId]) > 0);
+    for (const [i, dataId] of copied) this.written[i] = dataId; // only once every copy succeeded
   }
 
   /**
@@ -325,16 +337,9 @@ export class ParallelGradients {
    * current.
    */
   private commit(present: readonly boolean[]): void {
-    const copy = tf.getBackend() !== 'wasm'; // the wasm backend copies into its heap; another backend may keep the view
-    tf.tidy(() => {
-      this.layout.names.forEach((name, i) => {
-        if (!present[i]) return;
-        const p = this.params.get(name);
-        if (!p) throw new Error(`parallel gradients: parameter ${name} disappeared`);
-        const slot = slotOf(this.layout, this.paramView, i);
-        p.assign(tf.tensor(copy ? slot.slice() : slot, this.layout.shapes[i], 'float32'));
-        this.written[i] = p.dataId;
-      });
+    assignWeights(this.layout, this.paramView, this.params, present);
+    this.layout.names.forEach((name, i) => {
+      if (present[i]) this.written[i] = this.params.get(name)!.dataId;
     });
   }
 

@@ -159,6 +159,27 @@ t.test('replaced kernels match the cpu backend', async (t) => {
   }
 });
 
+t.test('Identity on wasm shares the buffer: clones read back, outlive their source and free it last', async (t) => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as { numDataIds(): number; refCount(dataId: object): number };
+  const x = tf.tensor([1.5, -2, 3.25, 4], [2, 2]);
+  const ids = backend.numDataIds();
+  const y = tf.clone(x);
+  t.equal(backend.numDataIds(), ids, 'a clone allocates no buffer');
+  t.equal(backend.refCount(x.dataId), 2, 'the buffer is referenced twice');
+  x.dispose();
+  t.same(Array.from(y.dataSync()), [1.5, -2, 3.25, 4], 'the clone reads the values after its source is disposed');
+  t.equal(backend.refCount(y.dataId), 1, 'one reference left');
+  y.dispose();
+  t.equal(backend.numDataIds(), ids - 1, 'the buffer is freed with the last reference');
+  // A variable assigned from a clone keeps its own values when the clone's source is overwritten by assign.
+  const v = tf.variable(tf.tensor([1, 2, 3]));
+  const snapshot = tf.clone(v);
+  v.assign(tf.tensor([7, 8, 9]));
+  t.same(Array.from(snapshot.dataSync()), [1, 2, 3], 'a clone of a variable is a snapshot');
+  tf.dispose([v, snapshot]);
+});
+
 t.test('network-style gradients run on wasm and match cpu', async (t) => {
   // Layer norm, SiLU, GELU (tanh form), softmax attention, patchify by reshape/transpose, gather.
   const xv = randn([2, 8, 8, 4]);

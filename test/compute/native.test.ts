@@ -129,6 +129,32 @@ t.test('results are deterministic and do not depend on how rows are tiled', { sk
   }
 });
 
+t.test('columnSums gives the bits of a float64 column loop on every ISA, and refuses bad calls', { skip }, async (t) => {
+  const addon = nativeAddon()!;
+  const before = addon.isa();
+  try {
+    for (const isa of addon.supported()) {
+      addon.setIsa(isa);
+      // Widths below, at and across the 1024-column block, odd and not multiples of the vector width.
+      for (const [rows, cols] of [[1, 1], [7, 3], [33, 17], [5, 1024], [9, 1031], [300, 2500], [0, 4]] as const) {
+        const x = randn([rows * cols]);
+        const out = new Float32Array(cols).fill(Number.NaN);
+        addon.columnSums(x, out);
+        const acc = new Float64Array(cols);
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) acc[c] += x[r * cols + c]!;
+        const want = Float32Array.from(acc);
+        t.ok(want.every((v, i) => Object.is(v, out[i])), `${isa}: ${rows} x ${cols} bit for bit`);
+      }
+    }
+  } finally {
+    addon.setIsa(before);
+  }
+  const x = new Float32Array(12);
+  t.throws(() => addon.columnSums(x, new Float32Array(5)), /x has 12 elements, not a multiple of out's 5 columns/);
+  t.throws(() => addon.columnSums(x, x.subarray(8)), /x and out overlap/);
+  t.throws(() => addon.columnSums(x as unknown as Float32Array, new Int32Array(3) as unknown as Float32Array), /out must be a Float32Array/);
+});
+
 t.test('bad calls throw errors that say what is wrong', { skip }, async (t) => {
   const addon = nativeAddon()!;
   const heap = new ArrayBuffer(1024);

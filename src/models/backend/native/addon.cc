@@ -37,6 +37,10 @@
  *       out <- weight src (first) or out + weight src, in double rounded to float32. Float32Arrays of one length.
  *   sumSquares(x)
  *       The sum of the squares of a Float32Array as tfjs' square().sum() computes it (float32, in order).
+ *   columnSums(x, out)
+ *       out[c] = the sum over rows of x[r * cols + c] (cols = out.length, rows = x.length / cols), accumulated in
+ *       double and rounded once (reduce.h). x and out are Float32Arrays (views of the wasm heap too) that must
+ *       not overlap; x's length must be a multiple of out's.
  *       Wrong types or lengths throw a TypeError / RangeError naming the export and the argument.
  *   isa(): the ISA in use for this thread's instance ('avx512' | 'avx2' | 'generic').
  *   setIsa(name): switches this instance's ISA (throws when the CPU lacks it); returns the name.
@@ -57,6 +61,7 @@
 
 #include "gemm.h"
 #include "optim.h"
+#include "reduce.h"
 #include "winograd.h"
 
 using wellspring::Isa;
@@ -701,6 +706,32 @@ napi_value SumSquares(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_value ColumnSums(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 2) {
+    napi_throw_type_error(env, nullptr, "wellspring native columnSums: expected 2 arguments (x, out)");
+    return nullptr;
+  }
+  float *x, *out;
+  int64_t n, cols;
+  if (!float32_arg(env, argv[0], "columnSums", "x", false, &x, &n) || !float32_arg(env, argv[1], "columnSums", "out", false, &out, &cols)) {
+    return nullptr;
+  }
+  if (cols == 0 ? n != 0 : n % cols != 0) {
+    napi_throw_range_error(env, nullptr, ("wellspring native columnSums: x has " + std::to_string(n) + " elements, not a multiple of out's " +
+                                          std::to_string(cols) + " columns").c_str());
+    return nullptr;
+  }
+  if (out < x + n && x < out + cols) {
+    napi_throw_range_error(env, nullptr, "wellspring native columnSums: x and out overlap");
+    return nullptr;
+  }
+  if (cols > 0) wellspring::reduce::column_sums(x, n / cols, cols, out);
+  return nullptr;
+}
+
 napi_value string_value(napi_env env, const char *s) {
   napi_value out;
   CHECK_NAPI(env, napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out));
@@ -782,6 +813,7 @@ NAPI_MODULE_INIT() {
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, GetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -76,6 +76,8 @@ export interface NativeAddon {
   accumulate(out: Float32Array, src: Float32Array, weight: number, first: boolean): void;
   /** Sum of the squares, float32 additions in order (as tfjs' square().sum()). */
   sumSquares(x: Float32Array): number;
+  /** out[c] = sum over rows of x[r * out.length + c], in double, rounded once (reduce.cc); no overlap. */
+  columnSums(x: Float32Array, out: Float32Array): void;
   isa(): NativeIsa;
   setIsa(isa: NativeIsa): NativeIsa;
   supported(): NativeIsa[];

@@ -16,7 +16,7 @@
  * (tf.profile: kernel time by op, and its share of the step's wall time).
  *
  * `node dist/bench/compute.bench.js [--steps N] [--rounds R] [--which dcae-small,vit-small,dcae-demo,vit-demo] [--workers 1,2]
- *   [--no-profile] [--no-baseline]`
+ *   [--no-profile] [--no-baseline] [--no-torch]` (--no-torch: wellspring's figures only, e.g. to compare two builds)
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
  *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
       'no-profile': { type: 'boolean', default: false },
       workers: { type: 'string', default: '1,2' },
       'no-baseline': { type: 'boolean', default: false },
+      'no-torch': { type: 'boolean', default: false },
     },
   });
   const steps = Number(values.steps);
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
   const python = ['python3', '/usr/bin/python3'].find(
     (exe) => spawnSync(exe, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
   );
-  const torchSkip = !script ? `bench/torch_train.py not found from ${here}` : !python ? 'no python3 with torch (apt-get install python3-torch)' : undefined;
+  const torchSkip = values['no-torch'] ? 'not asked for (--no-torch)' : !script ? `bench/torch_train.py not found from ${here}` : !python ? 'no python3 with torch (apt-get install python3-torch)' : undefined;
   interface TorchRun { value: number; processCpuMsPerStep: number; blas: string; blasBuild: string; matmul: string; threads: number; torch: string }
   /** One PyTorch run of `steps` steps (after its own warm-up step): its median step time and context. */
   function torchRun(model: string): TorchRun | string {

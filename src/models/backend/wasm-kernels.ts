@@ -34,15 +34,15 @@
  *   the stock kernel transposes the reduced axes to the end first.
  * - `Identity` shares its input's buffer (reference counted) instead of copying it: tfjs-core clones every tensor
  *   a gradient saves.
- * - Fused layer kernels of the project's own (wasm/layers.ts: LayerNorm, SiLU, dropout, with gradients), which
- *   src/models/nn/layers.ts uses where the backend has them.
+ * - Fused layer kernels of the project's own (wasm/layers.ts: LayerNorm, SiLU, dropout, with gradients; wasm/rotary.ts:
+ *   the rotary position embedding and its gradient), which src/models/nn uses where the backend has them.
  * The gradients tfjs-core lacks on every backend (gradients.ts) are registered too.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
 import { nativeAddon, nativeMatMul } from './native/index.js';
-import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
+import { type WasmBackendInternals, fusedLayerKernels, rotaryKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   _FusedMatMulAttrs,
@@ -516,7 +516,7 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.Sum, sumKernel);
   replaceKernel(tf.Identity, identityKernel);
   replaceKernel(FLIP_FILTER, flipFilterKernel);
-  for (const [name, kernelFunc] of fusedLayerKernels) replaceKernel(name, kernelFunc);
+  for (const [name, kernelFunc] of [...fusedLayerKernels, ...rotaryKernels]) replaceKernel(name, kernelFunc);
   registerMissingGradients();
 }
 

@@ -25,6 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Linear, createLinear, dropout, layerNorm, rmsNorm, silu } from './layers.js';
 import { rematerialize } from './remat.js';
+import { ROTARY, ROTARY_GRAD, rotaryShapesFit } from '../backend/wasm/rotary.js';
 import type { SeededRandom } from '../../streams/random.js';
 import {
   type ApplyOptions,
@@ -161,6 +162,18 @@ export function tokenCoordinates(frames: number, height: number, width: number):
  * depends on the positions only through the angle difference.
  */
 export function applyRotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && rotaryShapesFit(x.shape, cos.shape) && tf.getKernel(ROTARY, tf.getBackend())) {
+    // One kernel each way (backend/wasm/rotary.ts) instead of split, four products, two sums and concat.
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [v, c, s] = args as tf.Tensor[];
+      (args[3] as tf.GradSaveFunc)([v, c, s]);
+      return {
+        value: tf.engine().runKernel(ROTARY, { x: v, cos: c, sin: s }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, [vs, cs, ss]: tf.Tensor[]) => tf.engine().runKernel(ROTARY_GRAD, { dy, x: vs, cos: cs, sin: ss }) as tf.Tensor[],
+      };
+    });
+    return op(x, cos, sin);
+  }
   return tf.tidy(() => {
     const [a, b] = tf.split(x, 2, -1);
     return tf.concat([a.mul(cos).sub(b.mul(sin)), a.mul(sin).add(b.mul(cos))], -1);

@@ -41,6 +41,10 @@
  *       out[c] = the sum over rows of x[r * cols + c] (cols = out.length, rows = x.length / cols), accumulated in
  *       double and rounded once (reduce.h). x and out are Float32Arrays (views of the wasm heap too) that must
  *       not overlap; x's length must be a multiple of out's.
+ *   rotary(x, cos, sin, half, y)
+ *   rotaryGrad(dy, x, cos, sin, half, dx, dcos, dsin)
+ *       The rotary embedding and its gradient (rotary.h): x, y, dy, dx of one length, a multiple of 2 * cos.length;
+ *       cos, sin, dcos, dsin of one length, a multiple of half. Outputs must not overlap inputs.
  *       Wrong types or lengths throw a TypeError / RangeError naming the export and the argument.
  *   isa(): the ISA in use for this thread's instance ('avx512' | 'avx2' | 'generic').
  *   setIsa(name): switches this instance's ISA (throws when the CPU lacks it); returns the name.
@@ -62,6 +66,7 @@
 #include "gemm.h"
 #include "optim.h"
 #include "reduce.h"
+#include "rotary.h"
 #include "winograd.h"
 
 using wellspring::Isa;
@@ -732,6 +737,89 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+/** Reads the Float32Array arguments named in `names` (none nullable), each with its length. */
+bool float32_list(napi_env env, const napi_value *argv, const char *fn, std::initializer_list<const char *> names, float **data, int64_t *lengths) {
+  size_t i = 0;
+  for (const char *name : names) {
+    if (!float32_arg(env, argv[i], fn, name, false, &data[i], &lengths[i])) return false;
+    i++;
+  }
+  return true;
+}
+
+/** Throws a RangeError `wellspring native <fn>: <message>` and returns false when `ok` is false. */
+bool require(napi_env env, bool ok, const char *fn, const std::string &message) {
+  if (!ok) napi_throw_range_error(env, nullptr, (std::string("wellspring native ") + fn + ": " + message).c_str());
+  return ok;
+}
+
+bool disjoint(const float *a, int64_t na, const float *b, int64_t nb) { return a + na <= b || b + nb <= a; }
+
+/** The shared checks of rotary and rotaryGrad: the pair width, the angle and element counts. */
+bool rotary_geometry(napi_env env, const char *fn, napi_value halfArg, int64_t n, int64_t angles, int64_t *half, int64_t *batch) {
+  double h;
+  if (!number_arg(env, halfArg, fn, "half", &h)) return false;
+  if (!require(env, h >= 1 && h == std::floor(h) && h < 1e15, fn, "half must be a positive integer")) return false;
+  *half = int64_t(h);
+  if (!require(env, angles % *half == 0, fn, "cos has " + std::to_string(angles) + " elements, not a multiple of half (" + std::to_string(*half) + ")")) return false;
+  if (!require(env, angles > 0 && n % (2 * angles) == 0, fn, "x has " + std::to_string(n) + " elements, not a multiple of 2 * cos's " + std::to_string(angles))) return false;
+  *batch = n / (2 * angles);
+  return true;
+}
+
+napi_value Rotary(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 5) {
+    napi_throw_type_error(env, nullptr, "wellspring native rotary: expected 5 arguments (x, cos, sin, half, y)");
+    return nullptr;
+  }
+  float *p[3], *y;
+  int64_t len[3], ny, half, batch;
+  if (!float32_list(env, argv, "rotary", {"x", "cos", "sin"}, p, len) || !float32_arg(env, argv[4], "rotary", "y", false, &y, &ny)) return nullptr;
+  if (!require(env, len[2] == len[1], "rotary", "sin has " + std::to_string(len[2]) + " elements, cos " + std::to_string(len[1])) ||
+      !require(env, ny == len[0], "rotary", "y has " + std::to_string(ny) + " elements, x " + std::to_string(len[0])) ||
+      !rotary_geometry(env, "rotary", argv[3], len[0], len[1], &half, &batch) ||
+      !require(env, disjoint(y, ny, p[0], len[0]) && disjoint(y, ny, p[1], len[1]) && disjoint(y, ny, p[2], len[2]), "rotary", "y overlaps an input")) {
+    return nullptr;
+  }
+  wellspring::rotary::forward(p[0], p[1], p[2], batch, len[1], half, y);
+  return nullptr;
+}
+
+napi_value RotaryGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 8) {
+    napi_throw_type_error(env, nullptr, "wellspring native rotaryGrad: expected 8 arguments (dy, x, cos, sin, half, dx, dcos, dsin)");
+    return nullptr;
+  }
+  float *in[4], *out[3];
+  int64_t lin[4], lout[3], half, batch;
+  if (!float32_list(env, argv, "rotaryGrad", {"dy", "x", "cos", "sin"}, in, lin) ||
+      !float32_list(env, argv + 5, "rotaryGrad", {"dx", "dcos", "dsin"}, out, lout)) {
+    return nullptr;
+  }
+  const char *fn = "rotaryGrad";
+  if (!require(env, lin[0] == lin[1] && lout[0] == lin[1], fn, "dy, x and dx must have one length (" + std::to_string(lin[0]) + ", " + std::to_string(lin[1]) + ", " + std::to_string(lout[0]) + ")") ||
+      !require(env, lin[3] == lin[2] && lout[1] == lin[2] && lout[2] == lin[2], fn, "cos, sin, dcos and dsin must have one length") ||
+      !rotary_geometry(env, fn, argv[4], lin[1], lin[2], &half, &batch)) {
+    return nullptr;
+  }
+  for (int o = 0; o < 3; o++) {
+    for (int i = 0; i < 4; i++) {
+      if (!require(env, disjoint(out[o], lout[o], in[i], lin[i]), fn, "an output overlaps an input")) return nullptr;
+    }
+    for (int q = o + 1; q < 3; q++) {
+      if (!require(env, disjoint(out[o], lout[o], out[q], lout[q]), fn, "two outputs overlap")) return nullptr;
+    }
+  }
+  wellspring::rotary::backward(in[0], in[1], in[2], in[3], batch, lin[2], half, out[0], out[1], out[2]);
+  return nullptr;
+}
+
 napi_value string_value(napi_env env, const char *s) {
   napi_value out;
   CHECK_NAPI(env, napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out));
@@ -814,6 +902,8 @@ NAPI_MODULE_INIT() {
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rotary", nullptr, Rotary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rotaryGrad", nullptr, RotaryGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, GetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

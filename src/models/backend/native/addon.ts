@@ -78,6 +78,10 @@ export interface NativeAddon {
   sumSquares(x: Float32Array): number;
   /** out[c] = sum over rows of x[r * out.length + c], in double, rounded once (reduce.cc); no overlap. */
   columnSums(x: Float32Array, out: Float32Array): void;
+  /** The rotary embedding (rotary.cc; the math in wasm/rotary.ts): y from x, cos, sin, pairs (i, i + half). */
+  rotary(x: Float32Array, cos: Float32Array, sin: Float32Array, half: number, y: Float32Array): void;
+  /** Its gradient: dx, and dcos / dsin summed over the batch. */
+  rotaryGrad(dy: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array, half: number, dx: Float32Array, dcos: Float32Array, dsin: Float32Array): void;
   isa(): NativeIsa;
   setIsa(isa: NativeIsa): NativeIsa;
   supported(): NativeIsa[];

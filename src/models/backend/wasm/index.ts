@@ -2,4 +2,5 @@
 export * from './module.js';
 export * from './winograd.js';
 export * from './layers.js';
+export * from './rotary.js';
 export * from './matmul.js';

@@ -1,9 +1,8 @@
 /** The CLI of the two emulator-training subcommands, which differ only in the emulator kind. */
 import type { Command } from './command.js';
 import { omitSettings, settingsHelp, type ConfigObject } from './config.js';
-import { DIFFUSION_ONLY_SETTINGS, trainEmulator, trainEmulatorDefaults, trainEmulatorSettings, type EmulatorKind } from '../jobs/train-emulator.js';
+import { DIFFUSION_ONLY_SETTINGS, TRAIN_EMULATOR_RUN_OPTIONS, trainEmulator, trainEmulatorDefaults, trainEmulatorSettings, type EmulatorKind } from '../jobs/train-emulator.js';
 import { COMMON_OPTIONS_HELP, openPipelineRun, parsePipelineArgs, withInterrupt } from './pipeline-command.js';
-import { TRAIN_RUN_OPTIONS } from '../jobs/training.js';
 
 export function emulatorCommand(kind: EmulatorKind): Command {
   const name = `train-${kind}`;
@@ -36,7 +35,7 @@ ${settings}`;
       const parsed = await parsePipelineArgs(argv, defaults, { cache: { type: 'string' } });
       const config = { ...trainEmulatorDefaults, ...parsed.config } as typeof trainEmulatorDefaults;
       if (parsed.values.cache) config.cache = parsed.values.cache as string;
-      const run = await openPipelineRun(parsed.runDir, name, config, TRAIN_RUN_OPTIONS);
+      const run = await openPipelineRun(parsed.runDir, name, config, TRAIN_EMULATOR_RUN_OPTIONS);
       const loaded = await withInterrupt((signal) => trainEmulator(kind, config, run, signal));
       console.error(`${kind} emulator written to ${run.path('emulator.safetensors')}`);
       console.log(`${name}: validation loss ${loaded.validLoss.toPrecision(4)} after ${loaded.steps} steps`);

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../src/streams/atomic.js';
 import type { BandRow } from '../../src/sinks/metrics/index.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
-import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
+import { TRAIN_EMULATOR_RUN_OPTIONS, trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
 import { TRAIN_RUN_OPTIONS } from './training.js';
 import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { openRunDir } from '../cli/run-dir.js';
@@ -116,7 +116,7 @@ export async function runDemo(config: DemoConfig, signal?: AbortSignal): Promise
       train: { ...trainEmulatorDefaults.train, steps: s.steps, batchSize: s.batchSize, lr: s.lr, warmup: Math.min(50, Math.floor(s.steps / 10)) },
       sampling: kind === 'diffusion' ? { ...trainEmulatorDefaults.sampling, steps: config.diffusion.samplerSteps } : trainEmulatorDefaults.sampling,
     };
-    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, TRAIN_RUN_OPTIONS), signal));
+    const loaded = await timed(`train-${kind}`, async () => trainEmulator(kind, emuConfig, await openRunDir(dir(kind), `train-${kind}`, emuConfig, TRAIN_EMULATOR_RUN_OPTIONS), signal));
     loaded.vit.dispose();
   }
 

@@ -31,7 +31,7 @@ import { renderStudyReport } from '../../src/sinks/report/index.js';
 import { generateDataset } from './generate.js';
 import { trainAeDefaults, trainAutoencoder } from './train-ae.js';
 import { cacheDefaults, cacheLatents } from './cache.js';
-import { trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
+import { TRAIN_EMULATOR_RUN_OPTIONS, trainEmulator, trainEmulatorDefaults } from './train-emulator.js';
 import { TRAIN_RUN_OPTIONS } from './training.js';
 import { evaluate, evaluateDefaults, EVALUATE_MUTABLE } from './evaluate.js';
 import { configDifferences, openRunDir } from '../cli/run-dir.js';
@@ -228,7 +228,7 @@ function studySteps(config: StudyConfig, dir: string): Step[] {
               train: { ...trainEmulatorDefaults.train, steps: s.steps, batchSize: s.batchSize, lr: s.lr, warmup: Math.min(50, Math.floor(s.steps / 10)), seed, workers },
               sampling: kind === 'diffusion' ? { ...trainEmulatorDefaults.sampling, steps: config.diffusion.samplerSteps } : trainEmulatorDefaults.sampling,
             };
-            const run = await openRunDir(ofLatent(c, `seed-${seed}`, kind), `train-${kind}`, emuConfig, TRAIN_RUN_OPTIONS);
+            const run = await openRunDir(ofLatent(c, `seed-${seed}`, kind), `train-${kind}`, emuConfig, TRAIN_EMULATOR_RUN_OPTIONS);
             const loaded = await trainEmulator(kind, emuConfig, run, signal);
             loaded.dispose();
             run.release();

@@ -15,6 +15,7 @@ import { selectBackend, describeBackend } from '../../src/models/backend/index.j
 import {
   DEFAULT_SAMPLING,
   EMULATOR_FILE,
+  buildEmulator,
   emulatorEpochs,
   emulatorTrainingLoss,
   loadEmulator,
@@ -25,11 +26,14 @@ import {
 } from '../../src/models/emulators.js';
 import { startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
+import { readSafetensors } from '../../src/formats/safetensors.js';
 import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { dataIdentity } from '../../src/sinks/provenance.js';
 import { join } from 'node:path';
-import { OPTIMIZER_DEFAULTS, TRAIN_SETTINGS_HELP, checkTrainConfig, optimizerFor, resumeTrainer, runTraining } from './training.js';
+import { existsSync } from 'node:fs';
+import { OPTIMIZER_DEFAULTS, TRAIN_RUN_OPTIONS, TRAIN_SETTINGS_HELP, checkTrainConfig, optimizerFor, resumeTrainer, runTraining } from './training.js';
+import type { Emulator } from '../../src/models/diffusion/emulator.js';
 
 export type { EmulatorKind } from '../../src/models/emulators.js';
 
@@ -57,9 +61,30 @@ export const trainEmulatorDefaults = {
     ...OPTIMIZER_DEFAULTS,
   },
   sampling: { ...DEFAULT_SAMPLING },
-  valid: { batches: 4 },
+  valid: { batches: 4, every: 0, select: 'last' },
 };
 export type TrainEmulatorConfig = typeof trainEmulatorDefaults;
+
+/**
+ * How an emulator training job reopens its run directory: the training jobs' rules, and `valid.every` /
+ * `valid.select` (added since) at the values of runs recorded before them.
+ */
+export const TRAIN_EMULATOR_RUN_OPTIONS = {
+  mutable: TRAIN_RUN_OPTIONS.mutable,
+  added: { ...TRAIN_RUN_OPTIONS.added, 'valid.every': 0, 'valid.select': 'last' },
+};
+
+/** Checks the `valid` settings, before any work. */
+function checkValidConfig(config: TrainEmulatorConfig): void {
+  const { batches, every, select } = config.valid;
+  if (!Number.isInteger(batches) || batches < 1) throw new ConfigError(`valid.batches must be a positive integer, got ${batches}`);
+  if (!Number.isInteger(every) || every < 0) throw new ConfigError(`valid.every must be a whole number of steps (0: only at the end), got ${every}`);
+  if (select !== 'last' && select !== 'best') throw new ConfigError(`valid.select must be "last" or "best", got "${select}"`);
+  if (select === 'best' && every === 0) throw new ConfigError('valid.select "best" chooses among the scores during training: set valid.every > 0 too');
+  if (select === 'best' && config.train.ema > 0) {
+    throw new ConfigError('valid.select "best" and train.ema both choose the weights to keep: use one of them (valid.select "last" with an EMA)');
+  }
+}
 
 /** The settings that only the diffusion emulator has (the surrogate's command neither lists nor accepts them). */
 export const DIFFUSION_ONLY_SETTINGS = ['formulation', 'sampling'] as const;
@@ -80,7 +105,11 @@ export const trainEmulatorSettings: SettingDescriptions<TrainEmulatorConfig> = {
     steps: 'denoising steps per sample',
     order: 'order of the Adams-Bashforth sampler',
   },
-  valid: { batches: 'validation batches scored at the end (fixed seed)' },
+  valid: {
+    batches: 'validation batches per score (fixed seed, so scores compare)',
+    every: 'steps between validation scores during training (0: only at the end)',
+    select: '"last": the final weights become the model; "best": the best-scoring weights among the scores during training (needs valid.every > 0; kept in checkpoints/best.safetensors)',
+  },
 };
 
 function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [number, number, number], labels: number): VitConfig {
@@ -109,6 +138,7 @@ export async function trainEmulator(
   signal?: AbortSignal,
 ): Promise<LoadedEmulator & { validLoss: number; steps: number }> {
   checkTrainConfig(config.train);
+  checkValidConfig(config);
   if (!config.cache) throw new ConfigError('cache is not set: give the cache run directory (--cache DIR)');
   const backend = await selectBackend();
   console.error(describeBackend(backend));
@@ -152,7 +182,17 @@ export async function trainEmulator(
     skip(trainer.step), // the batches an earlier run already trained on
     map((b: ContextBatch) => toShardable(windowBatchTensors(b)), 'upload-batch'),
   );
-  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: `train-${kind} steps`, signal, parallel });
+  const validFiles = await latentCacheFiles(config.cache, 'valid');
+  const inference = buildEmulator(kind, vit, config.formulation, config.sampling, null); // the training weights, no dropout
+  const validation =
+    config.valid.every > 0
+      ? {
+          every: config.valid.every,
+          score: () => validationLoss(inference, info.autoencoder, config.model.window, validFiles, config),
+          keepBest: config.valid.select === 'best' ? { path: run.path('checkpoints', 'best.safetensors'), params: vit.params } : undefined,
+        }
+      : undefined;
+  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: `train-${kind} steps`, signal, parallel, validation });
 
   const weights = run.path(EMULATOR_FILE);
   await saveWeights(weights, vit.params, {
@@ -164,20 +204,30 @@ export async function trainEmulator(
     autoencoder: info.autoencoder,
     labels: JSON.stringify(info.labelNames),
     steps: String(trainer.step),
+    select: config.valid.select,
   });
   const loaded = await loadEmulator(run.dir, { autoencoder: info.autoencoder });
-  const validLoss = await validationLoss(loaded, await latentCacheFiles(config.cache, 'valid'), config);
-  await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss }, null, 2));
-  await run.log('validation', { validLoss });
+  const validLoss = await validationLoss(loaded.emulator, loaded.autoencoder, loaded.window, validFiles, config);
+  const selected = config.valid.select === 'best' ? await selectedStep(run, trainer.step) : trainer.step;
+  await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss, select: config.valid.select, selectedStep: selected }, null, 2));
+  await run.log('validation', { validLoss, model: 'saved', selectedStep: selected });
   vit.dispose();
   return { ...loaded, validLoss, steps: trainer.step };
 }
 
-/** Mean loss over a few validation batches (fixed seed, so runs compare). */
-async function validationLoss(loaded: LoadedEmulator, files: string[], config: TrainEmulatorConfig): Promise<number> {
+/** The step of the weights `valid.select "best"` kept (checkpoints/best.safetensors). */
+async function selectedStep(run: RunDir, fallback: number): Promise<number> {
+  const path = run.path('checkpoints', 'best.safetensors');
+  if (!existsSync(path)) return fallback; // no finite score: the last weights stayed
+  const { metadata } = await readSafetensors(path);
+  return Number(metadata.step);
+}
+
+/** Mean loss over a few validation batches (fixed seed and noise, so runs and steps compare). */
+async function validationLoss(emulator: Emulator, autoencoder: string, window: number, files: string[], config: TrainEmulatorConfig): Promise<number> {
   const batches = pipe(
-    readLatentCache(files, { autoencoder: loaded.autoencoder }),
-    latentWindows({ window: loaded.window }),
+    readLatentCache(files, { autoencoder }),
+    latentWindows({ window }),
     contextBatches({ batchSize: Math.min(config.train.batchSize, 16), seed: 12345, dropLast: false }),
   );
   const rng = new Rng(777);
@@ -185,7 +235,7 @@ async function validationLoss(loaded: LoadedEmulator, files: string[], config: T
   let n = 0;
   for await (const b of batches) {
     const tensors = windowBatchTensors(b);
-    const value = tf.tidy(() => loaded.emulator.loss(tensors, rng));
+    const value = tf.tidy(() => emulator.loss(tensors, rng));
     total += (await value.data())[0]!;
     tf.dispose([value, tensors.x]);
     if (tensors.mask) tensors.mask.dispose();

@@ -6,13 +6,17 @@
  * progress line, checkpoint periodically and on any exit (an interrupted run keeps its progress: steps are atomic
  * and checkpoints are written atomically),
  * except after a WebGPU device failure, whose tensors cannot be trusted: the run then stops with the device's
- * message and a rerun resumes from the last periodic checkpoint.
+ * message and a rerun resumes from the last periodic checkpoint. With a `validation`, the weights are scored every
+ * `every` steps and at the last (`validation` events, `valid/loss` in TensorBoard); with `keepBest`, the
+ * best-scoring weights so far are kept in their own weights file (atomically, with their step and score) and
+ * become the network's when the run completes; a resumed run goes on from the best score recorded there.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { AbortedError, abortable, pipe, progress } from '../../src/streams/index.js';
 import { TensorBoardWriter } from '../../src/formats/tensorboard.js';
-import { OPTIMIZER_NAMES, type OptimizerConfig, type ParallelGradients, type StepReport, type Trainer } from '../../src/models/train/index.js';
+import { OPTIMIZER_NAMES, loadWeights, saveWeights, type NamedParameters, type OptimizerConfig, type ParallelGradients, type StepReport, type Trainer } from '../../src/models/train/index.js';
+import { readSafetensors } from '../../src/formats/safetensors.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { ConfigError } from '../cli/config.js';
 import { WebgpuDeviceError } from '../../src/models/backend/index.js';
@@ -44,6 +48,30 @@ export interface TrainingLoop<B> {
   signal?: AbortSignal;
   /** Closed with the trainer. */
   parallel?: ParallelGradients;
+  /** Scoring during training, and optionally keeping the best weights (see TrainingValidation). */
+  validation?: TrainingValidation;
+}
+
+/** Validation during training (see the header). */
+export interface TrainingValidation {
+  /** Steps between scores (the last step is always scored). */
+  every: number;
+  /** The current weights' validation score, lower is better. */
+  score(): Promise<number>;
+  /** Keep the best-scoring weights in this weights file and load them into `params` when the run completes. */
+  keepBest?: { path: string; params: NamedParameters };
+}
+
+/** The best score so far of a `keepBest` file written by an earlier (interrupted) run, if any. */
+async function bestSoFar(path: string | undefined): Promise<{ step: number; score: number } | undefined> {
+  if (!path || !existsSync(path)) return undefined;
+  const { metadata } = await readSafetensors(path);
+  const step = Number(metadata.step);
+  const score = Number(metadata.validLoss);
+  if (!Number.isInteger(step) || !Number.isFinite(score)) {
+    throw new Error(`${path}: the best weights so far lack their step and score (metadata step "${metadata.step}", validLoss "${metadata.validLoss}"); remove the file to start the selection afresh`);
+  }
+  return { step, score };
 }
 
 /**
@@ -54,14 +82,28 @@ export interface TrainingLoop<B> {
  * a batch is interrupted at once (no step is in flight then).
  */
 export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
-  const { trainer, run, checkpoint, signal } = loop;
+  const { trainer, run, checkpoint, signal, validation } = loop;
+  let best = await bestSoFar(validation?.keepBest?.path);
+  let board: TensorBoardWriter | undefined;
+  const validate = async (): Promise<void> => {
+    if (!validation) return;
+    const step = trainer.step;
+    const score = await validation.score();
+    const keep = validation.keepBest;
+    const improved = keep !== undefined && Number.isFinite(score) && (!best || score < best.score);
+    if (improved) {
+      await saveWeights(keep.path, keep.params, { step: String(step), validLoss: String(score) });
+      best = { step, score };
+    }
+    await run.log('validation', { step, validLoss: score, ...(keep ? { best: best ?? null } : {}) });
+    await board?.add(step, { 'valid/loss': score });
+  };
   const remaining = Math.max(0, loop.steps - trainer.step);
   const every = logInterval(loop.logEvery, loop.steps);
   const batches = signal ? pipe(loop.batches, abortable<B>(signal)) : loop.batches;
   const detail = (r: unknown) => `loss ${(r as StepReport).loss.toPrecision(4)}`;
   const reports = pipe(batches, trainer.stage(), progress<StepReport>({ label: loop.label, total: remaining, detail }));
   let stopped = false;
-  let board: TensorBoardWriter | undefined;
   let deviceFailed = false;
   try {
     if (remaining > 0 && !signal?.aborted) {
@@ -80,6 +122,7 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
             });
           }
           if (trainer.step % loop.checkpointEvery === 0) await trainer.save(checkpoint);
+          if (validation && (trainer.step % validation.every === 0 || trainer.step >= loop.steps)) await validate();
           if (trainer.step >= loop.steps) break;
           // Let signal handlers run (they are macrotasks; a step can otherwise chain microtasks only).
           await new Promise((resolve) => setImmediate(resolve));
@@ -104,6 +147,12 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
     // The averaged weights become the network's (the checkpoint above keeps the last weights and the average apart,
     // so a longer rerun resumes both).
     if (trainer.ema && trainer.step >= loop.steps && !deviceFailed) trainer.ema.copyTo(trainer.params);
+    // The selected weights become the network's (the checkpoint above keeps the last ones, to resume from).
+    const keep = validation?.keepBest;
+    if (keep && best && trainer.step >= loop.steps && !deviceFailed) {
+      await loadWeights(keep.path, keep.params);
+      await run.log('selected', { step: best.step, validLoss: best.score, of: trainer.step });
+    }
     trainer.dispose();
     await loop.parallel?.close();
   }

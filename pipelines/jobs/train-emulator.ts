@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { map, pipe, skip, Rng } from '../../src/streams/index.js';
 import { latentCacheFiles, openLatentCache, readLatentCache } from '../../src/formats/latent-cache/index.js';
-import { createVit, presets, type VitConfig } from '../../src/models/nn/index.js';
+import { createVit, presets, resolveCheckpointing, type VitConfig } from '../../src/models/nn/index.js';
 import { Trainer, cosineSchedule, saveWeights, type ParallelGradients } from '../../src/models/train/index.js';
 import { contextBatches, latentWindows, windowBatchTensors, type ContextBatch } from '../../src/models/diffusion/index.js';
 import { selectBackend, describeBackend } from '../../src/models/backend/index.js';
@@ -44,7 +44,7 @@ export type { EmulatorKind } from '../../src/models/emulators.js';
 export const trainEmulatorDefaults = {
   cache: '',
   formulation: 'diffusion',
-  model: { preset: 'vit-small', width: 256, depth: 6, heads: 4, window: 5 },
+  model: { preset: 'vit-small', width: 256, depth: 6, heads: 4, window: 5, checkpointing: 'auto' },
   train: {
     steps: 2000,
     batchSize: 32,
@@ -70,12 +70,16 @@ export type TrainEmulatorConfig = typeof trainEmulatorDefaults;
  * `valid.select` (added since) at the values of runs recorded before them.
  */
 export const TRAIN_EMULATOR_RUN_OPTIONS = {
-  mutable: TRAIN_RUN_OPTIONS.mutable,
+  // Checkpointing changes memory and speed, not the math (to float32 rounding): a resumed run may switch it.
+  mutable: [...TRAIN_RUN_OPTIONS.mutable, 'model.checkpointing'],
   added: { ...TRAIN_RUN_OPTIONS.added, 'valid.every': 0, 'valid.select': 'last' },
 };
 
-/** Checks the `valid` settings, before any work. */
-function checkValidConfig(config: TrainEmulatorConfig): void {
+/** Checks the `valid` settings and `model.checkpointing`, before any work. */
+function checkEmulatorSettings(config: TrainEmulatorConfig): void {
+  if (!['auto', 'on', 'off'].includes(config.model.checkpointing)) {
+    throw new ConfigError(`model.checkpointing must be "auto", "on" or "off", got "${config.model.checkpointing}"`);
+  }
   const { batches, every, select } = config.valid;
   if (!Number.isInteger(batches) || batches < 1) throw new ConfigError(`valid.batches must be a positive integer, got ${batches}`);
   if (!Number.isInteger(every) || every < 0) throw new ConfigError(`valid.every must be a whole number of steps (0: only at the end), got ${every}`);
@@ -98,6 +102,7 @@ export const trainEmulatorSettings: SettingDescriptions<TrainEmulatorConfig> = {
     depth: 'transformer blocks',
     heads: 'attention heads per block',
     window: 'latent states per training window (context + predicted)',
+    checkpointing: '"auto" (recompute the blocks in the backward pass only when the kept intermediates of one thread\'s share of the batch would pass 2 GB of the 4 GB wasm heap), "on" or "off"',
   },
   train: TRAIN_SETTINGS_HELP,
   sampling: {
@@ -112,18 +117,21 @@ export const trainEmulatorSettings: SettingDescriptions<TrainEmulatorConfig> = {
   },
 };
 
-function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [number, number, number], labels: number): VitConfig {
+/** The ViT of the settings; `threadBatch` (samples per training thread) decides `model.checkpointing: auto`. */
+function vitConfigFor(config: TrainEmulatorConfig, kind: EmulatorKind, latent: [number, number, number], labels: number, threadBatch: number): VitConfig {
   if (config.model.preset !== 'vit-small') throw new ConfigError(`model.preset "${config.model.preset}": the only ViT preset is "vit-small"`);
   const [h, w, c] = latent;
+  const tokens = [config.model.window, h, w] as const;
   return presets['vit-small']({
     channels: c,
     width: config.model.width,
     depth: config.model.depth,
     heads: config.model.heads,
-    tokens: [config.model.window, h, w],
+    tokens,
     noise: kind === 'diffusion',
     labelFeatures: labels,
     seed: config.train.seed,
+    checkpointing: resolveCheckpointing(config.model.checkpointing, { width: config.model.width, depth: config.model.depth, tokens }, threadBatch),
   });
 }
 
@@ -138,7 +146,7 @@ export async function trainEmulator(
   signal?: AbortSignal,
 ): Promise<LoadedEmulator & { validLoss: number; steps: number }> {
   checkTrainConfig(config.train);
-  checkValidConfig(config);
+  checkEmulatorSettings(config);
   if (!config.cache) throw new ConfigError('cache is not set: give the cache run directory (--cache DIR)');
   const backend = await selectBackend();
   console.error(describeBackend(backend));
@@ -147,11 +155,11 @@ export async function trainEmulator(
   const info = await openLatentCache(trainFiles[0]!);
   const [T, h, w, c] = info.shape;
   if (T < config.model.window) throw new ConfigError(`model.window (${config.model.window}) is longer than the cached trajectories (${T} states)`);
-  const vitConfig = vitConfigFor(config, kind, [h, w, c], info.labelNames.length);
-  const vit = createVit(vitConfig);
-  await run.log('model', { kind, parameters: [...vit.params.values()].reduce((a, v) => a + v.size, 0), autoencoder: info.autoencoder });
-
   const workers = trainingWorkers(config.train.workers, backend);
+  const vitConfig = vitConfigFor(config, kind, [h, w, c], info.labelNames.length, Math.ceil(config.train.batchSize / workers));
+  const vit = createVit(vitConfig);
+  await run.log('model', { kind, parameters: [...vit.params.values()].reduce((a, v) => a + v.size, 0), autoencoder: info.autoencoder, checkpointing: vitConfig.checkpointing });
+
   let parallel: ParallelGradients | undefined; // started once the checkpoint is restored (a bad one leaves no threads)
   let trainerRandom: () => number = Math.random;
   const loss = emulatorTrainingLoss(kind, vit, config.formulation, config.sampling, () => trainerRandom);

@@ -1,12 +1,15 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import {
+  CHECKPOINTING_BUDGET_BYTES,
   applyRotary,
   contextMask,
   countParameters,
   createVit,
   presets,
+  resolveCheckpointing,
   tokenCoordinates,
+  vitTapeBytes,
   type VitConfig,
 } from '../../src/models/nn/index.js';
 import { agrees, directionalGradients, maxAbsDiff, randn, useBackend } from './helpers.js';
@@ -258,3 +261,25 @@ t.test('gradient checkpointing: same gradients (dropout masks replayed), tensor 
 function vit2loss(vit: ReturnType<typeof createVit>, x: tf.Tensor, mask: tf.Tensor, noise: tf.Tensor, label: tf.Tensor, random: () => number): tf.Scalar {
   return tf.losses.meanSquaredError(x, vit.apply(x, { mask, noise, label }, { training: true, random })) as tf.Scalar;
 }
+
+t.test('checkpointing "auto" recomputes only when the estimated tape passes the budget', async (t) => {
+  const small = { width: 256, depth: 6, tokens: [5, 8, 8] as const };
+  const demo = { width: 96, depth: 4, tokens: [5, 4, 4] as const };
+  // The estimate against the heap growth measured for the two ViTs the project trains (see vitTapeBytes).
+  for (const [label, config, batch, measured] of [
+    ['vit-small, batch 8', small, 8, 1.5e9],
+    ['vit-small, batch 16', small, 16, 2.95e9],
+    ['demo ViT, batch 16', demo, 16, 0.19e9],
+    ['demo ViT, batch 32', demo, 32, 0.34e9],
+  ] as const) {
+    const estimate = vitTapeBytes(config, batch);
+    t.ok(estimate >= 0.95 * measured && estimate <= 1.25 * measured, `${label}: estimate ${(estimate / 1e9).toFixed(2)} GB against ${measured / 1e9} GB measured`);
+  }
+  t.equal(resolveCheckpointing('auto', small, 16), true, 'vit-small at 16 samples per thread recomputes (3.1 GB estimated)');
+  t.equal(resolveCheckpointing('auto', small, 8), false, 'vit-small at 8 keeps its tape (1.6 GB)');
+  t.equal(resolveCheckpointing('auto', demo, 32), false, "the demo's ViT keeps its tape");
+  t.ok(vitTapeBytes(small, 16) > CHECKPOINTING_BUDGET_BYTES && vitTapeBytes(small, 8) < CHECKPOINTING_BUDGET_BYTES);
+  t.equal(resolveCheckpointing('on', demo, 1), true);
+  t.equal(resolveCheckpointing('off', small, 64), false);
+  t.throws(() => resolveCheckpointing('yes', demo, 1), /checkpointing must be "auto", "on" or "off", got "yes"/);
+});

@@ -40,6 +40,8 @@ t.test('valid.every and valid.select=best in train-surrogate', { skip: built ? f
   const sur = join(dir, 'sur');
   const select = [...tinyVit, '--set', 'valid.every=2', '--set', 'valid.select=best'];
   must(['train-surrogate', '--cache', cache, '--run', sur, ...select, '--set', 'train.steps=6']);
+  const modelEvent = readFileSync(join(sur, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; checkpointing?: boolean }).find((e) => e.event === 'model');
+  t.equal(modelEvent?.checkpointing, false, 'model.checkpointing auto: a tiny ViT keeps its tape (logged)');
   const first = validations(sur);
   t.same(first.map((v) => v.step), [2, 4, 6], 'scored every 2 steps and at the last');
   const min = (vs: Validation[]) => vs.reduce((a, b) => (b.validLoss < a.validLoss ? b : a));
@@ -88,6 +90,7 @@ t.test('valid.every and valid.select=best in train-surrogate', { skip: built ? f
     [['valid.select=best', 'valid.every=2', 'train.ema=0.9'], /valid\.select "best" and train\.ema both choose the weights to keep/],
     [['valid.select=first'], /valid\.select must be "last" or "best", got "first"/],
     [['valid.every=-1'], /valid\.every must be a whole number of steps/],
+    [['model.checkpointing=sometimes'], /model\.checkpointing must be "auto", "on" or "off", got "sometimes"/],
   ] as const) {
     const badRun = join(dir, `bad-${sets.join('-')}`);
     const bad = run(['train-surrogate', '--cache', cache, '--run', badRun, ...tinyVit, ...sets.flatMap((s) => ['--set', s])]);

@@ -180,6 +180,39 @@ export function applyRotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Te
   });
 }
 
+/**
+ * Estimated wasm-heap bytes a ViT training step needs to keep its tape (every block's intermediates) for `batch`
+ * samples on one thread, without gradient checkpointing: 4 bytes x 100 x tokens x width per block and sample.
+ * The factor is measured (heap growth over training steps, with the wasm kernels' zero-copy Identity): vit-small
+ * (width 256, 6 blocks, 320 tokens) 1.50 GB at batch 8 and 2.95 GB at 16; the demo's ViT (width 96, 4 blocks,
+ * 80 tokens) 0.19 GB at batch 16 and 0.34 GB at 32 (2026-11-30).
+ */
+export function vitTapeBytes(config: Pick<VitConfig, 'width' | 'depth'> & { tokens: readonly [number, number, number] }, batch: number): number {
+  const tokens = config.tokens[0] * config.tokens[1] * config.tokens[2];
+  return 4 * 100 * tokens * config.width * config.depth * batch;
+}
+
+/**
+ * The tape size above which training checkpoints (recomputes) the blocks, out of the wasm backend's 4 GB heap:
+ * below it the tape is kept, since recomputation measured 1.5x (vit-small) to 2.5x (the demo's ViT) a step's time.
+ */
+export const CHECKPOINTING_BUDGET_BYTES = 2 * 2 ** 30;
+
+/**
+ * Whether to checkpoint for a `setting` of 'on', 'off' or 'auto' (checkpoint only when the estimated tape of
+ * `batch` samples per thread, `vitTapeBytes`, passes CHECKPOINTING_BUDGET_BYTES).
+ */
+export function resolveCheckpointing(
+  setting: string,
+  config: Pick<VitConfig, 'width' | 'depth'> & { tokens: readonly [number, number, number] },
+  batch: number,
+): boolean {
+  if (setting === 'on') return true;
+  if (setting === 'off') return false;
+  if (setting !== 'auto') throw new Error(`checkpointing must be "auto", "on" or "off", got "${setting}"`);
+  return vitTapeBytes(config, batch) > CHECKPOINTING_BUDGET_BYTES;
+}
+
 /** Mixed rotary frequencies: per pair, a random unit direction in (t, h, w) times a log-uniform magnitude. */
 function ropeInit(shape: readonly number[], random: SeededRandom): Float32Array {
   const [axes, pairs] = shape;

@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from './src/models/backend/index.js';
+import { createVit, presets } from './src/models/nn/index.js';
+import { Rng } from './src/streams/random.js';
+await selectBackend({ prefer: 'wasm' });
+const [width, depth, side, batch, ck] = process.argv.slice(2).map(Number);
+const net = createVit(presets['vit-small']({ width, depth, heads: 4, tokens: [5, side, side], checkpointing: ck === 1 }));
+const rng = new Rng(1);
+const C = 16;
+const x = tf.tensor(rng.normalArray(batch * 5 * side * side * C), [batch, 5, side, side, C]);
+const shape = [batch, 5, side, side, C];
+const mask = tf.tensor(rng.uniformArray(batch * 5 * side * side * C).map((u) => (u < 0.3 ? 1 : 0)), shape);
+const noise = tf.tensor(rng.normalArray(batch));
+const heap = () => ((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length / 2 ** 20).toFixed(0);
+const before = heap();
+const step = async () => {
+  const { value, grads } = tf.variableGrads(() => net.apply(x.mul(mask), { mask, noise }, { training: true, random: Math.random }).sub(x).square().mean() as tf.Scalar);
+  await value.data();
+  tf.dispose([value, ...Object.values(grads)]);
+};
+await step();
+const t0 = performance.now();
+const reps = Number(process.argv[7] ?? 3);
+for (let i = 0; i < reps; i++) await step();
+console.log(JSON.stringify({ width, depth, side, batch, checkpointing: ck === 1, heapBeforeMB: Number(before), heapAfterMB: Number(heap()), ms: Math.round((performance.now() - t0) / reps) }));

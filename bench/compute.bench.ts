@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/models/backend/select.js';
 import { type WinogradMode, setWinogradMode, winogradMode } from '../src/models/backend/wasm/index.js';
-import { createDcae, createVit, presets } from '../src/models/nn/index.js';
+import { createDcae, createVit, presets, resolveCheckpointing } from '../src/models/nn/index.js';
 import { ParallelGradients, Trainer, type ParallelModel } from '../src/models/train/index.js';
 import { Rng } from '../src/streams/random.js';
 import { isMainThread } from 'node:worker_threads';
@@ -66,7 +66,10 @@ export function build(options: { model: BenchModel; dropout?: number }): Paralle
       },
     };
   }
-  const net = createVit(presets['vit-small'](options.model === 'vit-demo' ? { width: 96, depth: 4, heads: 4, tokens: [5, 4, 4] } : {}));
+  const base = presets['vit-small'](options.model === 'vit-demo' ? { width: 96, depth: 4, heads: 4, tokens: [5, 4, 4] } : {});
+  // Recomputation as the training jobs decide it (model.checkpointing auto), for the whole batch on one thread:
+  // vit-small recomputes (3.1 GB of tape at 16 samples), the demo's ViT keeps its tape (0.4 GB at 32).
+  const net = createVit({ ...base, checkpointing: resolveCheckpointing('auto', { width: base.width, depth: base.depth, tokens: base.tokens! }, batchSizeOf(options.model)) });
   return {
     params: net.params,
     loss: (b, { random }) => {

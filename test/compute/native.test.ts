@@ -129,6 +129,32 @@ t.test('results are deterministic and do not depend on how rows are tiled', { sk
   }
 });
 
+t.test('the AVX-512 tile shapes (masked edges) give the AVX2 kernel\'s bits', { skip: skip || (nativeAddon()?.supported().includes('avx512') ? false : 'no AVX-512 on this CPU') }, async (t) => {
+  // Both ISAs sum every element as one FMA chain in order of k from the same start value, so whatever tile shape
+  // AVX-512 picks (8-16 rows by 16 or 32 columns, edges masked) the bits must be AVX2's. Shapes around the
+  // choices: n <= 16 and n > 16, m multiples of 8, 12 and 16 and not, K past one block, accumulation.
+  const addon = nativeAddon()!;
+  const previous = addon.isa();
+  try {
+    for (let trial = 0; trial < 40; trial++) {
+      const m = pick([16, 24, 36, 48, 64, 1, 7, randInt(1, 100)]);
+      const n = pick([16, 32, 8, 48, 1, randInt(1, 80)]);
+      const k = trial % 5 === 0 ? randInt(385, 1100) : randInt(1, 130);
+      const [ta, tb] = [pick([false, true]), pick([false, true])];
+      const bias = pick([false, true]) ? randn([n]) : undefined;
+      const av = randn([m * k]);
+      const bv = randn([k * n]);
+      addon.setIsa('avx2');
+      const want = runGemm(addon, av, bv, bias, 1, 0, 0, m, k, n, ta, tb);
+      addon.setIsa('avx512');
+      const got = runGemm(addon, av, bv, bias, 1, 0, 0, m, k, n, ta, tb);
+      t.ok(got.every((x, i) => Object.is(x, want[i])), `M=${m} K=${k} N=${n} ta=${ta} tb=${tb}${bias ? ' +bias' : ''}: same bits`);
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
 t.test('bad calls throw errors that say what is wrong', { skip }, async (t) => {
   const addon = nativeAddon()!;
   const heap = new ArrayBuffer(1024);

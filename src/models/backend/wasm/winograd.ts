@@ -213,11 +213,8 @@ export function winogradConv2d(
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.tensors(planes, [partTiles, cin]);
-    const u = scratch.tensors(planes, [cin, cout]);
-    const m = scratch.tensors(planes, [partTiles, cout]);
+    const [vTable, uTable, mTable] = [scratch.planes(planes, [partTiles, cin]), scratch.planes(planes, [cin, cout]), scratch.planes(planes, [partTiles, cout])];
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
-    const [vTable, uTable, mTable] = [scratch.table(v), scratch.table(u), scratch.table(m)];
     transforms.filter(scratch.offset(filter), cin, cout, uTable);
     const biasOffset = bias ? scratch.offset(bias) : 0;
     for (let b0 = 0; b0 < g.batch; b0 += part) {
@@ -248,11 +245,8 @@ export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorI
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.tensors(planes, [partTiles, cin]);
-    const w = scratch.tensors(planes, [partTiles, cout]);
-    const u = scratch.tensors(planes, [cin, cout]);
+    const [vTable, wTable, uTable] = [scratch.planes(planes, [partTiles, cin]), scratch.planes(planes, [partTiles, cout]), scratch.planes(planes, [cin, cout])];
     const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
-    const [vTable, wTable, uTable] = [scratch.table(v), scratch.table(w), scratch.table(u)];
     for (let b0 = 0; b0 < g.batch; b0 += part) {
       const n = Math.min(part, g.batch - b0);
       const xAt = scratch.offset(x) + b0 * g.height * g.width * cin * 4;

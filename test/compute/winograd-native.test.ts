@@ -323,6 +323,64 @@ t.test('the native transforms match float64 references of B^T d B, G g G^T, A^T 
   }
 });
 
+t.test('every vector width of the native transforms (4, 8, 16 lanes by ISA and channels) gives the same bits', { skip }, async (t) => {
+  // The ISA bounds the width (generic 4, AVX2 8, AVX-512 16), the channel count picks the widest that divides it:
+  // 24 channels run 8 lanes on AVX-512, 12 run 4. Every lane does the 4-lane build's operations, so the outputs
+  // of all ten transforms must be bit-identical across the ISAs this CPU has.
+  const addon = nativeAddon() as NativeAddon;
+  const isas = addon.supported();
+  const previous = addon.isa();
+  try {
+    for (const [cin, cout] of [[16, 32], [24, 48], [12, 16], [32, 24], [64, 16]]) {
+      for (const tile of [2, 4] as const) {
+        const n = tile + 2;
+        const planes = n * n;
+        const [batch, height, width, pad] = [2, randInt(3, 10), randInt(3, 10), 1];
+        const [outH, outW] = [height, width];
+        const [tilesH, tilesW] = [Math.ceil(outH / tile), Math.ceil(outW / tile)];
+        const tiles = batch * tilesH * tilesW;
+        const x = randn([batch, height, width, cin]);
+        const g = randn([3, 3, cin, cout]);
+        const m = Array.from({ length: planes }, () => randn([tiles * cout]));
+        const dy = randn([batch, outH, outW, cout]);
+        const u = Array.from({ length: planes }, () => randn([cin * cout]));
+        const bias = randn([cout]);
+        const results = isas.map((isa) => {
+          addon.setIsa(isa);
+          const heap = new Heap(4 * (x.length + g.length + dy.length + bias.length + planes * (tiles * (cin + 2 * cout) + 2 * cin * cout) + batch * outH * outW * cout + 9 * cin * cout + 6 * planes + 4096));
+          const [xAt, gAt, dyAt, biasAt] = [heap.put(x), heap.put(g), heap.put(dy), heap.put(bias)];
+          const fresh = (floats: number) => Array.from({ length: planes }, () => heap.put(new Float32Array(floats).fill(Number.NaN)));
+          const [v, uOut, w] = [fresh(tiles * cin), fresh(cin * cout), fresh(tiles * cout)];
+          const mTable = heap.table(m.map((p) => heap.put(p)));
+          const uTable = heap.table(u.map((p) => heap.put(p)));
+          const yAt = heap.put(new Float32Array(batch * outH * outW * cout).fill(Number.NaN));
+          const dgAt = heap.put(new Float32Array(9 * cin * cout).fill(Number.NaN));
+          addon.winogradInput(heap.buffer, tile, xAt, batch, height, width, cin, pad, pad, tilesH, tilesW, heap.table(v));
+          addon.winogradFilter(heap.buffer, tile, gAt, cin, cout, heap.table(uOut));
+          addon.winogradOutput(heap.buffer, tile, mTable, biasAt, batch, outH, outW, cout, tilesH, tilesW, yAt);
+          addon.winogradGradOutput(heap.buffer, tile, dyAt, batch, outH, outW, cout, tilesH, tilesW, heap.table(w));
+          addon.winogradGradFilter(heap.buffer, tile, uTable, cin, cout, dgAt);
+          return {
+            input: v.map((o) => heap.read(o, tiles * cin)),
+            filter: uOut.map((o) => heap.read(o, cin * cout)),
+            output: [heap.read(yAt, batch * outH * outW * cout)],
+            gradOutput: w.map((o) => heap.read(o, tiles * cout)),
+            gradFilter: [heap.read(dgAt, 9 * cin * cout)],
+          };
+        });
+        for (let r = 1; r < results.length; r++) {
+          for (const name of ['input', 'filter', 'output', 'gradOutput', 'gradFilter'] as const) {
+            const same = results[r][name].every((p, i) => sameBits(p, results[0][name][i]) && !p.some(Number.isNaN));
+            t.ok(same, `F(${tile}x${tile}) Cin ${cin} Cout ${cout} ${name}: ${isas[r]} gives ${isas[0]}'s bits`);
+          }
+        }
+      }
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
 t.test('bad transform calls throw errors that say which export, what and where, and write nothing', { skip }, async (t) => {
   const addon = nativeAddon() as NativeAddon;
   // F(2x2): batch 1, 4x4 input and output, 8 channels, 2x2 tiles: planes of 4 tiles x 8 channels.

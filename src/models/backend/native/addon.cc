@@ -482,7 +482,7 @@ napi_value WinogradInput(napi_env env, napi_callback_info info) {
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {x}, "table plane " + std::to_string(p) + ": ");
     const int a[] = {int(c["batch"]), int(c["height"]), int(c["width"]), int(C), int(c["padTop"]), int(c["padLeft"]), int(c["tilesH"]), int(c["tilesW"])};
     (t == 2 ? wellspring::winograd::winograd_input : wellspring::winograd::winograd4_input)(
-        c.pointer(c["x"]), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], table.data());
+        instance(env)->isa, c.pointer(c["x"]), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], table.data());
   });
 }
 
@@ -498,7 +498,7 @@ napi_value WinogradFilter(napi_env env, napi_callback_info info) {
     const std::vector<float *> table = c.table("table", c["table"], ci * co, &planes);
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {g}, "table plane " + std::to_string(p) + ": ");
     (c.tile() == 2 ? wellspring::winograd::winograd_filter : wellspring::winograd::winograd4_filter)(
-        c.pointer(c["g"]), int(ci), int(co), table.data());
+        instance(env)->isa, c.pointer(c["g"]), int(ci), int(co), table.data());
   });
 }
 
@@ -518,7 +518,7 @@ napi_value WinogradOutput(napi_env env, napi_callback_info info) {
     TransformCall::apart(y, inputs);
     const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
     (c.tile() == 2 ? wellspring::winograd::winograd_output : wellspring::winograd::winograd4_output)(
-        table.data(), hasBias ? c.pointer(c["bias"]) : nullptr, a[0], a[1], a[2], a[3], a[4], a[5], c.pointer(c["y"]));
+        instance(env)->isa, table.data(), hasBias ? c.pointer(c["bias"]) : nullptr, a[0], a[1], a[2], a[3], a[4], a[5], c.pointer(c["y"]));
   });
 }
 
@@ -536,7 +536,7 @@ napi_value WinogradGradOutput(napi_env env, napi_callback_info info) {
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {dy}, "table plane " + std::to_string(p) + ": ");
     const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
     (c.tile() == 2 ? wellspring::winograd::winograd_grad_output : wellspring::winograd::winograd4_grad_output)(
-        c.pointer(c["dy"]), a[0], a[1], a[2], a[3], a[4], a[5], table.data());
+        instance(env)->isa, c.pointer(c["dy"]), a[0], a[1], a[2], a[3], a[4], a[5], table.data());
   });
 }
 
@@ -552,7 +552,7 @@ napi_value WinogradGradFilter(napi_env env, napi_callback_info info) {
     const Range dg = c.operand("dg", c["dg"], 9 * ci * co);
     TransformCall::apart(dg, planes);
     (c.tile() == 2 ? wellspring::winograd::winograd_grad_filter : wellspring::winograd::winograd4_grad_filter)(
-        table.data(), int(ci), int(co), c.pointer(c["dg"]));
+        instance(env)->isa, table.data(), int(ci), int(co), c.pointer(c["dg"]));
   });
 }
 

@@ -141,6 +141,19 @@ export function winogradEligible(filterShape: readonly number[], strides: readon
   );
 }
 
+/**
+ * The channel counts a 3x3 stride-1 conv would need for the Winograd path (each rounded up to a multiple of 4, at
+ * least 8), or undefined when it cannot take it whatever its channels (mode `off`, other kernel, stride or
+ * dilation). For filter gradients of thin convs (the DCAE's 5-channel ends): zero channels added to the input or
+ * output gradient add zero rows or columns to the gradient, which are then cut off.
+ */
+export function winogradChannels(filterShape: readonly number[], strides: readonly number[], dilations: readonly number[]): [number, number] | undefined {
+  const [kh, kw, cin, cout] = filterShape;
+  if (mode === 'off' || kh !== 3 || kw !== 3 || !strides.every((s) => s === 1) || !dilations.every((d) => d === 1)) return undefined;
+  const round = (c: number) => Math.max(8, Math.ceil(c / 4) * 4);
+  return [round(cin), round(cout)];
+}
+
 /** Geometry of a stride-1 3x3 conv: batch, input and output sizes, zero padding before the first row and column. */
 export interface WinogradGeometry {
   batch: number;

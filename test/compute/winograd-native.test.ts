@@ -12,7 +12,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon, nativeKernels, setNativeKernels } from '../../src/models/backend/native/index.js';
-import { type WinogradMode, setNativeWinogradTransforms, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
+import { type WinogradMode, setNativeWinogradFused, setNativeWinogradTransforms, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
 import { maxRelErr, on, randomCases } from './helpers.js';
 
@@ -507,6 +507,45 @@ t.test('convs and their gradients on the native route match the cpu backend and 
       if (c.xs[1] * c.xs[2] >= 16) t.notOk(sameBits(native[0], wasm[0]), `${mode} ${c.label}: the native products ran (bits differ from the wasm route)`);
     }
   }
+});
+
+t.test('one-call native convs (blocks of tiles: bands of rows, several images) give the phase-by-phase bits', { skip }, async (t) => {
+  // Blocks are about 384 KiB of planes, at least 64 tiles: 8 + 8 channels on 61 x 57 (F(4x4): 16 x 15 tiles) or
+  // 41 x 37 (F(2x2): 21 x 19) split each image into bands of tile rows; small maps put several images in a block.
+  const cases = [
+    convCase('same', { b: 2, h: 61, w: 57, cin: 8, cout: 8 }),
+    convCase(ASYMMETRIC, { b: 1, h: 41, w: 37, cin: 8, cout: 8 }),
+    convCase('valid', { b: 3, h: 50, w: 66, cin: 12, cout: 4 * randInt(2, 5) }),
+    convCase('same', { b: 16, h: 4, w: 4, cin: 128, cout: 64 }),
+    convCase('same', { b: 9, h: 8, w: 8, cin: 16, cout: 32 }),
+    convCase('same', { b: 5, h: 16, w: 15, cin: 32, cout: 16 }),
+    convCase('same', { b: 1, h: 1, w: 1, cin: 8, cout: 8 }),
+  ];
+  for (const c of cases) {
+    const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
+    const outShape = tf.backend_util.computeConv2DInfo(c.xs, c.ws, 1, 1, c.pad).outShape;
+    const f = convAndGrads(c, xv, wv, bv, randn(outShape));
+    for (const mode of ['f2', 'f4'] as const) {
+      const fused = await withMode(mode, () => on('wasm', f));
+      const previous = setNativeWinogradFused(false);
+      const phases = await withMode(mode, () => on('wasm', f)).finally(() => setNativeWinogradFused(previous));
+      OUTPUTS.forEach((name, i) => t.ok(sameBits(fused[i], phases[i]), `${mode} ${name} ${c.label}: same bits`));
+    }
+  }
+});
+
+t.test('bad one-call conv calls throw errors that name the export and the operand', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  const heap = new ArrayBuffer(1 << 16);
+  // x [1, 8, 8, 8] at 0, filter [3, 3, 8, 8] after it, y after that: 2048 + 576 + 512 floats fit in 64 KiB.
+  const [x, filter, y] = [0, 4 * 512, 4 * (512 + 576)];
+  t.doesNotThrow(() => addon.winogradConv(heap, 4, x, filter, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), 'a valid call');
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, y, 1, 8, 8, 6, 8, 8, 8, 1, 1), /winogradConv: inChannels must be a multiple of 4/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, 64000, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: y spans bytes/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: the output y overlaps the input x/);
+  t.throws(() => addon.winogradConv(heap, 3 as 4, x, filter, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: tile must be 2/);
+  t.throws(() => addon.winogradConvFilterGradient(heap, 2, x, y, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConvFilterGradient: the output dw overlaps the input x/);
+  t.throws(() => (addon.winogradConv as unknown as (...a: unknown[]) => void)(heap, 4, x), /winogradConv: expected 15 arguments/);
 });
 
 t.test('gradients on the native route (products and transforms) match central finite differences', { skip }, async (t) => {

@@ -8,10 +8,13 @@
  * - `Conv2D` and `FusedConv2D` (bias, linear activation): 3x3 stride-1 convs whose channel counts are multiples
  *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(4x4, 3x3) or F(2x2, 3x3) in the
  *   project's own wasm module (wasm/winograd.c): 36/144 or 16/36 of the multiply-adds, register-blocked products
- *   at about 30 GFLOP/s, so 45-100 GFLOP/s direct-equivalent; with the native GEMM loaded, the transforms stay
- *   in wasm and the per-plane products run natively. Other convs keep the stock XNNPACK kernel.
+ *   at about 30 GFLOP/s, so 45-100 GFLOP/s direct-equivalent; with the native kernels loaded, each conv is one
+ *   native call (transforms and products natively, tiles in cache-sized blocks: wasm/winograd.ts). Other convs
+ *   keep the stock XNNPACK kernel.
  * - `Conv2DBackpropFilter` is missing. For Winograd-eligible convs it is the Winograd filter gradient (the
- *   transformed input and output gradient, multiplied and summed over tiles). Otherwise it is ONE forward
+ *   transformed input and output gradient, multiplied and summed over tiles); thin 3x3 stride-1 convs (fewer than
+ *   8 or not a multiple of 4 channels, like the DCAE's 5-channel ends) take it too, on channels zero-padded to
+ *   Winograd's counts, the extra rows and columns of the gradient cut off. Otherwise it is ONE forward
  *   convolution (XNNPACK): the input with channels and batch swapped, `[Cin, H, W, B]`, convolved with the
  *   output gradient as filter, `[Ho, Wo, B, Cout]`, dilated by the stride; the result `[Cin, kh, kw, Cout]` is
  *   transposed to the filter layout.

@@ -26,6 +26,11 @@
  *       against inputs (no overlap), the vectorised channel count (channels, outChannels) must be a multiple of 4,
  *       the tile counts of the output forms must be ceil(outH / tile) and ceil(outW / tile), and the index
  *       arithmetic must fit the kernels' int32: a violation throws a RangeError naming the export and the place.
+ *   winogradConv(heap, tile, x, filter, bias, y, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
+ *   winogradConvFilterGradient(heap, tile, x, dy, dw, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
+ *       A whole Winograd conv (forward, bias -1: none) or filter gradient in one call (winograd_conv.h: blocks of
+ *       tiles in native scratch; the bits of the transforms and gemmPlanes above). Operands range-checked, outputs
+ *       apart from inputs, channel counts multiples of 4, indices inside int32, as above.
  *   adamw(w, m, v, g, ema, constants)
  *       One fused AdamW update (optim.h) of one parameter in place: w, m, v, g and ema (null: no EMA) are
  *       Float32Arrays of one length (SharedArrayBuffer-backed ones too), constants a Float64Array of 14 numbers:
@@ -58,6 +63,7 @@
 #include "gemm.h"
 #include "optim.h"
 #include "winograd.h"
+#include "winograd_conv.h"
 
 using wellspring::Isa;
 
@@ -556,6 +562,47 @@ napi_value WinogradGradFilter(napi_env env, napi_callback_info info) {
   });
 }
 
+/**
+ * The sizes of a whole-conv call (winogradConv, winogradConvFilterGradient), checked: channel counts multiples of
+ * 4, every index the transforms form inside int32.
+ */
+wellspring::winograd::ConvShape convShape(const TransformCall &c) {
+  const int64_t ci = c["inChannels"], co = c["outChannels"], t = c.tile();
+  TransformCall::multipleOf4("inChannels", ci);
+  TransformCall::multipleOf4("outChannels", co);
+  const int64_t tilesH = (c["outH"] + t - 1) / t, tilesW = (c["outW"] + t - 1) / t;
+  TransformCall::fitsInt32((static_cast<double>(c["batch"]) * c["height"] + t * tilesH + c["padTop"] + 6) * c["width"] * ci +
+                           (static_cast<double>(t) * tilesW + c["padLeft"] + 6) * ci);
+  TransformCall::fitsInt32(static_cast<double>(c["batch"]) * (tilesH * t) * (tilesW * t) * co);
+  TransformCall::fitsInt32(9.0 * ci * co);
+  return {int(c["batch"]), int(c["height"]), int(c["width"]), int(ci), int(co), int(c["outH"]), int(c["outW"]), int(c["padTop"]), int(c["padLeft"])};
+}
+
+napi_value WinogradConv(napi_env env, napi_callback_info info) {
+  return transform(env, "winogradConv", [&] {
+    const TransformCall c(env, info, {"x", "filter", "bias", "y", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    const wellspring::winograd::ConvShape s = convShape(c);
+    std::vector<Range> inputs = {c.operand("x", c["x"], int64_t(s.batch) * s.height * s.width * s.inChannels),
+                                 c.operand("filter", c["filter"], 9 * int64_t(s.inChannels) * s.outChannels)};
+    const bool hasBias = c["bias"] >= 0;
+    if (hasBias) inputs.push_back(c.operand("bias", c["bias"], s.outChannels));
+    TransformCall::apart(c.operand("y", c["y"], int64_t(s.batch) * s.outH * s.outW * s.outChannels), inputs);
+    wellspring::winograd::conv_forward(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["filter"]),
+                                       hasBias ? c.pointer(c["bias"]) : nullptr, c.pointer(c["y"]));
+  });
+}
+
+napi_value WinogradConvFilterGradient(napi_env env, napi_callback_info info) {
+  return transform(env, "winogradConvFilterGradient", [&] {
+    const TransformCall c(env, info, {"x", "dy", "dw", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    const wellspring::winograd::ConvShape s = convShape(c);
+    const std::vector<Range> inputs = {c.operand("x", c["x"], int64_t(s.batch) * s.height * s.width * s.inChannels),
+                                       c.operand("dy", c["dy"], int64_t(s.batch) * s.outH * s.outW * s.outChannels)};
+    TransformCall::apart(c.operand("dw", c["dw"], 9 * int64_t(s.inChannels) * s.outChannels), inputs);
+    wellspring::winograd::conv_filter_gradient(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["dy"]), c.pointer(c["dw"]));
+  });
+}
+
 /** A Float32Array argument's data and length (null allowed with `nullable`); throws a TypeError and returns false otherwise. */
 bool float32_arg(napi_env env, napi_value v, const char *fn, const char *name, bool nullable, float **data, int64_t *length) {
   napi_valuetype type;
@@ -778,6 +825,8 @@ NAPI_MODULE_INIT() {
       {"winogradOutput", nullptr, WinogradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradOutput", nullptr, WinogradGradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradFilter", nullptr, WinogradGradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradConv", nullptr, WinogradConv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradConvFilterGradient", nullptr, WinogradConvFilterGradient, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -4,12 +4,15 @@
  * flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix products with a
  * fraction of the direct method's multiply-adds. The transforms run in the project's own small wasm module
  * (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's `WebAssembly.Memory`, so
- * no tensor is copied in or out. When the native kernels (native/) are loaded, the per-plane products run on the
- * native GEMM (`gemmPlanes`) and the transforms on the same winograd.c compiled natively (the addon's winograd*
- * exports, range-checked; `setNativeWinogradTransforms(false)` keeps them in wasm), all in place on the heap;
- * else everything runs in the wasm module (winograd.c, gemm.c). Both builds of a transform give the same bits.
- * Scratch planes (2-4x the input and
- * output sizes, at most about 256 MB: larger batches are processed in parts) live for one call.
+ * no tensor is copied in or out. When the native kernels (native/) are loaded, a conv (or filter gradient) is ONE
+ * native call (`winogradConv`, `winogradConvFilterGradient`: native/winograd_conv.cc runs the tiles in blocks
+ * whose planes stay in L2, in native scratch) on the same winograd.c compiled natively (4-16 lanes) and the
+ * native GEMM; `setNativeWinogradFused(false)` runs it phase by phase instead (the per-plane products on the
+ * native GEMM, `gemmPlanes`, and the addon's range-checked transform exports, through heap planes), and
+ * `setNativeWinogradTransforms(false)` keeps the transforms in wasm with the products native. Without the native
+ * kernels everything runs in the wasm module (winograd.c, gemm.c). All builds of a transform give the same bits,
+ * and the one-call route gives the phase-by-phase bits. Heap scratch planes (2-4x the input and output sizes, at
+ * most about 256 MB: larger batches are processed in parts) live for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
  * chosen per conv by `WinogradMode`. Accuracy against exact convolution (float32, random data, max error relative
@@ -20,7 +23,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon } from '../native/addon.js';
-import { type WasmBackendInternals, Scratch, heapBuffer, ownKernels } from './module.js';
+import { type WasmBackendInternals, Scratch, heapBuffer, heapOffset, ownKernels } from './module.js';
 
 /** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
 interface Transforms {
@@ -55,6 +58,25 @@ export function setNativeWinogradTransforms(on: boolean): boolean {
   const previous = nativeTransforms;
   nativeTransforms = on;
   return previous;
+}
+
+/**
+ * Whether, with the native transforms, a conv runs as ONE native call (`winogradConv` / `winogradConvFilterGradient`:
+ * tiles in cache-sized blocks, native scratch) (default), or phase by phase through heap planes (gemmPlanes and the
+ * transform exports). Both give the same bits; for benchmarks and tests that compare them.
+ */
+let fusedConvs = true;
+
+/** Turns the one-call native convs on or off on this thread (see `fusedConvs`); returns the previous setting. */
+export function setNativeWinogradFused(on: boolean): boolean {
+  const previous = fusedConvs;
+  fusedConvs = on;
+  return previous;
+}
+
+/** The addon when convs run as one native call (native transforms on, addon loaded, `fusedConvs`), else undefined. */
+function fusedNative(): NativeAddon | undefined {
+  return nativeTransforms && fusedConvs ? nativeAddon() : undefined;
 }
 
 /** The wasm module's transforms of one variant. */
@@ -123,9 +145,13 @@ export function winogradMode(): WinogradMode {
   return mode;
 }
 
+/** The output tile of the variant a conv with this output size takes (see `WinogradMode`). */
+function chooseTile(outHeight: number, outWidth: number): 2 | 4 {
+  return mode !== 'f2' && outHeight >= 4 && outWidth >= 4 ? 4 : 2;
+}
+
 function chooseVariant(wasm: WinogradExports, backend: WasmBackendInternals, outHeight: number, outWidth: number): Variant {
-  const big = mode !== 'f2' && outHeight >= 4 && outWidth >= 4;
-  return variant(wasm, backend, big ? 4 : 2);
+  return variant(wasm, backend, chooseTile(outHeight, outWidth));
 }
 
 /**
@@ -220,9 +246,17 @@ export function winogradConv2d(
   bias: TensorInfo | undefined,
   g: WinogradGeometry,
 ): TensorInfo {
+  const [cin, cout] = [filter.shape[2], filter.shape[3]];
+  const fused = fusedNative();
+  if (fused) {
+    const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
+    const at = (t: TensorInfo) => heapOffset(backend, t);
+    fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(filter), bias ? at(bias) : -1, at(y),
+      g.batch, g.height, g.width, cin, cout, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+    return y;
+  }
   const wasm = ownKernels(backend) as unknown as WinogradExports;
   const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
-  const [cin, cout] = [filter.shape[2], filter.shape[3]];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
@@ -251,10 +285,18 @@ export function winogradConv2d(
  * with the same zero padding as the forward conv.
  */
 export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, g: WinogradGeometry): TensorInfo {
-  const wasm = ownKernels(backend) as unknown as WinogradExports;
-  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
+  const fused = fusedNative();
+  if (fused) {
+    const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
+    const at = (t: TensorInfo) => heapOffset(backend, t);
+    fused.winogradConvFilterGradient(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(dy), at(dw),
+      g.batch, g.height, g.width, cin, cout, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+    return dw;
+  }
+  const wasm = ownKernels(backend) as unknown as WinogradExports;
+  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {

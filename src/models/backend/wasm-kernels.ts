@@ -42,7 +42,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
-import { nativeMatMul } from './native/index.js';
+import { nativeAddon, nativeMatMul } from './native/index.js';
 import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradChannels, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
@@ -234,7 +234,10 @@ function zeroDilate(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
 /** Name of the project kernel that flips a filter spatially and swaps its in/out channels in one pass. */
 export const FLIP_FILTER = 'WellspringFlipFilter';
 
-/** [kh, kw, in, out] -> [kh, kw, out, in] with both spatial axes reversed (stock Reverse is an element loop). */
+/**
+ * [kh, kw, in, out] -> [kh, kw, out, in] with both spatial axes reversed (stock Reverse is an element loop): natively
+ * when the native kernels are loaded (blocked transposes, about 10x this loop's speed), else one pass in JS.
+ */
 const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   const w = input(inputs, 'x');
   const [kh, kw, ci, co] = w.shape;
@@ -242,6 +245,11 @@ const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   const out = wasm.makeOutput([kh, kw, co, ci], 'float32');
   const src = wasm.typedArrayFromHeap(w);
   const dst = wasm.typedArrayFromHeap(out);
+  const native = nativeAddon();
+  if (native && src instanceof Float32Array && dst instanceof Float32Array) {
+    native.flipFilter(src, dst, kh, kw, ci, co);
+    return out;
+  }
   const block = ci * co;
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {

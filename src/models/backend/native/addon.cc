@@ -31,6 +31,9 @@
  *       A whole Winograd conv (forward, bias -1: none) or filter gradient in one call (winograd_conv.h: blocks of
  *       tiles in native scratch; the bits of the transforms and gemmPlanes above). Operands range-checked, outputs
  *       apart from inputs, channel counts multiples of 4, indices inside int32, as above.
+ *   flipFilter(src, dst, kh, kw, inChannels, outChannels)
+ *       The filter of a conv's input gradient (flip_filter.h): Float32Arrays of kh * kw * inChannels * outChannels,
+ *       not overlapping; dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed.
  *   adamw(w, m, v, g, ema, constants)
  *       One fused AdamW update (optim.h) of one parameter in place: w, m, v, g and ema (null: no EMA) are
  *       Float32Arrays of one length (SharedArrayBuffer-backed ones too), constants a Float64Array of 14 numbers:
@@ -64,6 +67,7 @@
 #include "optim.h"
 #include "winograd.h"
 #include "winograd_conv.h"
+#include "flip_filter.h"
 
 using wellspring::Isa;
 
@@ -732,6 +736,36 @@ napi_value Accumulate(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value FlipFilter(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "wellspring native flipFilter: expected 6 arguments (src, dst, kh, kw, inChannels, outChannels)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  if (!float32_args(env, argv, "flipFilter", {"src", "dst"}, nullable, p, &n)) return nullptr;
+  int64_t dims[4];
+  const char *names[] = {"kh", "kw", "inChannels", "outChannels"};
+  for (int i = 0; i < 4; i++) {
+    if (!integer_arg(env, argv[i + 2], names[i], false, &dims[i], "flipFilter")) return nullptr;
+  }
+  if (static_cast<double>(dims[0]) * dims[1] * dims[2] * dims[3] != static_cast<double>(n)) {
+    napi_throw_range_error(env, nullptr, ("wellspring native flipFilter: src and dst hold " + std::to_string(n) + " floats, not kh * kw * inChannels * outChannels = " +
+                                          std::to_string(dims[0] * dims[1] * dims[2] * dims[3])).c_str());
+    return nullptr;
+  }
+  if (p[0] < p[1] + n && p[1] < p[0] + n) {
+    napi_throw_range_error(env, nullptr, "wellspring native flipFilter: src and dst overlap");
+    return nullptr;
+  }
+  wellspring::flip_filter(p[0], p[1], dims[0], dims[1], dims[2], dims[3]);
+  return nullptr;
+}
+
 napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -827,6 +861,7 @@ NAPI_MODULE_INIT() {
       {"winogradGradFilter", nullptr, WinogradGradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradConv", nullptr, WinogradConv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradConvFilterGradient", nullptr, WinogradConvFilterGradient, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"flipFilter", nullptr, FlipFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

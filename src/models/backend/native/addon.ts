@@ -72,6 +72,8 @@ export interface NativeAddon {
   winogradConv(heap: ArrayBuffer, tile: 2 | 4, x: number, filter: number, bias: number, y: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
   /** The filter gradient dw [3, 3, Cin, Cout] of such a conv from x and dy, in one call (as `winogradConv`). */
   winogradConvFilterGradient(heap: ArrayBuffer, tile: 2 | 4, x: number, dy: number, dw: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
+  /** dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed (a conv input gradient's filter). */
+  flipFilter(src: Float32Array, dst: Float32Array, kh: number, kw: number, inChannels: number, outChannels: number): void;
   /**
    * One fused AdamW (+ EMA) update of one parameter in place (optim.cc; the math in train/fused.ts): w, m, v, g,
    * ema (null: none) of one length; `constants` the 14 numbers of `adamwConstants` (train/fused.ts).

@@ -539,13 +539,14 @@ t.test('bad one-call conv calls throw errors that name the export and the operan
   const heap = new ArrayBuffer(1 << 16);
   // x [1, 8, 8, 8] at 0, filter [3, 3, 8, 8] after it, y after that: 2048 + 576 + 512 floats fit in 64 KiB.
   const [x, filter, y] = [0, 4 * 512, 4 * (512 + 576)];
-  t.doesNotThrow(() => addon.winogradConv(heap, 4, x, filter, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), 'a valid call');
-  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, y, 1, 8, 8, 6, 8, 8, 8, 1, 1), /winogradConv: inChannels must be a multiple of 4/);
-  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, 64000, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: y spans bytes/);
-  t.throws(() => addon.winogradConv(heap, 4, x, filter, -1, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: the output y overlaps the input x/);
-  t.throws(() => addon.winogradConv(heap, 3 as 4, x, filter, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: tile must be 2/);
+  t.doesNotThrow(() => addon.winogradConv(heap, 4, x, filter, 0, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), 'a valid call');
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, y, 1, 8, 8, 6, 8, 8, 8, 1, 1), /winogradConv: inChannels must be a multiple of 4/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, 64000, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: y spans bytes/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: the output y overlaps the input x/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 2 as 1, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: flip must be 0 or 1/);
+  t.throws(() => addon.winogradConv(heap, 3 as 4, x, filter, 0, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: tile must be 2/);
   t.throws(() => addon.winogradConvFilterGradient(heap, 2, x, y, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConvFilterGradient: the output dw overlaps the input x/);
-  t.throws(() => (addon.winogradConv as unknown as (...a: unknown[]) => void)(heap, 4, x), /winogradConv: expected 15 arguments/);
+  t.throws(() => (addon.winogradConv as unknown as (...a: unknown[]) => void)(heap, 4, x), /winogradConv: expected 16 arguments/);
 });
 
 t.test('gradients on the native route (products and transforms) match central finite differences', { skip }, async (t) => {

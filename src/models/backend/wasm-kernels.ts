@@ -43,7 +43,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
 import { nativeAddon, nativeMatMul } from './native/index.js';
-import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradChannels, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
+import { type WasmBackendInternals, fusedLayerKernels, ownBatchMatMul, winogradChannels, winogradConv2d, winogradConvInputGradient, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   _FusedMatMulAttrs,
@@ -264,13 +264,20 @@ const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   return out;
 };
 
-const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
+const conv2DBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as Conv2DBackpropInputAttrs;
   const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
   const filter = asTensor(input(inputs, 'filter')) as tf.Tensor4D;
   const info = convInfo(a.inputShape, filter.shape, a);
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
   const [, h, w] = a.inputShape;
+  if (sh === 1 && sw === 1) {
+    // One native call that flips the filter itself, when the Winograd route is native (else undefined: below).
+    const [batch, height, width] = dy.shape;
+    const g = { batch, height, width, outHeight: h, outWidth: w, padTop: kh - 1 - info.padInfo.top, padLeft: kw - 1 - info.padInfo.left };
+    const dx = winogradConvInputGradient(backend as WasmBackendInternals, dy, filter, g);
+    if (dx) return dx;
+  }
   return tf.tidy(() => {
     const dilated = zeroDilate(dy, sh, sw); // [B, Ho*sh, Wo*sw, Cout]
     const top = kh - 1 - info.padInfo.top;

@@ -26,9 +26,10 @@
  *       against inputs (no overlap), the vectorised channel count (channels, outChannels) must be a multiple of 4,
  *       the tile counts of the output forms must be ceil(outH / tile) and ceil(outW / tile), and the index
  *       arithmetic must fit the kernels' int32: a violation throws a RangeError naming the export and the place.
- *   winogradConv(heap, tile, x, filter, bias, y, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
+ *   winogradConv(heap, tile, x, filter, flip, bias, y, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
  *   winogradConvFilterGradient(heap, tile, x, dy, dw, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
- *       A whole Winograd conv (forward, bias -1: none) or filter gradient in one call (winograd_conv.h: blocks of
+ *       A whole Winograd conv (forward, bias -1: none; flip 1: the filter is [3, 3, Cout, Cin], used flipped, for
+ *       input gradients) or filter gradient in one call (winograd_conv.h: blocks of
  *       tiles in native scratch; the bits of the transforms and gemmPlanes above). Operands range-checked, outputs
  *       apart from inputs, channel counts multiples of 4, indices inside int32, as above.
  *   flipFilter(src, dst, kh, kw, inChannels, outChannels)
@@ -584,14 +585,15 @@ wellspring::winograd::ConvShape convShape(const TransformCall &c) {
 
 napi_value WinogradConv(napi_env env, napi_callback_info info) {
   return transform(env, "winogradConv", [&] {
-    const TransformCall c(env, info, {"x", "filter", "bias", "y", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    const TransformCall c(env, info, {"x", "filter", "flip", "bias", "y", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    if (c["flip"] > 1) throw Refused{false, "flip must be 0 or 1, got " + std::to_string(c["flip"])};
     const wellspring::winograd::ConvShape s = convShape(c);
     std::vector<Range> inputs = {c.operand("x", c["x"], int64_t(s.batch) * s.height * s.width * s.inChannels),
                                  c.operand("filter", c["filter"], 9 * int64_t(s.inChannels) * s.outChannels)};
     const bool hasBias = c["bias"] >= 0;
     if (hasBias) inputs.push_back(c.operand("bias", c["bias"], s.outChannels));
     TransformCall::apart(c.operand("y", c["y"], int64_t(s.batch) * s.outH * s.outW * s.outChannels), inputs);
-    wellspring::winograd::conv_forward(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["filter"]),
+    wellspring::winograd::conv_forward(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["filter"]), c["flip"] == 1,
                                        hasBias ? c.pointer(c["bias"]) : nullptr, c.pointer(c["y"]));
   });
 }

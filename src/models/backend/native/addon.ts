@@ -68,8 +68,9 @@ export interface NativeAddon {
   /**
    * A whole Winograd conv y = conv3x3(x, filter) + bias (bias -1: none) in one call, tiles in blocks whose planes
    * stay in cache (native/winograd_conv.h); the bits of the transforms and gemmPlanes above. Heap byte offsets.
+   * With flip 1 the filter is [3, 3, Cout, Cin], used flipped (`flipFilter`): a conv's input gradient.
    */
-  winogradConv(heap: ArrayBuffer, tile: 2 | 4, x: number, filter: number, bias: number, y: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
+  winogradConv(heap: ArrayBuffer, tile: 2 | 4, x: number, filter: number, flip: 0 | 1, bias: number, y: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
   /** The filter gradient dw [3, 3, Cin, Cout] of such a conv from x and dy, in one call (as `winogradConv`). */
   winogradConvFilterGradient(heap: ArrayBuffer, tile: 2 | 4, x: number, dy: number, dw: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
   /** dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed (a conv input gradient's filter). */

@@ -7,7 +7,8 @@
  * its own checks. Here the tiles are processed in blocks whose planes fit in L2 (about kBlockBytes): input
  * transform, products, output transform (or, for the filter gradient, the two input-side transforms and the
  * accumulation of the products), block after block, then one filter(-gradient) transform. The filter planes are
- * transformed once per call.
+ * transformed once per call; an input gradient's flipped filter is flipped here too, into scratch (the separate
+ * flip kernel's output was a cold heap tensor, read once more by the transform).
  *
  * Blocks are whole images when an image has few tiles (several images per block), else bands of tile rows of one
  * image: the transforms of winograd.c take a band as an image whose top padding is shifted by the band's first
@@ -25,6 +26,7 @@
 #include <new>
 #include <vector>
 
+#include "flip_filter.h"
 #include "winograd.h"
 
 namespace wellspring::winograd {
@@ -68,7 +70,7 @@ class PlaneSet {
   std::vector<float *> planes_;
 };
 
-thread_local PlaneSet inputPlanes, outputPlanes, filterPlanes;
+thread_local PlaneSet inputPlanes, outputPlanes, filterPlanes, flippedFilter;
 
 /** One block of tiles: `images` whole images from `image` (row0 = 0), or rows [row0, row0 + rows) of one image. */
 struct Block {
@@ -119,10 +121,16 @@ void input_block(Isa isa, int tile, const ConvShape &s, const Block &bk, int til
 
 }  // namespace
 
-void conv_forward(Isa isa, int tile, const ConvShape &s, const float *x, const float *filter, const float *bias, float *y) {
+void conv_forward(Isa isa, int tile, const ConvShape &s, const float *x, const float *filter, bool flip, const float *bias,
+                  float *y) {
   const int planes = (tile + 2) * (tile + 2);
   const int tilesH = (s.outH + tile - 1) / tile, tilesW = (s.outW + tile - 1) / tile;
   const int64_t ci = s.inChannels, co = s.outChannels;
+  if (flip) {  // the input gradient's filter, flipped into scratch (still in cache for the transform below)
+    float *flipped = flippedFilter.get(1, 9 * ci * co)[0];
+    flip_filter(filter, flipped, 3, 3, co, ci);
+    filter = flipped;
+  }
   const std::vector<float *> &u = filterPlanes.get(planes, ci * co);
   (tile == 2 ? winograd_filter : winograd4_filter)(isa, filter, s.inChannels, s.outChannels, u.data());
   const std::vector<Block> list = blocks(planes, s, tilesH, tilesW, s.inChannels + s.outChannels);

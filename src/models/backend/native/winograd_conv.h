@@ -16,8 +16,12 @@ struct ConvShape {
   int batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft;
 };
 
-/** y = conv3x3(x, filter) + bias, filter [3, 3, Cin, Cout], zero padding padTop / padLeft. */
-void conv_forward(Isa isa, int tile, const ConvShape &s, const float *x, const float *filter, const float *bias, float *y);
+/**
+ * y = conv3x3(x, filter) + bias, filter [3, 3, Cin, Cout], zero padding padTop / padLeft. With `flip` the filter is
+ * given as [3, 3, Cout, Cin] and used flipped (flip_filter.h): the input gradient of a conv with that filter.
+ */
+void conv_forward(Isa isa, int tile, const ConvShape &s, const float *x, const float *filter, bool flip, const float *bias,
+                  float *y);
 
 /** dw [3, 3, Cin, Cout] = the filter gradient of y = conv3x3(x, w) for the output gradient dy [batch, outH, outW, Cout]. */
 void conv_filter_gradient(Isa isa, int tile, const ConvShape &s, const float *x, const float *dy, float *dw);

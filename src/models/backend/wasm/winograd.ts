@@ -251,7 +251,7 @@ export function winogradConv2d(
   if (fused) {
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
     const at = (t: TensorInfo) => heapOffset(backend, t);
-    fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(filter), bias ? at(bias) : -1, at(y),
+    fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(filter), 0, bias ? at(bias) : -1, at(y),
       g.batch, g.height, g.width, cin, cout, g.outHeight, g.outWidth, g.padTop, g.padLeft);
     return y;
   }
@@ -278,6 +278,25 @@ export function winogradConv2d(
   } finally {
     scratch.release();
   }
+}
+
+/**
+ * The input gradient dx [B, H, W, Cin] of y = conv3x3(x, W) (stride 1) from dy [B, Ho, Wo, Cout] and W [3, 3, Cin,
+ * Cout], as the forward conv of dy with W flipped (in/out swapped), in one native call that flips W itself, when the
+ * one-call native route is active (`fusedConvs`) and the flipped conv is Winograd-eligible; else undefined (the
+ * caller flips and convolves). `g` is the geometry of that conv over dy: height/width Ho/Wo, output H/W, and its
+ * top/left zero padding (kh - 1 - the forward conv's), which must not be negative.
+ */
+export function winogradConvInputGradient(backend: WasmBackendInternals, dy: TensorInfo, filter: TensorInfo, g: WinogradGeometry): TensorInfo | undefined {
+  const [kh, kw, cin, cout] = filter.shape;
+  const fused = fusedNative();
+  if (!fused || dy.dtype !== 'float32' || g.padTop < 0 || g.padLeft < 0 || !winogradEligible([kh, kw, cout, cin], [1, 1], [1, 1])) return undefined;
+  if (g.outHeight <= 0 || g.outWidth <= 0) return undefined;
+  const dx = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cin], 'float32');
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(dy), at(filter), 1, -1, at(dx),
+    g.batch, g.height, g.width, cout, cin, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+  return dx;
 }
 
 /**

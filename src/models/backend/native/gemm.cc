@@ -264,47 +264,107 @@ void gemm_batched(const Tile &tile, const GemmArgs &g) {
  * does not change any bit. Several shapes exist so that small or narrow products (the Winograd planes: 16 rows of
  * tiles, or 16 channels) do not run mostly on padding.
  */
-template <int MR, int NV>
-struct Avx512Tiles {
-  __attribute__((target("avx512f"))) void operator()(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                                                     const float *init, bool acc, int64_t rows, int64_t cols) const {
-    constexpr int NR = 16 * NV;
-    __mmask16 mask[NV];
-    for (int v = 0; v < NV; v++) {
-      const int64_t left = cols - 16 * v;
-      mask[v] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
-    }
-    __m512 r[MR][NV];
-    if (acc) {
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; i++) {
-        for (int v = 0; v < NV; v++) r[i][v] = i < rows ? _mm512_maskz_loadu_ps(mask[v], c + i * ldc + 16 * v) : _mm512_setzero_ps();
-      }
-    } else {
-      __m512 s[NV];
-      for (int v = 0; v < NV; v++) s[v] = init ? _mm512_maskz_loadu_ps(mask[v], init + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; i++) {
-        for (int v = 0; v < NV; v++) r[i][v] = s[v];
-      }
-    }
-    for (int64_t p = 0; p < kc; p++) {
-      __m512 bv[NV];
-      for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + p * NR + 16 * v);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; i++) {
-        const __m512 ai = _mm512_set1_ps(a[p * MR + i]);
-        for (int v = 0; v < NV; v++) r[i][v] = _mm512_fmadd_ps(ai, bv[v], r[i][v]);
-      }
-    }
+template <int MR, int NV, bool RowA>
+__attribute__((target("avx512f"))) void avx512_tile(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                                                   int64_t ldc, const float *init, bool acc, int64_t rows, int64_t cols) {
+  // A(i, p) = a[i * lda + p] (RowA: rows of A in place) or a[p * lda + i] (a packed panel, lda = MR, or A^T in
+  // place); B(p, j) = b[p * ldb + j] (a packed panel, ldb = NR, or B in place). Lanes past `cols` load as zero.
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; v++) {
+    const int64_t left = cols - 16 * v;
+    mask[v] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+  }
+  __m512 r[MR][NV];
+  if (acc) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      if (i < rows) {
-        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], r[i][v]);
-      }
+      for (int v = 0; v < NV; v++) r[i][v] = i < rows ? _mm512_maskz_loadu_ps(mask[v], c + i * ldc + 16 * v) : _mm512_setzero_ps();
+    }
+  } else {
+    __m512 s[NV];
+    for (int v = 0; v < NV; v++) s[v] = init ? _mm512_maskz_loadu_ps(mask[v], init + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      for (int v = 0; v < NV; v++) r[i][v] = s[v];
     }
   }
+  for (int64_t p = 0; p < kc; p++) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + p * ldb + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const __m512 ai = _mm512_set1_ps(RowA ? a[i * lda + p] : a[p * lda + i]);
+      for (int v = 0; v < NV; v++) r[i][v] = _mm512_fmadd_ps(ai, bv[v], r[i][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    if (i < rows) {
+      for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], r[i][v]);
+    }
+  }
+}
+
+/** avx512_tile on packed panels, as a tile of gemm_one. */
+template <int MR, int NV>
+struct Avx512Tiles {
+  void operator()(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *init, bool acc, int64_t rows,
+                  int64_t cols) const {
+    avx512_tile<MR, NV, false>(kc, a, MR, b, 16 * NV, c, ldc, init, acc, rows, cols);
+  }
 };
+
+/*
+ * A small product without packing (AVX-512): A and B are read in place, which for the Winograd planes (tens of rows
+ * by 16-128 channels, in cache) saves the packing copies that cost as much as the product. Only for one K block
+ * (k <= KC_MAX) and B not transposed; a partial row panel of A is packed (reading it in place would run past A).
+ * Each element is the same FMA chain as on the packed path, so the bits are the same.
+ */
+template <int MR, int NV>
+void gemm_in_place(const float *a, const float *b, float *c, const float *bias, int64_t m, int64_t k, int64_t n, bool transA,
+                   bool accumulate) {
+  constexpr int NR = 16 * NV;
+  const float *init = accumulate ? nullptr : bias;
+  for (int64_t i0 = 0; i0 < m; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, m - i0);
+    const float *ap;
+    int64_t lda;
+    bool rowA = false;
+    if (rows < MR) {
+      float *pa = packA.get(static_cast<size_t>(MR * k));
+      pack_a(transA ? a + i0 : a + i0 * k, transA ? 1 : k, transA ? m : 1, rows, k, MR, pa);
+      ap = pa, lda = MR;
+    } else if (transA) {
+      ap = a + i0, lda = m;
+    } else {
+      ap = a + i0 * k, lda = k, rowA = true;
+    }
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+      const int64_t cols = std::min<int64_t>(NR, n - j0);
+      float *ct = c + i0 * n + j0;
+      const float *it = init ? init + j0 : nullptr;
+      if (rowA) avx512_tile<MR, NV, true>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
+      else avx512_tile<MR, NV, false>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
+    }
+  }
+}
+
+/** Whether a product is small enough to run in place (see gemm_in_place): one K block, A and B about 256 KiB. */
+bool in_place(const GemmArgs &g) {
+  return !g.transB && g.k > 0 && g.k <= KC_MAX && g.m * g.k + g.k * g.n <= 64 * 1024;
+}
+
+template <int MR, int NV>
+void gemm_avx512_shape(const GemmArgs &g) {
+  if (in_place(g)) {
+    for (int64_t e = 0; e < g.batch; e++) {
+      gemm_in_place<MR, NV>(g.a + e * g.strideA, g.b + e * g.strideB, g.c + e * g.strideC, g.bias, g.m, g.k, g.n, g.transA,
+                            g.accumulate);
+    }
+    return;
+  }
+  gemm_batched<MR, 16 * NV>(Avx512Tiles<MR, NV>{}, g);
+}
 
 /** Padded rows of m in panels of mr. */
 constexpr int64_t padded(int64_t m, int64_t mr) { return (m + mr - 1) / mr * mr; }
@@ -318,12 +378,12 @@ void gemm_avx512(const GemmArgs &g) {
   const int64_t m = g.strideB == 0 && !g.transA && g.batch > 1 ? g.m * g.batch : g.m;  // rows after folding
   if (g.n <= 16) {
     const int64_t p16 = padded(m, 16), p12 = padded(m, 12), p8 = padded(m, 8);
-    if (p16 <= p12 && p16 <= p8) return gemm_batched<16, 16>(Avx512Tiles<16, 1>{}, g);
-    if (p12 <= p8) return gemm_batched<12, 16>(Avx512Tiles<12, 1>{}, g);
-    return gemm_batched<8, 16>(Avx512Tiles<8, 1>{}, g);
+    if (p16 <= p12 && p16 <= p8) return gemm_avx512_shape<16, 1>(g);
+    if (p12 <= p8) return gemm_avx512_shape<12, 1>(g);
+    return gemm_avx512_shape<8, 1>(g);
   }
-  if (padded(m, 12) <= padded(m, 8)) return gemm_batched<12, 32>(Avx512Tiles<12, 2>{}, g);
-  return gemm_batched<8, 32>(Avx512Tiles<8, 2>{}, g);
+  if (padded(m, 12) <= padded(m, 8)) return gemm_avx512_shape<12, 2>(g);
+  return gemm_avx512_shape<8, 2>(g);
 }
 #endif
 

@@ -15,7 +15,11 @@
  * - native: one native call per conv (tiles in cache-sized blocks, native/winograd_conv.cc), the default when the
  *   native kernels are loaded.
  * The native routes are timed only when the native kernels are loaded. Only the variant the `auto` mode picks is
- * timed (F(4x4, 3x3) on these sizes).
+ * timed (F(4x4, 3x3) on these sizes). Caveat: the heap routes reuse the blocks tfjs just freed, so each finds its
+ * planes warm from the route before it, while the one-call route's native scratch was last touched a round earlier;
+ * on convs whose planes are megabytes (4x4 maps, 128-256 channels) that alone made `phases` look up to 1.8x faster
+ * here, though direct addon calls on the same operands time the one-call route 15% faster and a whole training
+ * step is 10-20% faster with it (2026-11-30). Compare whole steps for decisions.
  *
  * `node dist/bench/winograd.bench.js [--rounds 7] [--batch 16] [--model dcae-small|dcae-demo]`
  */

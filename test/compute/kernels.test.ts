@@ -185,6 +185,29 @@ t.test('replaced kernels match the cpu backend', async (t) => {
   }
 });
 
+t.test('Transpose (native runs when loaded) gives the cpu backend\'s values exactly', async (t) => {
+  const cases: Array<[number[], number[]]> = [
+    [[256, 2, 16, 2, 16], [0, 2, 1, 3, 4]], // the DCAE's patchify
+    [[16, 16, 2, 16, 2, 32], [0, 1, 3, 2, 4, 5]],
+    [[33, 47], [1, 0]],
+    [[7, 9, 11, 5], [3, 1, 0, 2]],
+    [[5, 6, 7, 8], [0, 1, 2, 3]],
+    [[2, 3, 4, 5, 6, 7], [5, 4, 3, 2, 1, 0]],
+    [[64, 40], [0, 1]],
+  ];
+  for (const [shape, perm] of cases) {
+    for (const dtype of ['float32', 'int32'] as const) {
+      const values = randn(shape).map((v) => (dtype === 'int32' ? Math.round(v * 1000) : v));
+      const f = (): tf.Tensor[] => [tf.transpose(tf.tensor(values, shape, dtype), perm).asType('float32')];
+      const [want] = await on('cpu', f);
+      const [got] = await on('wasm', f);
+      t.ok(got.length === want.length && got.every((v, i) => Object.is(v, want[i])), `${dtype} [${shape}] perm [${perm}]: same values`);
+    }
+  }
+  // Gradients flow through it (transpose's gradient is a transpose).
+  await finiteDifference(t, randn, 'transpose [4, 6, 8, 32] perm [0, 2, 1, 3]', [4, 6, 8, 32], (z) => tf.transpose(z, [0, 2, 1, 3]).square().mul(tf.range(0, 6144).reshape([4, 8, 6, 32]).div(6144)).sum());
+});
+
 t.test('network-style gradients run on wasm and match cpu', async (t) => {
   // Layer norm, SiLU, GELU (tanh form), softmax attention, patchify by reshape/transpose, gather.
   const xv = randn([2, 8, 8, 4]);

@@ -35,6 +35,9 @@
  *   flipFilter(src, dst, kh, kw, inChannels, outChannels)
  *       The filter of a conv's input gradient (flip_filter.h): Float32Arrays of kh * kw * inChannels * outChannels,
  *       not overlapping; dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed.
+ *   permute(src, dst, shapeAndPerm)
+ *       Axis permutation (permute.h) of src (Float32Array, any 4-byte data) into dst, not overlapping: shapeAndPerm
+ *       a Float64Array of src's shape then the permutation (rank 1-8), their sizes matching.
  *   adamw(w, m, v, g, ema, constants)
  *       One fused AdamW update (optim.h) of one parameter in place: w, m, v, g and ema (null: no EMA) are
  *       Float32Arrays of one length (SharedArrayBuffer-backed ones too), constants a Float64Array of 14 numbers:
@@ -69,6 +72,7 @@
 #include "winograd.h"
 #include "winograd_conv.h"
 #include "flip_filter.h"
+#include "permute.h"
 
 using wellspring::Isa;
 
@@ -768,6 +772,56 @@ napi_value FlipFilter(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Permute(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 3) {
+    napi_throw_type_error(env, nullptr, "wellspring native permute: expected 3 arguments (src, dst, shapeAndPerm)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  if (!float32_args(env, argv, "permute", {"src", "dst"}, nullable, p, &n)) return nullptr;
+  bool isTyped = false;
+  napi_typedarray_type kind;
+  size_t len = 0;
+  void *ptr = nullptr;
+  if (napi_is_typedarray(env, argv[2], &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(env, argv[2], &kind, &len, &ptr, nullptr, nullptr) != napi_ok || kind != napi_float64_array ||
+      len % 2 != 0 || len == 0 || len > 16) {
+    napi_throw_type_error(env, nullptr, "wellspring native permute: shapeAndPerm must be a Float64Array of the shape then the permutation (rank 1-8)");
+    return nullptr;
+  }
+  const int rank = static_cast<int>(len / 2);
+  const double *v = static_cast<const double *>(ptr);
+  int64_t shape[8], perm[8];
+  bool seen[8] = {};
+  double size = 1;
+  for (int d = 0; d < rank; d++) {
+    const double s = v[d], q = v[rank + d];
+    if (!(s >= 0 && s == std::floor(s)) || !(q >= 0 && q < rank && q == std::floor(q)) || seen[static_cast<int>(q)]) {
+      napi_throw_range_error(env, nullptr, "wellspring native permute: the shape must be non-negative integers and the permutation one of 0..rank-1");
+      return nullptr;
+    }
+    shape[d] = static_cast<int64_t>(s);
+    perm[d] = static_cast<int64_t>(q);
+    seen[perm[d]] = true;
+    size *= s;
+  }
+  if (size != static_cast<double>(n)) {
+    napi_throw_range_error(env, nullptr, ("wellspring native permute: src and dst hold " + std::to_string(n) + " elements, the shape " + std::to_string(size)).c_str());
+    return nullptr;
+  }
+  if (n > 0 && p[0] < p[1] + n && p[1] < p[0] + n) {
+    napi_throw_range_error(env, nullptr, "wellspring native permute: src and dst overlap");
+    return nullptr;
+  }
+  wellspring::permute(p[0], p[1], rank, shape, perm);
+  return nullptr;
+}
+
 napi_value SumSquares(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -864,6 +918,7 @@ NAPI_MODULE_INIT() {
       {"winogradConv", nullptr, WinogradConv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradConvFilterGradient", nullptr, WinogradConvFilterGradient, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"flipFilter", nullptr, FlipFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"permute", nullptr, Permute, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -73,6 +73,11 @@ export interface NativeAddon {
   winogradConv(heap: ArrayBuffer, tile: 2 | 4, x: number, filter: number, flip: 0 | 1, bias: number, y: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
   /** The filter gradient dw [3, 3, Cin, Cout] of such a conv from x and dy, in one call (as `winogradConv`). */
   winogradConvFilterGradient(heap: ArrayBuffer, tile: 2 | 4, x: number, dy: number, dw: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
+  /**
+   * dst = src with its axes permuted (4-byte elements: a Float32Array view of int32 data works too); shapeAndPerm
+   * holds src's shape then the permutation.
+   */
+  permute(src: Float32Array, dst: Float32Array, shapeAndPerm: Float64Array): void;
   /** dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed (a conv input gradient's filter). */
   flipFilter(src: Float32Array, dst: Float32Array, kh: number, kw: number, inChannels: number, outChannels: number): void;
   /**

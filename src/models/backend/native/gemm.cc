@@ -264,11 +264,17 @@ void gemm_batched(const Tile &tile, const GemmArgs &g) {
  * does not change any bit. Several shapes exist so that small or narrow products (the Winograd planes: 16 rows of
  * tiles, or 16 channels) do not run mostly on padding.
  */
-template <int MR, int NV, bool RowA>
+/** Where avx512_tile reads A and B: packed panels (gemm_one), or A^T / A and B in place (gemm_in_place). */
+enum class Operands { packed, columnsInPlace, rowsInPlace };
+
+template <int MR, int NV, Operands L>
 __attribute__((target("avx512f"))) void avx512_tile(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
                                                    int64_t ldc, const float *init, bool acc, int64_t rows, int64_t cols) {
-  // A(i, p) = a[i * lda + p] (RowA: rows of A in place) or a[p * lda + i] (a packed panel, lda = MR, or A^T in
-  // place); B(p, j) = b[p * ldb + j] (a packed panel, ldb = NR, or B in place). Lanes past `cols` load as zero.
+  // packed: A(i, p) = a[p * MR + i], B(p, j) = b[p * NR + j], 64-byte aligned and zero-padded (lda, ldb unused).
+  // columnsInPlace: A(i, p) = a[p * lda + i] (A^T stored in place); rowsInPlace: A(i, p) = a[i * lda + p]; both
+  // with B(p, j) = b[p * ldb + j] in place, lanes past `cols` not read.
+  constexpr int NR = 16 * NV;
+  constexpr bool packed = L == Operands::packed;
   __mmask16 mask[NV];
   for (int v = 0; v < NV; v++) {
     const int64_t left = cols - 16 * v;
@@ -290,11 +296,12 @@ __attribute__((target("avx512f"))) void avx512_tile(int64_t kc, const float *a, 
   }
   for (int64_t p = 0; p < kc; p++) {
     __m512 bv[NV];
-    for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + p * ldb + 16 * v);
+    for (int v = 0; v < NV; v++) bv[v] = packed ? _mm512_load_ps(b + p * NR + 16 * v) : _mm512_maskz_loadu_ps(mask[v], b + p * ldb + 16 * v);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      const __m512 ai = _mm512_set1_ps(RowA ? a[i * lda + p] : a[p * lda + i]);
-      for (int v = 0; v < NV; v++) r[i][v] = _mm512_fmadd_ps(ai, bv[v], r[i][v]);
+      const float ai = packed ? a[p * MR + i] : L == Operands::rowsInPlace ? a[i * lda + p] : a[p * lda + i];
+      const __m512 av = _mm512_set1_ps(ai);
+      for (int v = 0; v < NV; v++) r[i][v] = _mm512_fmadd_ps(av, bv[v], r[i][v]);
     }
   }
 #pragma GCC unroll 16
@@ -310,7 +317,7 @@ template <int MR, int NV>
 struct Avx512Tiles {
   void operator()(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, const float *init, bool acc, int64_t rows,
                   int64_t cols) const {
-    avx512_tile<MR, NV, false>(kc, a, MR, b, 16 * NV, c, ldc, init, acc, rows, cols);
+    avx512_tile<MR, NV, Operands::packed>(kc, a, MR, b, 16 * NV, c, ldc, init, acc, rows, cols);
   }
 };
 
@@ -343,8 +350,8 @@ void gemm_in_place(const float *a, const float *b, float *c, const float *bias, 
       const int64_t cols = std::min<int64_t>(NR, n - j0);
       float *ct = c + i0 * n + j0;
       const float *it = init ? init + j0 : nullptr;
-      if (rowA) avx512_tile<MR, NV, true>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
-      else avx512_tile<MR, NV, false>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
+      if (rowA) avx512_tile<MR, NV, Operands::rowsInPlace>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
+      else avx512_tile<MR, NV, Operands::columnsInPlace>(k, ap, lda, b + j0, n, ct, n, it, accumulate, rows, cols);
     }
   }
 }

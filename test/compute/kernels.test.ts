@@ -46,6 +46,32 @@ t.test('conv2d gradients match the cpu backend on random shapes', async (t) => {
   }
 });
 
+t.test('filter gradients of thin 3x3 stride-1 convs (channels zero-padded onto the Winograd path) match the cpu backend', async (t) => {
+  // The DCAE's ends (5 -> 16, 16 -> 5 channels) and odd thin ones; sizes on both Winograd variants (output < 4: F(2x2)).
+  const cases: Array<[number, number, number, number, 'same' | 'valid']> = [
+    [5, 16, 32, 32, 'same'], [16, 5, 32, 32, 'same'], [3, 7, 9, 11, 'same'], [1, 2, 5, 6, 'valid'], [6, 9, 3, 3, 'same'], [5, 16, 8, 7, 'valid'],
+  ];
+  for (const [cin, cout, h, w, pad] of cases) {
+    const b = randInt(1, 3);
+    const xs = [b, h, w, cin] as [number, number, number, number];
+    const ws = [3, 3, cin, cout] as [number, number, number, number];
+    const [xv, wv] = [randn(xs), randn(ws)];
+    const f = (): tf.Tensor[] => {
+      const x = tf.tensor4d(xv, xs);
+      return [tf.grad((wt: tf.Tensor4D) => tf.conv2d(x, wt, 1, pad).square().sum())(tf.tensor4d(wv, ws))];
+    };
+    const [want] = await on('cpu', f);
+    const [got] = await on('wasm', f);
+    const err = maxRelErr(got, want);
+    t.ok(err < 1e-4, `x ${xs} w ${ws} ${pad}: rel err ${err.toExponential(1)}`);
+  }
+  const x = tf.tensor4d(randn([2, 9, 8, 5]), [2, 9, 8, 5]);
+  await finiteDifference(t, randn, 'conv2d 3x3 stride 1 same, 5 -> 6 channels (filter)', [3, 3, 5, 6], (wt) =>
+    tf.conv2d(x, wt as tf.Tensor4D, 1, 'same').square().sum(),
+  );
+  x.dispose();
+});
+
 t.test('gradients on wasm match finite differences', async (t) => {
   const w = tf.tensor4d(randn([3, 3, 3, 4]), [3, 3, 3, 4]);
   const w5 = tf.tensor4d(randn([5, 5, 3, 2]), [5, 5, 3, 2]);
@@ -178,6 +204,29 @@ t.test('Identity on wasm shares the buffer: clones read back, outlive their sour
   v.assign(tf.tensor([7, 8, 9]));
   t.same(Array.from(snapshot.dataSync()), [1, 2, 3], 'a clone of a variable is a snapshot');
   tf.dispose([v, snapshot]);
+});
+
+t.test('Transpose (native runs when loaded) gives the cpu backend\'s values exactly', async (t) => {
+  const cases: Array<[number[], number[]]> = [
+    [[256, 2, 16, 2, 16], [0, 2, 1, 3, 4]], // the DCAE's patchify
+    [[16, 16, 2, 16, 2, 32], [0, 1, 3, 2, 4, 5]],
+    [[33, 47], [1, 0]],
+    [[7, 9, 11, 5], [3, 1, 0, 2]],
+    [[5, 6, 7, 8], [0, 1, 2, 3]],
+    [[2, 3, 4, 5, 6, 7], [5, 4, 3, 2, 1, 0]],
+    [[64, 40], [0, 1]],
+  ];
+  for (const [shape, perm] of cases) {
+    for (const dtype of ['float32', 'int32'] as const) {
+      const values = randn(shape).map((v) => (dtype === 'int32' ? Math.round(v * 1000) : v));
+      const f = (): tf.Tensor[] => [tf.transpose(tf.tensor(values, shape, dtype), perm).asType('float32')];
+      const [want] = await on('cpu', f);
+      const [got] = await on('wasm', f);
+      t.ok(got.length === want.length && got.every((v, i) => Object.is(v, want[i])), `${dtype} [${shape}] perm [${perm}]: same values`);
+    }
+  }
+  // Gradients flow through it (transpose's gradient is a transpose).
+  await finiteDifference(t, randn, 'transpose [4, 6, 8, 32] perm [0, 2, 1, 3]', [4, 6, 8, 32], (z) => tf.transpose(z, [0, 2, 1, 3]).square().mul(tf.range(0, 6144).reshape([4, 8, 6, 32]).div(6144)).sum());
 });
 
 t.test('network-style gradients run on wasm and match cpu', async (t) => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type NativeAddon, type NativeIsa, nativeAddon, nativeKernels, nativeMatMul, nativeModulePath, packageRoot, setNativeKernels } from '../../src/models/backend/native/index.js';
 import type { WasmBackendInternals } from '../../src/models/backend/wasm/index.js';
-import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
+import { FLIP_FILTER, registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
 import { finiteDifference, maxRelErr, on, randomCases } from './helpers.js';
 
 registerWasmKernels();
@@ -153,6 +153,57 @@ t.test('columnSums gives the bits of a float64 column loop on every ISA, and ref
   t.throws(() => addon.columnSums(x, new Float32Array(5)), /x has 12 elements, not a multiple of out's 5 columns/);
   t.throws(() => addon.columnSums(x, x.subarray(8)), /x and out overlap/);
   t.throws(() => addon.columnSums(x as unknown as Float32Array, new Int32Array(3) as unknown as Float32Array), /out must be a Float32Array/);
+});
+
+t.test('the AVX-512 tile shapes (masked edges) give the AVX2 kernel\'s bits', { skip: skip || (nativeAddon()?.supported().includes('avx512') ? false : 'no AVX-512 on this CPU') }, async (t) => {
+  // Both ISAs sum every element as one FMA chain in order of k from the same start value, so whatever tile shape
+  // AVX-512 picks (8-16 rows by 16 or 32 columns, edges masked) the bits must be AVX2's. Shapes around the
+  // choices: n <= 16 and n > 16, m multiples of 8, 12 and 16 and not, K past one block, accumulation.
+  const addon = nativeAddon()!;
+  const previous = addon.isa();
+  try {
+    for (let trial = 0; trial < 40; trial++) {
+      const m = pick([16, 24, 36, 48, 64, 1, 7, randInt(1, 100)]);
+      const n = pick([16, 32, 8, 48, 1, randInt(1, 80)]);
+      const k = trial % 5 === 0 ? randInt(385, 1100) : randInt(1, 130);
+      const [ta, tb] = [pick([false, true]), pick([false, true])];
+      const bias = pick([false, true]) ? randn([n]) : undefined;
+      const av = randn([m * k]);
+      const bv = randn([k * n]);
+      addon.setIsa('avx2');
+      const want = runGemm(addon, av, bv, bias, 1, 0, 0, m, k, n, ta, tb);
+      addon.setIsa('avx512');
+      const got = runGemm(addon, av, bv, bias, 1, 0, 0, m, k, n, ta, tb);
+      t.ok(got.every((x, i) => Object.is(x, want[i])), `M=${m} K=${k} N=${n} ta=${ta} tb=${tb}${bias ? ' +bias' : ''}: same bits`);
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
+t.test('the native filter flip (input gradients) gives the JS flip exactly, and checks its arguments', { skip }, async (t) => {
+  await tf.setBackend('wasm');
+  for (const [kh, kw, ci, co] of [[3, 3, 128, 128], [3, 3, 5, 16], [1, 1, 7, 3], [5, 3, 17, 33], [2, 4, 1, 1]]) {
+    const w = tf.tensor4d(randn([kh, kw, ci, co]), [kh, kw, ci, co]);
+    const flip = () => (tf.engine().runKernel(FLIP_FILTER, { x: w }, {}) as tf.Tensor).dataSync() as Float32Array;
+    const native = flip();
+    const previous = setNativeKernels(false);
+    const js = flip();
+    setNativeKernels(previous);
+    // The independent definition: dst[kh-1-i][kw-1-j][o][c] = src[i][j][c][o].
+    const src = w.dataSync();
+    let definition = true;
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) {
+      definition &&= native[(((kh - 1 - i) * kw + (kw - 1 - j)) * co + o) * ci + c] === src[((i * kw + j) * ci + c) * co + o];
+    }
+    t.ok(definition && native.every((x, i) => Object.is(x, js[i])), `[${kh}, ${kw}, ${ci}, ${co}]: the definition, and the JS flip's bits`);
+    w.dispose();
+  }
+  const addon = nativeAddon()!;
+  const a = new Float32Array(18);
+  t.throws(() => addon.flipFilter(a, new Float32Array(18), 3, 3, 2, 2), /flipFilter: src and dst hold 18 floats, not kh \* kw \* inChannels \* outChannels = 36/);
+  t.throws(() => addon.flipFilter(a, a.subarray(0), 3, 3, 2, 1), /flipFilter: src and dst overlap/);
+  t.throws(() => addon.flipFilter(a, new Float32Array(17), 3, 3, 2, 1), /flipFilter/);
 });
 
 t.test('bad calls throw errors that say what is wrong', { skip }, async (t) => {

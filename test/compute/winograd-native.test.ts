@@ -12,7 +12,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon, nativeKernels, setNativeKernels } from '../../src/models/backend/native/index.js';
-import { type WinogradMode, setNativeWinogradTransforms, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
+import { type WinogradMode, setNativeWinogradFused, setNativeWinogradTransforms, setWinogradMode, setWinogradScratchLimit } from '../../src/models/backend/wasm/index.js';
 import { registerWasmKernels } from '../../src/models/backend/wasm-kernels.js';
 import { maxRelErr, on, randomCases } from './helpers.js';
 
@@ -323,6 +323,64 @@ t.test('the native transforms match float64 references of B^T d B, G g G^T, A^T 
   }
 });
 
+t.test('every vector width of the native transforms (4, 8, 16 lanes by ISA and channels) gives the same bits', { skip }, async (t) => {
+  // The ISA bounds the width (generic 4, AVX2 8, AVX-512 16), the channel count picks the widest that divides it:
+  // 24 channels run 8 lanes on AVX-512, 12 run 4. Every lane does the 4-lane build's operations, so the outputs
+  // of all ten transforms must be bit-identical across the ISAs this CPU has.
+  const addon = nativeAddon() as NativeAddon;
+  const isas = addon.supported();
+  const previous = addon.isa();
+  try {
+    for (const [cin, cout] of [[16, 32], [24, 48], [12, 16], [32, 24], [64, 16]]) {
+      for (const tile of [2, 4] as const) {
+        const n = tile + 2;
+        const planes = n * n;
+        const [batch, height, width, pad] = [2, randInt(3, 10), randInt(3, 10), 1];
+        const [outH, outW] = [height, width];
+        const [tilesH, tilesW] = [Math.ceil(outH / tile), Math.ceil(outW / tile)];
+        const tiles = batch * tilesH * tilesW;
+        const x = randn([batch, height, width, cin]);
+        const g = randn([3, 3, cin, cout]);
+        const m = Array.from({ length: planes }, () => randn([tiles * cout]));
+        const dy = randn([batch, outH, outW, cout]);
+        const u = Array.from({ length: planes }, () => randn([cin * cout]));
+        const bias = randn([cout]);
+        const results = isas.map((isa) => {
+          addon.setIsa(isa);
+          const heap = new Heap(4 * (x.length + g.length + dy.length + bias.length + planes * (tiles * (cin + 2 * cout) + 2 * cin * cout) + batch * outH * outW * cout + 9 * cin * cout + 6 * planes + 4096));
+          const [xAt, gAt, dyAt, biasAt] = [heap.put(x), heap.put(g), heap.put(dy), heap.put(bias)];
+          const fresh = (floats: number) => Array.from({ length: planes }, () => heap.put(new Float32Array(floats).fill(Number.NaN)));
+          const [v, uOut, w] = [fresh(tiles * cin), fresh(cin * cout), fresh(tiles * cout)];
+          const mTable = heap.table(m.map((p) => heap.put(p)));
+          const uTable = heap.table(u.map((p) => heap.put(p)));
+          const yAt = heap.put(new Float32Array(batch * outH * outW * cout).fill(Number.NaN));
+          const dgAt = heap.put(new Float32Array(9 * cin * cout).fill(Number.NaN));
+          addon.winogradInput(heap.buffer, tile, xAt, batch, height, width, cin, pad, pad, tilesH, tilesW, heap.table(v));
+          addon.winogradFilter(heap.buffer, tile, gAt, cin, cout, heap.table(uOut));
+          addon.winogradOutput(heap.buffer, tile, mTable, biasAt, batch, outH, outW, cout, tilesH, tilesW, yAt);
+          addon.winogradGradOutput(heap.buffer, tile, dyAt, batch, outH, outW, cout, tilesH, tilesW, heap.table(w));
+          addon.winogradGradFilter(heap.buffer, tile, uTable, cin, cout, dgAt);
+          return {
+            input: v.map((o) => heap.read(o, tiles * cin)),
+            filter: uOut.map((o) => heap.read(o, cin * cout)),
+            output: [heap.read(yAt, batch * outH * outW * cout)],
+            gradOutput: w.map((o) => heap.read(o, tiles * cout)),
+            gradFilter: [heap.read(dgAt, 9 * cin * cout)],
+          };
+        });
+        for (let r = 1; r < results.length; r++) {
+          for (const name of ['input', 'filter', 'output', 'gradOutput', 'gradFilter'] as const) {
+            const same = results[r][name].every((p, i) => sameBits(p, results[0][name][i]) && !p.some(Number.isNaN));
+            t.ok(same, `F(${tile}x${tile}) Cin ${cin} Cout ${cout} ${name}: ${isas[r]} gives ${isas[0]}'s bits`);
+          }
+        }
+      }
+    }
+  } finally {
+    addon.setIsa(previous);
+  }
+});
+
 t.test('bad transform calls throw errors that say which export, what and where, and write nothing', { skip }, async (t) => {
   const addon = nativeAddon() as NativeAddon;
   // F(2x2): batch 1, 4x4 input and output, 8 channels, 2x2 tiles: planes of 4 tiles x 8 channels.
@@ -449,6 +507,46 @@ t.test('convs and their gradients on the native route match the cpu backend and 
       if (c.xs[1] * c.xs[2] >= 16) t.notOk(sameBits(native[0], wasm[0]), `${mode} ${c.label}: the native products ran (bits differ from the wasm route)`);
     }
   }
+});
+
+t.test('one-call native convs (blocks of tiles: bands of rows, several images) give the phase-by-phase bits', { skip }, async (t) => {
+  // Blocks are about 384 KiB of planes, at least 64 tiles: 8 + 8 channels on 61 x 57 (F(4x4): 16 x 15 tiles) or
+  // 41 x 37 (F(2x2): 21 x 19) split each image into bands of tile rows; small maps put several images in a block.
+  const cases = [
+    convCase('same', { b: 2, h: 61, w: 57, cin: 8, cout: 8 }),
+    convCase(ASYMMETRIC, { b: 1, h: 41, w: 37, cin: 8, cout: 8 }),
+    convCase('valid', { b: 3, h: 50, w: 66, cin: 12, cout: 4 * randInt(2, 5) }),
+    convCase('same', { b: 16, h: 4, w: 4, cin: 128, cout: 64 }),
+    convCase('same', { b: 9, h: 8, w: 8, cin: 16, cout: 32 }),
+    convCase('same', { b: 5, h: 16, w: 15, cin: 32, cout: 16 }),
+    convCase('same', { b: 1, h: 1, w: 1, cin: 8, cout: 8 }),
+  ];
+  for (const c of cases) {
+    const [xv, wv, bv] = [randn(c.xs), randn(c.ws), randn([c.ws[3]])];
+    const outShape = tf.backend_util.computeConv2DInfo(c.xs, c.ws, 1, 1, c.pad).outShape;
+    const f = convAndGrads(c, xv, wv, bv, randn(outShape));
+    for (const mode of ['f2', 'f4'] as const) {
+      const fused = await withMode(mode, () => on('wasm', f));
+      const previous = setNativeWinogradFused(false);
+      const phases = await withMode(mode, () => on('wasm', f)).finally(() => setNativeWinogradFused(previous));
+      OUTPUTS.forEach((name, i) => t.ok(sameBits(fused[i], phases[i]), `${mode} ${name} ${c.label}: same bits`));
+    }
+  }
+});
+
+t.test('bad one-call conv calls throw errors that name the export and the operand', { skip }, async (t) => {
+  const addon = nativeAddon() as NativeAddon;
+  const heap = new ArrayBuffer(1 << 16);
+  // x [1, 8, 8, 8] at 0, filter [3, 3, 8, 8] after it, y after that: 2048 + 576 + 512 floats fit in 64 KiB.
+  const [x, filter, y] = [0, 4 * 512, 4 * (512 + 576)];
+  t.doesNotThrow(() => addon.winogradConv(heap, 4, x, filter, 0, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), 'a valid call');
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, y, 1, 8, 8, 6, 8, 8, 8, 1, 1), /winogradConv: inChannels must be a multiple of 4/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, 64000, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: y spans bytes/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 0, -1, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: the output y overlaps the input x/);
+  t.throws(() => addon.winogradConv(heap, 4, x, filter, 2 as 1, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: flip must be 0 or 1/);
+  t.throws(() => addon.winogradConv(heap, 3 as 4, x, filter, 0, -1, y, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConv: tile must be 2/);
+  t.throws(() => addon.winogradConvFilterGradient(heap, 2, x, y, x, 1, 8, 8, 8, 8, 8, 8, 1, 1), /winogradConvFilterGradient: the output dw overlaps the input x/);
+  t.throws(() => (addon.winogradConv as unknown as (...a: unknown[]) => void)(heap, 4, x), /winogradConv: expected 16 arguments/);
 });
 
 t.test('gradients on the native route (products and transforms) match central finite differences', { skip }, async (t) => {

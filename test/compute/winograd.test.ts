@@ -18,6 +18,7 @@ import {
   type WasmBackendInternals,
   type WinogradGeometry,
   type WinogradMode,
+  setNativeWinogradFused,
   setWinogradMode,
   setWinogradScratchLimit,
   winogradConv2d,
@@ -146,6 +147,9 @@ t.before(async () => {
 // inside the kernel call, after which every heap view taken before is detached (the plane tables must be written
 // through fresh views, after the last allocation).
 t.test('eligible convs stay correct when their scratch planes grow the wasm heap', async (t) => {
+  // The heap-plane routes (the one-call native convs keep their planes in native scratch, off the heap).
+  const fused = setNativeWinogradFused(false);
+  t.teardown(() => void setNativeWinogradFused(fused));
   const [cin, cout] = [8, 8];
   // Scratch of one call: `planes` planes [tiles, Cin] and as many [tiles, Cout] (plus the small filter planes).
   const scratchBytes = (xs: Shape4, tile: number, planes: number): number =>

@@ -8,10 +8,13 @@
  * - `Conv2D` and `FusedConv2D` (bias, linear activation): 3x3 stride-1 convs whose channel counts are multiples
  *   of 4 (every conv of the DCAE but its 5-channel ends) run as Winograd F(4x4, 3x3) or F(2x2, 3x3) in the
  *   project's own wasm module (wasm/winograd.c): 36/144 or 16/36 of the multiply-adds, register-blocked products
- *   at about 30 GFLOP/s, so 45-100 GFLOP/s direct-equivalent; with the native GEMM loaded, the transforms stay
- *   in wasm and the per-plane products run natively. Other convs keep the stock XNNPACK kernel.
+ *   at about 30 GFLOP/s, so 45-100 GFLOP/s direct-equivalent; with the native kernels loaded, each conv is one
+ *   native call (transforms and products natively, tiles in cache-sized blocks: wasm/winograd.ts). Other convs
+ *   keep the stock XNNPACK kernel.
  * - `Conv2DBackpropFilter` is missing. For Winograd-eligible convs it is the Winograd filter gradient (the
- *   transformed input and output gradient, multiplied and summed over tiles). Otherwise it is ONE forward
+ *   transformed input and output gradient, multiplied and summed over tiles); thin 3x3 stride-1 convs (fewer than
+ *   8 or not a multiple of 4 channels, like the DCAE's 5-channel ends) take it too, on channels zero-padded to
+ *   Winograd's counts, the extra rows and columns of the gradient cut off. Otherwise it is ONE forward
  *   convolution (XNNPACK): the input with channels and batch swapped, `[Cin, H, W, B]`, convolved with the
  *   output gradient as filter, `[Ho, Wo, B, Cout]`, dilated by the stride; the result `[Cin, kh, kw, Cout]` is
  *   transposed to the filter layout.
@@ -27,7 +30,9 @@
  *   in place); otherwise operands are transposed explicitly, a batch against a shared matrix becomes one tall
  *   product, other batches one stock (XNNPACK) product per entry.
  * - The filter flip of the input gradient is a one-pass JS kernel (`WellspringFlipFilter`; the stock `Reverse` is
- *   an element loop).
+ *   an element loop), native when the native kernels are loaded.
+ * - `Transpose` of float32 / int32 tensors runs natively when the native kernels are loaded (the stock kernel
+ *   took ~4.6 ns per element on the DCAE's rank-5 patchify permutations; native/permute.cc copies whole runs).
  * - `Slice`, `StridedSlice` and `SplitV` copy element by element; they are replaced by copies of contiguous runs.
  * - `UnsortedSegmentSum` (the gradient of `gather`, i.e. of embeddings) is missing: a direct accumulation loop.
  * - `Sum` over leading axes (bias and normalisation gradients) is one pass of column sums (native when loaded);
@@ -42,7 +47,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerMissingGradients, stridedSliceInfo } from './gradients.js';
 import { nativeAddon, nativeMatMul } from './native/index.js';
-import { type WasmBackendInternals, fusedLayerKernels, rotaryKernels, ownBatchMatMul, winogradConv2d, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
+import { type WasmBackendInternals, fusedLayerKernels, rotaryKernels, ownBatchMatMul, winogradChannels, winogradConv2d, winogradConvInputGradient, winogradEligible, winogradFilterGradient, winogradGeometry } from './wasm/index.js';
 import type {
   BatchMatMulAttrs,
   _FusedMatMulAttrs,
@@ -57,6 +62,7 @@ import type {
   SplitVAttrs,
   SumAttrs,
   StridedSliceAttrs,
+  TransposeAttrs,
   TensorInfo,
   UnsortedSegmentSumAttrs,
 } from '@tensorflow/tfjs';
@@ -233,7 +239,10 @@ function zeroDilate(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
 /** Name of the project kernel that flips a filter spatially and swaps its in/out channels in one pass. */
 export const FLIP_FILTER = 'WellspringFlipFilter';
 
-/** [kh, kw, in, out] -> [kh, kw, out, in] with both spatial axes reversed (stock Reverse is an element loop). */
+/**
+ * [kh, kw, in, out] -> [kh, kw, out, in] with both spatial axes reversed (stock Reverse is an element loop): natively
+ * when the native kernels are loaded (blocked transposes, about 10x this loop's speed), else one pass in JS.
+ */
 const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   const w = input(inputs, 'x');
   const [kh, kw, ci, co] = w.shape;
@@ -241,6 +250,11 @@ const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   const out = wasm.makeOutput([kh, kw, co, ci], 'float32');
   const src = wasm.typedArrayFromHeap(w);
   const dst = wasm.typedArrayFromHeap(out);
+  const native = nativeAddon();
+  if (native && src instanceof Float32Array && dst instanceof Float32Array) {
+    native.flipFilter(src, dst, kh, kw, ci, co);
+    return out;
+  }
   const block = ci * co;
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
@@ -255,13 +269,20 @@ const flipFilterKernel: KernelFunc = ({ inputs, backend }) => {
   return out;
 };
 
-const conv2DBackpropInputKernel: KernelFunc = ({ inputs, attrs }) => {
+const conv2DBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as Conv2DBackpropInputAttrs;
   const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
   const filter = asTensor(input(inputs, 'filter')) as tf.Tensor4D;
   const info = convInfo(a.inputShape, filter.shape, a);
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
   const [, h, w] = a.inputShape;
+  if (sh === 1 && sw === 1) {
+    // One native call that flips the filter itself, when the Winograd route is native (else undefined: below).
+    const [batch, height, width] = dy.shape;
+    const g = { batch, height, width, outHeight: h, outWidth: w, padTop: kh - 1 - info.padInfo.top, padLeft: kw - 1 - info.padInfo.left };
+    const dx = winogradConvInputGradient(backend as WasmBackendInternals, dy, filter, g);
+    if (dx) return dx;
+  }
   return tf.tidy(() => {
     const dilated = zeroDilate(dy, sh, sw); // [B, Ho*sh, Wo*sw, Cout]
     const top = kh - 1 - info.padInfo.top;
@@ -317,8 +338,22 @@ const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const x = asTensor(input(inputs, 'x')) as tf.Tensor4D;
   const dy = asTensor(input(inputs, 'dy')) as tf.Tensor4D;
   const info = convInfo(x.shape, a.filterShape, a);
-  if (x.dtype === 'float32' && winogradEligible(a.filterShape, [info.strideHeight, info.strideWidth], [1, 1])) {
+  const strides = [info.strideHeight, info.strideWidth];
+  if (x.dtype === 'float32' && winogradEligible(a.filterShape, strides, [1, 1])) {
     return winogradFilterGradient(backend as WasmBackendInternals, x, dy, winogradGeometry(info));
+  }
+  const padded = x.dtype === 'float32' ? winogradChannels(a.filterShape, strides, [1, 1]) : undefined;
+  if (padded) {
+    // Thin 3x3 convs (the DCAE's 5-channel ends): zero channels up to Winograd's multiples of 4, the gradient of the
+    // padded conv, its real channels cut out. About 5x faster than the swapped convolution below at 32x32x5x16
+    // (whose 32x32 "filter" XNNPACK runs slowly), with a different summation order (float32 rounding only).
+    const [cin, cout] = [a.filterShape[2], a.filterShape[3]];
+    return tf.tidy(() => {
+      const widen = (t: tf.Tensor4D, c: number): tf.Tensor4D => (c === t.shape[3] ? t : tf.pad(t, [[0, 0], [0, 0], [0, 0], [0, c - t.shape[3]]]));
+      const [xp, dyp] = [widen(x, padded[0]), widen(dy, padded[1])];
+      const dw = tf.engine().makeTensorFromTensorInfo(winogradFilterGradient(backend as WasmBackendInternals, xp, dyp, winogradGeometry(info)));
+      return tf.slice(dw, [0, 0, 0, 0], [3, 3, cin, cout]);
+    });
   }
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: ho, outWidth: wo } = info;
   const [, h, w] = x.shape;
@@ -339,6 +374,30 @@ const conv2DBackpropFilterKernel: KernelFunc = ({ inputs, backend, attrs }) => {
           tf.conv2d(tf.pad(xt, pads as Array<[number, number]>), dyt, 1, 'valid', 'NHWC', [sh, sw]);
     return swapped.transpose([1, 2, 0, 3]); // [kh, kw, Cin, Cout]
   });
+};
+
+// ---------------------------------------------------------------------------------------------- transpose
+
+/**
+ * Transpose of 4-byte data (float32, int32) through the native kernels when they are loaded (runs of the trailing
+ * axes the permutation keeps, copied whole: native/permute.cc); the stock kernel otherwise, and for tiny tensors.
+ */
+const transposeKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = input(inputs, 'x');
+  const { perm } = attrs as unknown as TransposeAttrs;
+  const native = nativeAddon();
+  const size = tf.util.sizeFromShape(x.shape);
+  if (!native || (x.dtype !== 'float32' && x.dtype !== 'int32') || size < 1024 || x.shape.length > 8) {
+    return original(tf.Transpose)({ inputs, backend, attrs });
+  }
+  const wasm = wasmBackend(backend);
+  const out = wasm.makeOutput(perm.map((p) => x.shape[p]), x.dtype); // allocate first: growing the heap detaches views
+  const view = (t: TensorInfo): Float32Array => {
+    const a = wasm.typedArrayFromHeap(t);
+    return new Float32Array(a.buffer, a.byteOffset, a.length);
+  };
+  native.permute(view(x), view(out), Float64Array.from([...x.shape, ...perm]));
+  return out;
 };
 
 // ---------------------------------------------------------------------------------------------- matmul
@@ -499,6 +558,7 @@ export const wasmKernelNames = [
   tf.UnsortedSegmentSum,
   tf.Sum,
   tf.Identity,
+  tf.Transpose,
 ] as const;
 
 /** Registers the project's wasm kernels and missing gradients. Idempotent; called on import. */
@@ -515,6 +575,7 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel);
   replaceKernel(tf.Sum, sumKernel);
   replaceKernel(tf.Identity, identityKernel);
+  replaceKernel(tf.Transpose, transposeKernel);
   replaceKernel(FLIP_FILTER, flipFilterKernel);
   for (const [name, kernelFunc] of [...fusedLayerKernels, ...rotaryKernels]) replaceKernel(name, kernelFunc);
   registerMissingGradients();

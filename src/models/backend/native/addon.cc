@@ -26,6 +26,18 @@
  *       against inputs (no overlap), the vectorised channel count (channels, outChannels) must be a multiple of 4,
  *       the tile counts of the output forms must be ceil(outH / tile) and ceil(outW / tile), and the index
  *       arithmetic must fit the kernels' int32: a violation throws a RangeError naming the export and the place.
+ *   winogradConv(heap, tile, x, filter, flip, bias, y, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
+ *   winogradConvFilterGradient(heap, tile, x, dy, dw, batch, height, width, inChannels, outChannels, outH, outW, padTop, padLeft)
+ *       A whole Winograd conv (forward, bias -1: none; flip 1: the filter is [3, 3, Cout, Cin], used flipped, for
+ *       input gradients) or filter gradient in one call (winograd_conv.h: blocks of
+ *       tiles in native scratch; the bits of the transforms and gemmPlanes above). Operands range-checked, outputs
+ *       apart from inputs, channel counts multiples of 4, indices inside int32, as above.
+ *   flipFilter(src, dst, kh, kw, inChannels, outChannels)
+ *       The filter of a conv's input gradient (flip_filter.h): Float32Arrays of kh * kw * inChannels * outChannels,
+ *       not overlapping; dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed.
+ *   permute(src, dst, shapeAndPerm)
+ *       Axis permutation (permute.h) of src (Float32Array, any 4-byte data) into dst, not overlapping: shapeAndPerm
+ *       a Float64Array of src's shape then the permutation (rank 1-8), their sizes matching.
  *   adamw(w, m, v, g, ema, constants)
  *       One fused AdamW update (optim.h) of one parameter in place: w, m, v, g and ema (null: no EMA) are
  *       Float32Arrays of one length (SharedArrayBuffer-backed ones too), constants a Float64Array of 14 numbers:
@@ -68,6 +80,9 @@
 #include "reduce.h"
 #include "rotary.h"
 #include "winograd.h"
+#include "winograd_conv.h"
+#include "flip_filter.h"
+#include "permute.h"
 
 using wellspring::Isa;
 
@@ -492,7 +507,7 @@ napi_value WinogradInput(napi_env env, napi_callback_info info) {
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {x}, "table plane " + std::to_string(p) + ": ");
     const int a[] = {int(c["batch"]), int(c["height"]), int(c["width"]), int(C), int(c["padTop"]), int(c["padLeft"]), int(c["tilesH"]), int(c["tilesW"])};
     (t == 2 ? wellspring::winograd::winograd_input : wellspring::winograd::winograd4_input)(
-        c.pointer(c["x"]), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], table.data());
+        instance(env)->isa, c.pointer(c["x"]), a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], table.data());
   });
 }
 
@@ -508,7 +523,7 @@ napi_value WinogradFilter(napi_env env, napi_callback_info info) {
     const std::vector<float *> table = c.table("table", c["table"], ci * co, &planes);
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {g}, "table plane " + std::to_string(p) + ": ");
     (c.tile() == 2 ? wellspring::winograd::winograd_filter : wellspring::winograd::winograd4_filter)(
-        c.pointer(c["g"]), int(ci), int(co), table.data());
+        instance(env)->isa, c.pointer(c["g"]), int(ci), int(co), table.data());
   });
 }
 
@@ -528,7 +543,7 @@ napi_value WinogradOutput(napi_env env, napi_callback_info info) {
     TransformCall::apart(y, inputs);
     const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
     (c.tile() == 2 ? wellspring::winograd::winograd_output : wellspring::winograd::winograd4_output)(
-        table.data(), hasBias ? c.pointer(c["bias"]) : nullptr, a[0], a[1], a[2], a[3], a[4], a[5], c.pointer(c["y"]));
+        instance(env)->isa, table.data(), hasBias ? c.pointer(c["bias"]) : nullptr, a[0], a[1], a[2], a[3], a[4], a[5], c.pointer(c["y"]));
   });
 }
 
@@ -546,7 +561,7 @@ napi_value WinogradGradOutput(napi_env env, napi_callback_info info) {
     for (size_t p = 0; p < planes.size(); p++) TransformCall::apart(planes[p], {dy}, "table plane " + std::to_string(p) + ": ");
     const int a[] = {int(c["batch"]), int(c["outH"]), int(c["outW"]), int(C), int(c["tilesH"]), int(c["tilesW"])};
     (c.tile() == 2 ? wellspring::winograd::winograd_grad_output : wellspring::winograd::winograd4_grad_output)(
-        c.pointer(c["dy"]), a[0], a[1], a[2], a[3], a[4], a[5], table.data());
+        instance(env)->isa, c.pointer(c["dy"]), a[0], a[1], a[2], a[3], a[4], a[5], table.data());
   });
 }
 
@@ -562,7 +577,49 @@ napi_value WinogradGradFilter(napi_env env, napi_callback_info info) {
     const Range dg = c.operand("dg", c["dg"], 9 * ci * co);
     TransformCall::apart(dg, planes);
     (c.tile() == 2 ? wellspring::winograd::winograd_grad_filter : wellspring::winograd::winograd4_grad_filter)(
-        table.data(), int(ci), int(co), c.pointer(c["dg"]));
+        instance(env)->isa, table.data(), int(ci), int(co), c.pointer(c["dg"]));
+  });
+}
+
+/**
+ * The sizes of a whole-conv call (winogradConv, winogradConvFilterGradient), checked: channel counts multiples of
+ * 4, every index the transforms form inside int32.
+ */
+wellspring::winograd::ConvShape convShape(const TransformCall &c) {
+  const int64_t ci = c["inChannels"], co = c["outChannels"], t = c.tile();
+  TransformCall::multipleOf4("inChannels", ci);
+  TransformCall::multipleOf4("outChannels", co);
+  const int64_t tilesH = (c["outH"] + t - 1) / t, tilesW = (c["outW"] + t - 1) / t;
+  TransformCall::fitsInt32((static_cast<double>(c["batch"]) * c["height"] + t * tilesH + c["padTop"] + 6) * c["width"] * ci +
+                           (static_cast<double>(t) * tilesW + c["padLeft"] + 6) * ci);
+  TransformCall::fitsInt32(static_cast<double>(c["batch"]) * (tilesH * t) * (tilesW * t) * co);
+  TransformCall::fitsInt32(9.0 * ci * co);
+  return {int(c["batch"]), int(c["height"]), int(c["width"]), int(ci), int(co), int(c["outH"]), int(c["outW"]), int(c["padTop"]), int(c["padLeft"])};
+}
+
+napi_value WinogradConv(napi_env env, napi_callback_info info) {
+  return transform(env, "winogradConv", [&] {
+    const TransformCall c(env, info, {"x", "filter", "flip", "bias", "y", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    if (c["flip"] > 1) throw Refused{false, "flip must be 0 or 1, got " + std::to_string(c["flip"])};
+    const wellspring::winograd::ConvShape s = convShape(c);
+    std::vector<Range> inputs = {c.operand("x", c["x"], int64_t(s.batch) * s.height * s.width * s.inChannels),
+                                 c.operand("filter", c["filter"], 9 * int64_t(s.inChannels) * s.outChannels)};
+    const bool hasBias = c["bias"] >= 0;
+    if (hasBias) inputs.push_back(c.operand("bias", c["bias"], s.outChannels));
+    TransformCall::apart(c.operand("y", c["y"], int64_t(s.batch) * s.outH * s.outW * s.outChannels), inputs);
+    wellspring::winograd::conv_forward(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["filter"]), c["flip"] == 1,
+                                       hasBias ? c.pointer(c["bias"]) : nullptr, c.pointer(c["y"]));
+  });
+}
+
+napi_value WinogradConvFilterGradient(napi_env env, napi_callback_info info) {
+  return transform(env, "winogradConvFilterGradient", [&] {
+    const TransformCall c(env, info, {"x", "dy", "dw", "batch", "height", "width", "inChannels", "outChannels", "outH", "outW", "padTop", "padLeft"});
+    const wellspring::winograd::ConvShape s = convShape(c);
+    const std::vector<Range> inputs = {c.operand("x", c["x"], int64_t(s.batch) * s.height * s.width * s.inChannels),
+                                       c.operand("dy", c["dy"], int64_t(s.batch) * s.outH * s.outW * s.outChannels)};
+    TransformCall::apart(c.operand("dw", c["dw"], 9 * int64_t(s.inChannels) * s.outChannels), inputs);
+    wellspring::winograd::conv_filter_gradient(instance(env)->isa, int(c.tile()), s, c.pointer(c["x"]), c.pointer(c["dy"]), c.pointer(c["dw"]));
   });
 }
 
@@ -692,6 +749,86 @@ napi_value Accumulate(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   wellspring::optim::accumulate(p[0], p[1], n, weight, first);
+  return nullptr;
+}
+
+napi_value FlipFilter(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 6) {
+    napi_throw_type_error(env, nullptr, "wellspring native flipFilter: expected 6 arguments (src, dst, kh, kw, inChannels, outChannels)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  if (!float32_args(env, argv, "flipFilter", {"src", "dst"}, nullable, p, &n)) return nullptr;
+  int64_t dims[4];
+  const char *names[] = {"kh", "kw", "inChannels", "outChannels"};
+  for (int i = 0; i < 4; i++) {
+    if (!integer_arg(env, argv[i + 2], names[i], false, &dims[i], "flipFilter")) return nullptr;
+  }
+  if (static_cast<double>(dims[0]) * dims[1] * dims[2] * dims[3] != static_cast<double>(n)) {
+    napi_throw_range_error(env, nullptr, ("wellspring native flipFilter: src and dst hold " + std::to_string(n) + " floats, not kh * kw * inChannels * outChannels = " +
+                                          std::to_string(dims[0] * dims[1] * dims[2] * dims[3])).c_str());
+    return nullptr;
+  }
+  if (p[0] < p[1] + n && p[1] < p[0] + n) {
+    napi_throw_range_error(env, nullptr, "wellspring native flipFilter: src and dst overlap");
+    return nullptr;
+  }
+  wellspring::flip_filter(p[0], p[1], dims[0], dims[1], dims[2], dims[3]);
+  return nullptr;
+}
+
+napi_value Permute(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 3) {
+    napi_throw_type_error(env, nullptr, "wellspring native permute: expected 3 arguments (src, dst, shapeAndPerm)");
+    return nullptr;
+  }
+  float *p[2];
+  int64_t n;
+  const bool nullable[] = {false, false};
+  if (!float32_args(env, argv, "permute", {"src", "dst"}, nullable, p, &n)) return nullptr;
+  bool isTyped = false;
+  napi_typedarray_type kind;
+  size_t len = 0;
+  void *ptr = nullptr;
+  if (napi_is_typedarray(env, argv[2], &isTyped) != napi_ok || !isTyped ||
+      napi_get_typedarray_info(env, argv[2], &kind, &len, &ptr, nullptr, nullptr) != napi_ok || kind != napi_float64_array ||
+      len % 2 != 0 || len == 0 || len > 16) {
+    napi_throw_type_error(env, nullptr, "wellspring native permute: shapeAndPerm must be a Float64Array of the shape then the permutation (rank 1-8)");
+    return nullptr;
+  }
+  const int rank = static_cast<int>(len / 2);
+  const double *v = static_cast<const double *>(ptr);
+  int64_t shape[8], perm[8];
+  bool seen[8] = {};
+  double size = 1;
+  for (int d = 0; d < rank; d++) {
+    const double s = v[d], q = v[rank + d];
+    if (!(s >= 0 && s == std::floor(s)) || !(q >= 0 && q < rank && q == std::floor(q)) || seen[static_cast<int>(q)]) {
+      napi_throw_range_error(env, nullptr, "wellspring native permute: the shape must be non-negative integers and the permutation one of 0..rank-1");
+      return nullptr;
+    }
+    shape[d] = static_cast<int64_t>(s);
+    perm[d] = static_cast<int64_t>(q);
+    seen[perm[d]] = true;
+    size *= s;
+  }
+  if (size != static_cast<double>(n)) {
+    napi_throw_range_error(env, nullptr, ("wellspring native permute: src and dst hold " + std::to_string(n) + " elements, the shape " + std::to_string(size)).c_str());
+    return nullptr;
+  }
+  if (n > 0 && p[0] < p[1] + n && p[1] < p[0] + n) {
+    napi_throw_range_error(env, nullptr, "wellspring native permute: src and dst overlap");
+    return nullptr;
+  }
+  wellspring::permute(p[0], p[1], rank, shape, perm);
   return nullptr;
 }
 
@@ -897,6 +1034,10 @@ NAPI_MODULE_INIT() {
       {"winogradOutput", nullptr, WinogradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradOutput", nullptr, WinogradGradOutput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"winogradGradFilter", nullptr, WinogradGradFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradConv", nullptr, WinogradConv, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"winogradConvFilterGradient", nullptr, WinogradConvFilterGradient, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"flipFilter", nullptr, FlipFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"permute", nullptr, Permute, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, Adamw, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"emaUpdate", nullptr, EmaUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"accumulate", nullptr, Accumulate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -66,6 +66,21 @@ export interface NativeAddon {
   winogradGradOutput(heap: ArrayBuffer, tile: 2 | 4, dy: number, batch: number, outH: number, outW: number, channels: number, tilesH: number, tilesW: number, table: number): void;
   winogradGradFilter(heap: ArrayBuffer, tile: 2 | 4, table: number, inChannels: number, outChannels: number, dg: number): void;
   /**
+   * A whole Winograd conv y = conv3x3(x, filter) + bias (bias -1: none) in one call, tiles in blocks whose planes
+   * stay in cache (native/winograd_conv.h); the bits of the transforms and gemmPlanes above. Heap byte offsets.
+   * With flip 1 the filter is [3, 3, Cout, Cin], used flipped (`flipFilter`): a conv's input gradient.
+   */
+  winogradConv(heap: ArrayBuffer, tile: 2 | 4, x: number, filter: number, flip: 0 | 1, bias: number, y: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
+  /** The filter gradient dw [3, 3, Cin, Cout] of such a conv from x and dy, in one call (as `winogradConv`). */
+  winogradConvFilterGradient(heap: ArrayBuffer, tile: 2 | 4, x: number, dy: number, dw: number, batch: number, height: number, width: number, inChannels: number, outChannels: number, outH: number, outW: number, padTop: number, padLeft: number): void;
+  /**
+   * dst = src with its axes permuted (4-byte elements: a Float32Array view of int32 data works too); shapeAndPerm
+   * holds src's shape then the permutation.
+   */
+  permute(src: Float32Array, dst: Float32Array, shapeAndPerm: Float64Array): void;
+  /** dst [kh, kw, out, in] = src [kh, kw, in, out] with both spatial axes reversed (a conv input gradient's filter). */
+  flipFilter(src: Float32Array, dst: Float32Array, kh: number, kw: number, inChannels: number, outChannels: number): void;
+  /**
    * One fused AdamW (+ EMA) update of one parameter in place (optim.cc; the math in train/fused.ts): w, m, v, g,
    * ema (null: none) of one length; `constants` the 14 numbers of `adamwConstants` (train/fused.ts).
    */

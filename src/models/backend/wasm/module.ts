@@ -76,25 +76,27 @@ export class Scratch {
     return t;
   }
 
-  /** `count` heap tensors of one shape (e.g. the planes of a transform). */
-  tensors(count: number, shape: number[]): TensorInfo[] {
-    return Array.from({ length: count }, () => this.tensor(shape));
-  }
-
   /** The heap offset of a tensor of this backend. */
   offset(t: TensorInfo): number {
     return heapOffset(this.backend, t);
   }
 
   /**
-   * An int32 heap array of the tensors' offsets, returned as its own offset. Call it after every allocation of
-   * the step: allocating can grow the heap, which replaces `HEAP32`.
+   * `count` planes of one shape in ONE heap tensor, returned as the heap offset of an int32 table of the planes'
+   * offsets (a "plane table" of winograd.c). One allocation instead of `count`: a Winograd call needs 3 tables of
+   * 36 planes, and tfjs heap tensors one by one cost more than the small convs' transforms. Consecutive planes are
+   * a whole number of 64-byte lines plus one apart: the transforms read or write all planes at the same position
+   * at once, and planes a multiple of 4 KiB apart (as 16-128 channel planes are) would all fall in one L1 set.
    */
-  table(tensors: TensorInfo[]): number {
-    const t = this.tensor([tensors.length], 'int32');
+  planes(count: number, shape: number[]): number {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const stride = Math.ceil(size / 16) * 16 + 16; // floats: whole 64-byte lines, plus one
+    const data = this.tensor([count * stride]);
+    const t = this.tensor([count], 'int32');
+    const base = this.offset(data);
     const at = this.offset(t) >> 2;
-    const heap = this.backend.wasm.HEAP32;
-    tensors.forEach((p, i) => (heap[at + i] = this.offset(p)));
+    const heap = this.backend.wasm.HEAP32; // after both allocations (growing the heap replaces HEAP32)
+    for (let i = 0; i < count; i++) heap[at + i] = base + i * stride * 4;
     return this.offset(t);
   }
 

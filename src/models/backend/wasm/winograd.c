@@ -20,8 +20,9 @@
  * Memory contract: the wasm build imports the tfjs wasm heap and must never touch memory it was not handed. It
  * has no data segments and no shadow-stack use (only scalar and v128 locals); scripts/build-wasm.mjs checks both.
  * The native build touches only what addon.cc range-checked against the same heap. Every vectorised channel count
- * is a multiple of 4. A "plane table" holds 16 (36) planes, one per transformed position xi = 4 * row + col
- * (6 * row + col), each a separate matrix: int32 heap offsets in wasm, pointers natively (simd.h).
+ * is a multiple of LANES (simd.h: 4 in wasm; natively 4, 8 or 16, chosen per call by native/winograd.cc). A
+ * "plane table" holds 16 (36) planes, one per transformed position xi = 4 * row + col (6 * row + col), each a
+ * separate matrix: int32 heap offsets in wasm, pointers natively (simd.h).
  */
 #include "gemm.h"
 
@@ -58,7 +59,7 @@ void winograd_input(const float *x, int batch, int height, int width, int channe
         const int c3 = (x0 + 3 >= 0 && x0 + 3 < width) ? (x0 + 3) * C : -1;
         const int tile = (b * tiles_h + ty) * tiles_w + tx;
         const int out = tile * C;
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           /* Column transform first: s_ij = (d B)_ij for each of the 4 rows i. */
 #define ROW(i, rp, ok)                                                             \
   vec s##i##0, s##i##1, s##i##2, s##i##3;                                          \
@@ -98,7 +99,7 @@ void winograd_filter(const float *g, int in_channels, int out_channels, plane_ta
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   const vec half = SPLAT(0.5f);
   for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
+    for (int co = 0; co < Co; co += LANES) {
       const float *p = g + ci * Co + co;
 #define G(a, b) LOAD(p + ((a) * 3 + (b)) * tap)
       /* t = G g (4x3), by columns b. */
@@ -148,7 +149,7 @@ void winograd_output(plane_table in_table, const float *bias, int batch, int out
         const int second_col = ox + 1 < out_w;
         const int tile = (b * tiles_h + ty) * tiles_w + tx;
         const int in = tile * C;
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           /* r = A^T m (2x4), by columns j. */
 #define RCOL(j)                                                             \
   const vec m0##j = LOAD(plane(in_table, 0 + j) + in + c);                  \
@@ -194,7 +195,7 @@ void winograd_grad_output(const float *dy, int batch, int out_h, int out_w, int 
         const int ox = 2 * tx;
         const int second_col = ox + 1 < out_w;
         const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           const vec e00 = LOAD(d0 + ox * C + c);
           const vec e01 = second_col ? LOAD(d0 + (ox + 1) * C + c) : zero;
           const vec e10 = second_row ? LOAD(d1 + ox * C + c) : zero;
@@ -227,7 +228,7 @@ void winograd_grad_filter(plane_table in_table, int in_channels, int out_channel
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   const vec half = SPLAT(0.5f);
   for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
+    for (int co = 0; co < Co; co += LANES) {
       const int o = ci * Co + co;
       /* e = G^T u (3x4), by columns j: rows u0 + (u1 + u2)/2, (u1 - u2)/2, (u1 + u2)/2 + u3. */
 #define ECOL(j)                                                  \
@@ -372,7 +373,7 @@ UNROLL
           row_ok[i] = y0 + i >= 0 && y0 + i < height;
           col_off[i] = (x0 + i >= 0 && x0 + i < width) ? (x0 + i) * C : -1;
         }
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           vec s[6][6];
 UNROLL
           for (int i = 0; i < 6; i++) {
@@ -402,7 +403,7 @@ EXPORT(winograd4_filter)
 void winograd4_filter(const float *g, int in_channels, int out_channels, plane_table out_table) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
+    for (int co = 0; co < Co; co += LANES) {
       const int o = ci * Co + co;
       vec t[6][3];
 UNROLL
@@ -439,7 +440,7 @@ void winograd4_output(plane_table in_table, const float *bias, int batch, int ou
         const int cols = out_w - ox < 4 ? out_w - ox : 4;
         const int in = ((b * tiles_h + ty) * tiles_w + tx) * C;
         float *base = y + ((b * out_h + oy) * out_w + ox) * C;
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           vec r[4][6];
 UNROLL
           for (int j = 0; j < 6; j++) {
@@ -483,7 +484,7 @@ void winograd4_grad_output(const float *dy, int batch, int out_h, int out_w, int
         const int cols = out_w - ox < 4 ? out_w - ox : 4;
         const int out = ((b * tiles_h + ty) * tiles_w + tx) * C;
         const float *base = dy + ((b * out_h + oy) * out_w + ox) * C;
-        for (int c = 0; c < C; c += 4) {
+        for (int c = 0; c < C; c += LANES) {
           vec s[4][6];
 UNROLL
           for (int i = 0; i < 4; i++) {
@@ -512,7 +513,7 @@ EXPORT(winograd4_grad_filter)
 void winograd4_grad_filter(plane_table in_table, int in_channels, int out_channels, float *dg) {
   const int Ci = in_channels, Co = out_channels, tap = Ci * Co;
   for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
+    for (int co = 0; co < Co; co += LANES) {
       const int o = ci * Co + co;
       vec e[3][6];
 UNROLL

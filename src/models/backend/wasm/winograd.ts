@@ -4,12 +4,15 @@
  * flipped filter, so it takes the same path). A 3x3 conv then costs 16 or 36 independent matrix products with a
  * fraction of the direct method's multiply-adds. The transforms run in the project's own small wasm module
  * (winograd.c, SIMD128), which works in place on the tfjs heap: it imports the backend's `WebAssembly.Memory`, so
- * no tensor is copied in or out. When the native kernels (native/) are loaded, the per-plane products run on the
- * native GEMM (`gemmPlanes`) and the transforms on the same winograd.c compiled natively (the addon's winograd*
- * exports, range-checked; `setNativeWinogradTransforms(false)` keeps them in wasm), all in place on the heap;
- * else everything runs in the wasm module (winograd.c, gemm.c). Both builds of a transform give the same bits.
- * Scratch planes (2-4x the input and
- * output sizes, at most about 256 MB: larger batches are processed in parts) live for one call.
+ * no tensor is copied in or out. When the native kernels (native/) are loaded, a conv (or filter gradient) is ONE
+ * native call (`winogradConv`, `winogradConvFilterGradient`: native/winograd_conv.cc runs the tiles in blocks
+ * whose planes stay in L2, in native scratch) on the same winograd.c compiled natively (4-16 lanes) and the
+ * native GEMM; `setNativeWinogradFused(false)` runs it phase by phase instead (the per-plane products on the
+ * native GEMM, `gemmPlanes`, and the addon's range-checked transform exports, through heap planes), and
+ * `setNativeWinogradTransforms(false)` keeps the transforms in wasm with the products native. Without the native
+ * kernels everything runs in the wasm module (winograd.c, gemm.c). All builds of a transform give the same bits,
+ * and the one-call route gives the phase-by-phase bits. Heap scratch planes (2-4x the input and output sizes, at
+ * most about 256 MB: larger batches are processed in parts) live for one call.
  *
  * Two variants: F(2x2, 3x3) (16 planes, 16/36 of the direct multiply-adds) and F(4x4, 3x3) (36 planes, 36/144),
  * chosen per conv by `WinogradMode`. Accuracy against exact convolution (float32, random data, max error relative
@@ -20,7 +23,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { type NativeAddon, nativeAddon } from '../native/addon.js';
-import { type WasmBackendInternals, Scratch, heapBuffer, ownKernels } from './module.js';
+import { type WasmBackendInternals, Scratch, heapBuffer, heapOffset, ownKernels } from './module.js';
 
 /** The transforms of one Winograd variant (F(2x2, 3x3) or F(4x4, 3x3)), as exported by winograd.c. */
 interface Transforms {
@@ -55,6 +58,25 @@ export function setNativeWinogradTransforms(on: boolean): boolean {
   const previous = nativeTransforms;
   nativeTransforms = on;
   return previous;
+}
+
+/**
+ * Whether, with the native transforms, a conv runs as ONE native call (`winogradConv` / `winogradConvFilterGradient`:
+ * tiles in cache-sized blocks, native scratch) (default), or phase by phase through heap planes (gemmPlanes and the
+ * transform exports). Both give the same bits; for benchmarks and tests that compare them.
+ */
+let fusedConvs = true;
+
+/** Turns the one-call native convs on or off on this thread (see `fusedConvs`); returns the previous setting. */
+export function setNativeWinogradFused(on: boolean): boolean {
+  const previous = fusedConvs;
+  fusedConvs = on;
+  return previous;
+}
+
+/** The addon when convs run as one native call (native transforms on, addon loaded, `fusedConvs`), else undefined. */
+function fusedNative(): NativeAddon | undefined {
+  return nativeTransforms && fusedConvs ? nativeAddon() : undefined;
 }
 
 /** The wasm module's transforms of one variant. */
@@ -123,9 +145,13 @@ export function winogradMode(): WinogradMode {
   return mode;
 }
 
+/** The output tile of the variant a conv with this output size takes (see `WinogradMode`). */
+function chooseTile(outHeight: number, outWidth: number): 2 | 4 {
+  return mode !== 'f2' && outHeight >= 4 && outWidth >= 4 ? 4 : 2;
+}
+
 function chooseVariant(wasm: WinogradExports, backend: WasmBackendInternals, outHeight: number, outWidth: number): Variant {
-  const big = mode !== 'f2' && outHeight >= 4 && outWidth >= 4;
-  return variant(wasm, backend, big ? 4 : 2);
+  return variant(wasm, backend, chooseTile(outHeight, outWidth));
 }
 
 /**
@@ -139,6 +165,19 @@ export function winogradEligible(filterShape: readonly number[], strides: readon
     kh === 3 && kw === 3 && strides.every((s) => s === 1) && dilations.every((d) => d === 1) &&
     cin % 4 === 0 && cout % 4 === 0 && cin >= 8 && cout >= 8
   );
+}
+
+/**
+ * The channel counts a 3x3 stride-1 conv would need for the Winograd path (each rounded up to a multiple of 4, at
+ * least 8), or undefined when it cannot take it whatever its channels (mode `off`, other kernel, stride or
+ * dilation). For filter gradients of thin convs (the DCAE's 5-channel ends): zero channels added to the input or
+ * output gradient add zero rows or columns to the gradient, which are then cut off.
+ */
+export function winogradChannels(filterShape: readonly number[], strides: readonly number[], dilations: readonly number[]): [number, number] | undefined {
+  const [kh, kw, cin, cout] = filterShape;
+  if (mode === 'off' || kh !== 3 || kw !== 3 || !strides.every((s) => s === 1) || !dilations.every((d) => d === 1)) return undefined;
+  const round = (c: number) => Math.max(8, Math.ceil(c / 4) * 4);
+  return [round(cin), round(cout)];
 }
 
 /** Geometry of a stride-1 3x3 conv: batch, input and output sizes, zero padding before the first row and column. */
@@ -207,17 +246,22 @@ export function winogradConv2d(
   bias: TensorInfo | undefined,
   g: WinogradGeometry,
 ): TensorInfo {
+  const [cin, cout] = [filter.shape[2], filter.shape[3]];
+  const fused = fusedNative();
+  if (fused) {
+    const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
+    const at = (t: TensorInfo) => heapOffset(backend, t);
+    fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(filter), 0, bias ? at(bias) : -1, at(y),
+      g.batch, g.height, g.width, cin, cout, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+    return y;
+  }
   const wasm = ownKernels(backend) as unknown as WinogradExports;
   const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
-  const [cin, cout] = [filter.shape[2], filter.shape[3]];
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.tensors(planes, [partTiles, cin]);
-    const u = scratch.tensors(planes, [cin, cout]);
-    const m = scratch.tensors(planes, [partTiles, cout]);
+    const [vTable, uTable, mTable] = [scratch.planes(planes, [partTiles, cin]), scratch.planes(planes, [cin, cout]), scratch.planes(planes, [partTiles, cout])];
     const y = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cout], 'float32');
-    const [vTable, uTable, mTable] = [scratch.table(v), scratch.table(u), scratch.table(m)];
     transforms.filter(scratch.offset(filter), cin, cout, uTable);
     const biasOffset = bias ? scratch.offset(bias) : 0;
     for (let b0 = 0; b0 < g.batch; b0 += part) {
@@ -237,22 +281,46 @@ export function winogradConv2d(
 }
 
 /**
+ * The input gradient dx [B, H, W, Cin] of y = conv3x3(x, W) (stride 1) from dy [B, Ho, Wo, Cout] and W [3, 3, Cin,
+ * Cout], as the forward conv of dy with W flipped (in/out swapped), in one native call that flips W itself, when the
+ * one-call native route is active (`fusedConvs`) and the flipped conv is Winograd-eligible; else undefined (the
+ * caller flips and convolves). `g` is the geometry of that conv over dy: height/width Ho/Wo, output H/W, and its
+ * top/left zero padding (kh - 1 - the forward conv's), which must not be negative.
+ */
+export function winogradConvInputGradient(backend: WasmBackendInternals, dy: TensorInfo, filter: TensorInfo, g: WinogradGeometry): TensorInfo | undefined {
+  const [kh, kw, cin, cout] = filter.shape;
+  const fused = fusedNative();
+  if (!fused || dy.dtype !== 'float32' || g.padTop < 0 || g.padLeft < 0 || !winogradEligible([kh, kw, cout, cin], [1, 1], [1, 1])) return undefined;
+  if (g.outHeight <= 0 || g.outWidth <= 0) return undefined;
+  const dx = backend.makeOutput([g.batch, g.outHeight, g.outWidth, cin], 'float32');
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  fused.winogradConv(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(dy), at(filter), 1, -1, at(dx),
+    g.batch, g.height, g.width, cout, cin, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+  return dx;
+}
+
+/**
  * The filter gradient dW [3, 3, Cin, Cout] of y = conv3x3(x, W) from x [B, H, W, Cin] and dy [B, Ho, Wo, Cout],
  * with the same zero padding as the forward conv.
  */
 export function winogradFilterGradient(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, g: WinogradGeometry): TensorInfo {
-  const wasm = ownKernels(backend) as unknown as WinogradExports;
-  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const cin = x.shape[3];
   const cout = dy.shape[3];
+  const fused = fusedNative();
+  if (fused) {
+    const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
+    const at = (t: TensorInfo) => heapOffset(backend, t);
+    fused.winogradConvFilterGradient(heapBuffer(backend), chooseTile(g.outHeight, g.outWidth), at(x), at(dy), at(dw),
+      g.batch, g.height, g.width, cin, cout, g.outHeight, g.outWidth, g.padTop, g.padLeft);
+    return dw;
+  }
+  const wasm = ownKernels(backend) as unknown as WinogradExports;
+  const { tile, planes, transforms } = chooseVariant(wasm, backend, g.outHeight, g.outWidth);
   const { tilesH, tilesW, part, partTiles } = plan(g, tile, planes, cin + cout);
   const scratch = new Scratch(backend);
   try {
-    const v = scratch.tensors(planes, [partTiles, cin]);
-    const w = scratch.tensors(planes, [partTiles, cout]);
-    const u = scratch.tensors(planes, [cin, cout]);
+    const [vTable, wTable, uTable] = [scratch.planes(planes, [partTiles, cin]), scratch.planes(planes, [partTiles, cout]), scratch.planes(planes, [cin, cout])];
     const dw = backend.makeOutput([3, 3, cin, cout], 'float32');
-    const [vTable, wTable, uTable] = [scratch.table(v), scratch.table(w), scratch.table(u)];
     for (let b0 = 0; b0 < g.batch; b0 += part) {
       const n = Math.min(part, g.batch - b0);
       const xAt = scratch.offset(x) + b0 * g.height * g.width * cin * 4;

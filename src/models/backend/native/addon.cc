@@ -330,21 +330,8 @@ napi_value GemmPlanes(napi_env env, napi_callback_info info) {
   try {
     for (int64_t p = 0; p < planes; p++) {
       const size_t q = static_cast<size_t>(p);
-      wellspring::GemmArgs g;
-      g.a = reinterpret_cast<const float *>(heap + offsets[0][q]);
-      g.b = reinterpret_cast<const float *>(heap + offsets[1][q]);
-      g.c = reinterpret_cast<float *>(heap + offsets[2][q]);
-      g.bias = nullptr;
-      g.batch = 1;
-      g.strideA = g.strideB = 0;
-      g.strideC = m * n;
-      g.m = m;
-      g.k = k;
-      g.n = n;
-      g.transA = transA;
-      g.transB = false;
-      g.accumulate = accumulate;
-      wellspring::gemm(isa, g);
+      wellspring::gemm_plane(isa, reinterpret_cast<const float *>(heap + offsets[0][q]), reinterpret_cast<const float *>(heap + offsets[1][q]),
+                             reinterpret_cast<float *>(heap + offsets[2][q]), m, k, n, transA, accumulate);
     }
   } catch (const std::exception &e) {
     napi_throw_error(env, nullptr, (std::string("wellspring native gemmPlanes: ") + e.what()).c_str());

@@ -527,4 +527,22 @@ double peak_gflops(Isa isa, double seconds) {
   }
 }
 
+void gemm_plane(Isa isa, const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n, bool transA, bool accumulate) {
+  GemmArgs g;
+  g.a = a;
+  g.b = b;
+  g.c = c;
+  g.bias = nullptr;
+  g.batch = 1;
+  g.strideA = g.strideB = 0;
+  g.strideC = m * n;
+  g.m = m;
+  g.k = k;
+  g.n = n;
+  g.transA = transA;
+  g.transB = false;
+  g.accumulate = accumulate;
+  gemm(isa, g);
+}
+
 }  // namespace wellspring

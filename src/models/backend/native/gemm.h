@@ -39,6 +39,12 @@ const char *isa_name(Isa isa);
 void gemm(Isa isa, const GemmArgs &args);
 
 /**
+ * One Winograd plane's product: C = op(A) B, or C += op(A) B with `accumulate`; op(A) is m x k (A stored [m, k],
+ * or [k, m] with transA), B [k, n], C [m, n], no bias, no batch.
+ */
+void gemm_plane(Isa isa, const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n, bool transA, bool accumulate);
+
+/**
  * Measured FMA throughput of one core with `isa`: independent register-only FMA chains (no memory traffic) for
  * about `seconds`, in GFLOP/s (2 per lane per FMA). The ceiling a GEMM on this core can approach.
  */

@@ -94,23 +94,6 @@ std::vector<Block> blocks(int planes, const ConvShape &s, int tilesH, int tilesW
   return out;
 }
 
-void product(Isa isa, const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n, bool transA, bool accumulate) {
-  GemmArgs g;
-  g.a = a;
-  g.b = b;
-  g.c = c;
-  g.bias = nullptr;
-  g.batch = 1;
-  g.strideA = g.strideB = 0;
-  g.strideC = m * n;
-  g.m = m;
-  g.k = k;
-  g.n = n;
-  g.transA = transA;
-  g.transB = false;
-  g.accumulate = accumulate;
-  gemm(isa, g);
-}
 
 /** The input transform of one block into `v` (tiles of the block in order). */
 void input_block(Isa isa, int tile, const ConvShape &s, const Block &bk, int tilesW, const float *x, PlaneTable v) {
@@ -141,7 +124,7 @@ void conv_forward(Isa isa, int tile, const ConvShape &s, const float *x, const f
   for (const Block &bk : list) {
     const int64_t tiles = static_cast<int64_t>(bk.images) * bk.rows * tilesW;
     input_block(isa, tile, s, bk, tilesW, x, v.data());
-    for (int p = 0; p < planes; p++) product(isa, v[p], u[p], m[p], tiles, ci, co, false, false);
+    for (int p = 0; p < planes; p++) gemm_plane(isa, v[p], u[p], m[p], tiles, ci, co, false, false);
     float *yb = y + ((static_cast<int64_t>(bk.image) * s.outH + tile * bk.row0) * s.outW) * co;
     (tile == 2 ? winograd_output : winograd4_output)(isa, m.data(), bias, bk.images, s.outH - tile * bk.row0, s.outW,
                                                      s.outChannels, bk.rows, tilesW, yb);
@@ -166,7 +149,7 @@ void conv_filter_gradient(Isa isa, int tile, const ConvShape &s, const float *x,
     (tile == 2 ? winograd_grad_output : winograd4_grad_output)(isa, dyb, bk.images, s.outH - tile * bk.row0, s.outW,
                                                                s.outChannels, bk.rows, tilesW, w.data());
     // dW planes [Cin, Cout] (+)= V^T W: M = Cin, K = the block's tiles (V stored [tiles, Cin]), N = Cout.
-    for (int p = 0; p < planes; p++) product(isa, v[p], w[p], u[p], ci, tiles, co, true, !first);
+    for (int p = 0; p < planes; p++) gemm_plane(isa, v[p], w[p], u[p], ci, tiles, co, true, !first);
     first = false;
   }
   if (first) {  // no tiles: a zero gradient

@@ -9,14 +9,17 @@
  * BLAS PyTorch loaded matters a lot for the ViT (see bench/torch_train.py); the ratio lines name it.
  *
  * Conditions: the runs interleave, wellspring then PyTorch, round after round (A B A B ...); each round times
- * `--steps` steps of every setup after one warm-up step per setup, and a figure is the median over rounds of
+ * at least `--steps` steps (about `--min-round-ms` of them; PyTorch as many as the longest) of every setup after
+ * two warm-up steps per setup, and a figure is the median over rounds of
  * the per-round medians. Every figure carries the load averages before and after and the CPU used by other
  * processes meanwhile, and `underLoad: true` when bench/conditions.ts's rule says the machine was not quiet:
  * such figures are not to be quoted. The last line per model is a kernel profile of one single-thread step
  * (tf.profile: kernel time by op, and its share of the step's wall time).
  *
  * `node dist/bench/compute.bench.js [--steps N] [--rounds R] [--which dcae-small,vit-small,dcae-demo,vit-demo] [--workers 1,2]
- *   [--no-profile] [--no-baseline] [--no-torch]` (--no-torch: wellspring's figures only, e.g. to compare two builds)
+ *   [--no-profile] [--no-baseline] [--no-torch] [--min-round-ms 1000]` (--no-torch: wellspring's figures only, e.g. to
+ *   compare two builds; a round of one setup runs at least --steps steps and about --min-round-ms of them, sized by a
+ *   second warm-up step)
  *   --workers 1,2 (default) times single-thread and data-parallel training over 2 worker threads (each its own
  *   wasm instance, see src/models/train/parallel.ts); the ratio uses the best.
  *   Unless --no-baseline, it also times dcae-small on one thread with the Winograd convolutions off
@@ -104,10 +107,12 @@ async function main(): Promise<void> {
       workers: { type: 'string', default: '1,2' },
       'no-baseline': { type: 'boolean', default: false },
       'no-torch': { type: 'boolean', default: false },
+      'min-round-ms': { type: 'string', default: '1000' },
     },
   });
   const steps = Number(values.steps);
   const rounds = Number(values.rounds);
+  const minRoundMs = Number(values['min-round-ms']);
   const workerCounts = values.workers.split(',').map(Number);
   const which = values.which.split(',') as BenchModel[];
   const unknown = which.filter((m) => !MODELS.includes(m));
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
   const torchSkip = values['no-torch'] ? 'not asked for (--no-torch)' : !script ? `bench/torch_train.py not found from ${here}` : !python ? 'no python3 with torch (apt-get install python3-torch)' : undefined;
   interface TorchRun { value: number; processCpuMsPerStep: number; blas: string; blasBuild: string; matmul: string; threads: number; torch: string }
   /** One PyTorch run of `steps` steps (after its own warm-up step): its median step time and context. */
-  function torchRun(model: string): TorchRun | string {
+  function torchRun(model: string, steps: number): TorchRun | string {
     const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
     const run = spawnSync(python!, [script!, '--threads', String(threads), '--steps', String(steps), '--which', model], { encoding: 'utf8', env });
     if (run.status !== 0) return `torch_train.py failed: ${run.stderr.trim().split('\n').pop()}`;
@@ -176,7 +181,15 @@ async function main(): Promise<void> {
         setWinogradMode(previous);
       }
     };
-    for (const s of setups) await withMode(s.label, () => s.trainer.runStep(batchOf()));
+    // Two warm-up steps each; the second's time sizes the rounds: at least --steps steps and about
+    // --min-round-ms of stepping per round, so that fast networks (the demo's, 60-80 ms a step) are not timed over
+    // a few still-warming steps (3-step rounds of the demo's autoencoder ranged 50-92 ms in one quiet run).
+    const roundSteps = new Map<(typeof setups)[number], number>();
+    for (const s of setups) {
+      await withMode(s.label, () => s.trainer.runStep(batchOf()));
+      const { ms } = await withMode(s.label, () => s.trainer.runStep(batchOf()));
+      roundSteps.set(s, Math.max(steps, Math.ceil(minRoundMs / Math.max(ms, 1))));
+    }
 
     // Rounds: every wellspring setup, then PyTorch (A B A B ...); medians over rounds of per-round medians.
     const torchMedians: number[] = [];
@@ -189,14 +202,14 @@ async function main(): Promise<void> {
         const times: number[] = [];
         const cpu0 = process.cpuUsage();
         await withMode(s.label, async () => {
-          for (let i = 0; i < steps; i++) times.push((await s.trainer.runStep(batchOf())).ms);
+          for (let i = 0; i < roundSteps.get(s)!; i++) times.push((await s.trainer.runStep(batchOf())).ms);
         });
         const cpu = process.cpuUsage(cpu0);
         s.medians.push(median(times));
-        s.cpuMs.push((cpu.user + cpu.system) / 1000 / steps);
+        s.cpuMs.push((cpu.user + cpu.system) / 1000 / roundSteps.get(s)!);
       }
       if (!torchError) {
-        const run = torchRun(model);
+        const run = torchRun(model, Math.max(...roundSteps.values())); // as many steps as wellspring's longest rounds
         if (typeof run === 'string') torchError = run;
         else {
           torchMedians.push(run.value);
@@ -220,7 +233,7 @@ async function main(): Promise<void> {
         roundMedians: s.medians.map(Math.round),
         processCpuMsPerStep: Math.round(median(s.cpuMs)),
         rounds,
-        stepsPerRound: steps,
+        stepsPerRound: roundSteps.get(s),
         ...cond,
       });
       if (!s.label.includes('Winograd off') && (!best || median(s.medians) < median(best.medians))) best = s;

@@ -857,7 +857,7 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "wellspring native columnSums: x and out overlap");
     return nullptr;
   }
-  if (cols > 0) wellspring::reduce::column_sums(x, n / cols, cols, out);
+  if (cols > 0) wellspring::reduce::column_sums(instance(env)->isa, x, n / cols, cols, out);
   return nullptr;
 }
 
@@ -908,7 +908,7 @@ napi_value Rotary(napi_env env, napi_callback_info info) {
       !require(env, disjoint(y, ny, p[0], len[0]) && disjoint(y, ny, p[1], len[1]) && disjoint(y, ny, p[2], len[2]), "rotary", "y overlaps an input")) {
     return nullptr;
   }
-  wellspring::rotary::forward(p[0], p[1], p[2], batch, len[1], half, y);
+  wellspring::rotary::forward(instance(env)->isa, p[0], p[1], p[2], batch, len[1], half, y);
   return nullptr;
 }
 
@@ -940,7 +940,7 @@ napi_value RotaryGrad(napi_env env, napi_callback_info info) {
       if (!require(env, disjoint(out[o], lout[o], out[q], lout[q]), fn, "two outputs overlap")) return nullptr;
     }
   }
-  wellspring::rotary::backward(in[0], in[1], in[2], in[3], batch, lin[2], half, out[0], out[1], out[2]);
+  wellspring::rotary::backward(instance(env)->isa, in[0], in[1], in[2], in[3], batch, lin[2], half, out[0], out[1], out[2]);
   return nullptr;
 }
 

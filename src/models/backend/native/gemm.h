@@ -18,6 +18,34 @@ namespace wellspring {
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
 
+/**
+ * Runs `body` compiled for `isa`: inlined into a function built for AVX-512F or AVX2, or called as built (the
+ * baseline). `body` is a lambda marked always_inline (`[&]() __attribute__((always_inline)) { ... }`), so its
+ * loops are vectorised for that ISA. How the element-wise kernels (reduce.cc, rotary.cc) follow the instance's ISA
+ * (`setIsa`, `WELLSPRING_NATIVE`) as the GEMM does.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+template <typename Body>
+__attribute__((target("avx512f"))) void run_avx512(const Body &body) {
+  body();
+}
+template <typename Body>
+__attribute__((target("avx2"))) void run_avx2(const Body &body) {
+  body();
+}
+template <typename Body>
+void run_for(Isa isa, const Body &body) {
+  if (isa == Isa::avx512) return run_avx512(body);
+  if (isa == Isa::avx2) return run_avx2(body);
+  body();
+}
+#else
+template <typename Body>
+void run_for(Isa, const Body &body) {
+  body();
+}
+#endif
+
 struct GemmArgs {
   const float *a;
   const float *b;

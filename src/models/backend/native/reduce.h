@@ -7,13 +7,15 @@
 
 #include <cstdint>
 
+#include "gemm.h"
+
 namespace wellspring::reduce {
 
 /**
  * out[c] = sum over r of x[r * cols + c], each column accumulated in double, rows in order, then rounded to
  * float32 once: the bits of the JS loop it replaces (a Float64Array accumulator). Vectorised across columns only,
- * so no sum is reassociated and every ISA gives the same bits.
+ * for `isa`, so no sum is reassociated and every ISA gives the same bits.
  */
-void column_sums(const float *x, int64_t rows, int64_t cols, float *out);
+void column_sums(Isa isa, const float *x, int64_t rows, int64_t cols, float *out);
 
 }  // namespace wellspring::reduce

@@ -9,13 +9,15 @@
 
 #include <cstdint>
 
+#include "gemm.h"
+
 namespace wellspring::rotary {
 
 /** y = (a cos - b sin, a sin + b cos) per channel pair (a, b) = (x[i], x[i + half]). */
-void forward(const float *x, const float *cos, const float *sin, int64_t batch, int64_t angles, int64_t half, float *y);
+void forward(Isa isa, const float *x, const float *cos, const float *sin, int64_t batch, int64_t angles, int64_t half, float *y);
 
 /** dx from dy (the transposed rotation), dcos and dsin summed over the batch. */
-void backward(const float *dy, const float *x, const float *cos, const float *sin, int64_t batch, int64_t angles, int64_t half,
+void backward(Isa isa, const float *dy, const float *x, const float *cos, const float *sin, int64_t batch, int64_t angles, int64_t half,
               float *dx, float *dcos, float *dsin);
 
 }  // namespace wellspring::rotary

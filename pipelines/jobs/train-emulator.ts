@@ -26,12 +26,10 @@ import {
 } from '../../src/models/emulators.js';
 import { startParallel, trainingWorkers } from '../../src/models/worker-models.js';
 import { writeFileAtomic } from '../../src/streams/atomic.js';
-import { readSafetensors } from '../../src/formats/safetensors.js';
 import { ConfigError, type SettingDescriptions } from '../cli/config.js';
 import type { RunDir } from '../cli/run-dir.js';
 import { dataIdentity } from '../../src/sinks/provenance.js';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
 import { OPTIMIZER_DEFAULTS, TRAIN_RUN_OPTIONS, TRAIN_SETTINGS_HELP, checkTrainConfig, optimizerFor, resumeTrainer, runTraining } from './training.js';
 import type { Emulator } from '../../src/models/diffusion/emulator.js';
 
@@ -200,7 +198,7 @@ export async function trainEmulator(
           keepBest: config.valid.select === 'best' ? { path: run.path('checkpoints', 'best.safetensors'), params: vit.params } : undefined,
         }
       : undefined;
-  await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: `train-${kind} steps`, signal, parallel, validation });
+  const { selected } = await runTraining({ trainer, batches, steps: config.train.steps, run, checkpoint, checkpointEvery: config.train.checkpointEvery, logEvery: config.train.logEvery, label: `train-${kind} steps`, signal, parallel, validation });
 
   const weights = run.path(EMULATOR_FILE);
   await saveWeights(weights, vit.params, {
@@ -216,19 +214,11 @@ export async function trainEmulator(
   });
   const loaded = await loadEmulator(run.dir, { autoencoder: info.autoencoder });
   const validLoss = await validationLoss(loaded.emulator, loaded.autoencoder, loaded.window, validFiles, config);
-  const selected = config.valid.select === 'best' ? await selectedStep(run, trainer.step) : trainer.step;
-  await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss, select: config.valid.select, selectedStep: selected }, null, 2));
-  await run.log('validation', { validLoss, model: 'saved', selectedStep: selected });
+  const selectedStep = selected?.step ?? trainer.step;
+  await writeFileAtomic(run.path('metrics.json'), JSON.stringify({ kind, steps: trainer.step, validLoss, select: config.valid.select, selectedStep }, null, 2));
+  await run.log('validation', { validLoss, model: 'saved', selectedStep });
   vit.dispose();
   return { ...loaded, validLoss, steps: trainer.step };
-}
-
-/** The step of the weights `valid.select "best"` kept (checkpoints/best.safetensors). */
-async function selectedStep(run: RunDir, fallback: number): Promise<number> {
-  const path = run.path('checkpoints', 'best.safetensors');
-  if (!existsSync(path)) return fallback; // no finite score: the last weights stayed
-  const { metadata } = await readSafetensors(path);
-  return Number(metadata.step);
 }
 
 /** Mean loss over a few validation batches (fixed seed and noise, so runs and steps compare). */

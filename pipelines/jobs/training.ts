@@ -79,9 +79,10 @@ async function bestSoFar(path: string | undefined): Promise<{ step: number; scor
  * of the weights (`train.ema`), a run that reached `steps` leaves the averaged weights in the network's parameters. The signal
  * is honoured between steps only: a step in flight finishes (its update applied in full) before the checkpoint
  * is written, so a checkpoint is always one consistent state; then the loop throws `AbortedError`. Waiting for
- * a batch is interrupted at once (no step is in flight then).
+ * a batch is interrupted at once (no step is in flight then). With `keepBest`, returns the selected step and score
+ * (none when no score was finite: the last weights stay).
  */
-export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
+export async function runTraining<B>(loop: TrainingLoop<B>): Promise<{ selected?: { step: number; score: number } }> {
   const { trainer, run, checkpoint, signal, validation } = loop;
   let best = await bestSoFar(validation?.keepBest?.path);
   let board: TensorBoardWriter | undefined;
@@ -160,6 +161,7 @@ export async function runTraining<B>(loop: TrainingLoop<B>): Promise<void> {
     await run.log('interrupted', { step: trainer.step });
     throw new AbortedError(signal!.reason);
   }
+  return validation?.keepBest && best ? { selected: best } : {};
 }
 
 /** The logging interval of `train.logEvery` (0: every step up to 5000 steps, else about 5000 points in all). */

@@ -610,6 +610,9 @@ napi_value WinogradConvFilterGradient(napi_env env, napi_callback_info info) {
   });
 }
 
+/** True when the float ranges [a, a + na) and [b, b + nb) do not overlap. */
+bool disjoint(const float *a, int64_t na, const float *b, int64_t nb) { return a + na <= b || b + nb <= a; }
+
 /** A Float32Array argument's data and length (null allowed with `nullable`); throws a TypeError and returns false otherwise. */
 bool float32_arg(napi_env env, napi_value v, const char *fn, const char *name, bool nullable, float **data, int64_t *length) {
   napi_valuetype type;
@@ -731,7 +734,7 @@ napi_value Accumulate(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   // The same array is fine (element by element); a partial overlap is not.
-  if (p[0] != p[1] && p[0] < p[1] + n && p[1] < p[0] + n) {
+  if (p[0] != p[1] && !disjoint(p[0], n, p[1], n)) {
     napi_throw_range_error(env, nullptr, "wellspring native accumulate: out and src overlap");
     return nullptr;
   }
@@ -761,7 +764,7 @@ napi_value FlipFilter(napi_env env, napi_callback_info info) {
                                           std::to_string(dims[0] * dims[1] * dims[2] * dims[3])).c_str());
     return nullptr;
   }
-  if (p[0] < p[1] + n && p[1] < p[0] + n) {
+  if (!disjoint(p[0], n, p[1], n)) {
     napi_throw_range_error(env, nullptr, "wellspring native flipFilter: src and dst overlap");
     return nullptr;
   }
@@ -811,7 +814,7 @@ napi_value Permute(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, ("wellspring native permute: src and dst hold " + std::to_string(n) + " elements, the shape " + std::to_string(size)).c_str());
     return nullptr;
   }
-  if (n > 0 && p[0] < p[1] + n && p[1] < p[0] + n) {
+  if (!disjoint(p[0], n, p[1], n)) {
     napi_throw_range_error(env, nullptr, "wellspring native permute: src and dst overlap");
     return nullptr;
   }
@@ -853,7 +856,7 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
                                           std::to_string(cols) + " columns").c_str());
     return nullptr;
   }
-  if (out < x + n && x < out + cols) {
+  if (!disjoint(x, n, out, cols)) {
     napi_throw_range_error(env, nullptr, "wellspring native columnSums: x and out overlap");
     return nullptr;
   }
@@ -877,7 +880,6 @@ bool require(napi_env env, bool ok, const char *fn, const std::string &message) 
   return ok;
 }
 
-bool disjoint(const float *a, int64_t na, const float *b, int64_t nb) { return a + na <= b || b + nb <= a; }
 
 /** The shared checks of rotary and rotaryGrad: the pair width, the angle and element counts. */
 bool rotary_geometry(napi_env env, const char *fn, napi_value halfArg, int64_t n, int64_t angles, int64_t *half, int64_t *batch) {

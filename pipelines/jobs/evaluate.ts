@@ -3,13 +3,14 @@
  * encoded states, decode, pair with the simulated truth and score, as one pipe of public stages:
  *
  *   readLatentCache -> (plain copies, this shard's) -> rolloutLatents -> decodeStates -> withTruth
- *     -> [saveRollouts] -> reportSink
+ *     -> [saveRollouts] -> [againstReconstruction] -> reportSink
  *
  * The autoencoder's own reconstruction of each trajectory is scored as the model "autoencoder" (the floor any
  * latent emulator sits on), and the baselines (persistence and the spatial-mean field, src/models/baselines.ts)
  * as models of their own names, computed from the truth by `withTruth`. With `guidance.operator` set, the
  * diffusion emulator is also rolled out with guidance on noisy observations of the truth, scored as the model
- * "diffusion+<method>" beside the unguided one. Holds one trajectory's latents and truth and one state per model at a time; the
+ * "diffusion+<method>" beside the unguided one. The emulators named in `againstReconstruction` are also scored
+ * against the autoencoder's reconstruction instead of the truth, as "<model>-vs-ae". Holds one trajectory's latents and truth and one state per model at a time; the
  * reducers hold only their running sums.
  */
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ import {
 import { sensorSeed } from '../../src/streams/random.js';
 import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
 import { rolloutWorkers } from '../../src/models/worker-models.js';
-import { decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
+import { againstReconstruction, decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
 import { BASELINES, checkBaselines } from '../../src/models/baselines.js';
 import { mergeResults, parseBands, reduceMetrics, summarize, writeResults, readResults, type MetricsResult, type RolloutChunk } from '../../src/sinks/metrics/index.js';
 import { reportSink, renderSavedReport } from '../../src/sinks/report/index.js';
@@ -53,6 +54,7 @@ export const evaluateDefaults = {
   trajectories: 0,
   seed: 0,
   baselines: [...BASELINES] as string[],
+  againstReconstruction: [] as string[],
   bands: '1-20,21-60,61-100',
   convention: 'the_well',
   frameLog: false,
@@ -99,6 +101,7 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   trajectories: 'trajectories evaluated (0: all)',
   seed: 'seed of the ensemble noise',
   baselines: 'reference predictors scored beside the emulators: persistence, spatial-mean ([] for none)',
+  againstReconstruction: 'models also scored against the autoencoder\'s reconstruction of the truth, as <model>-vs-ae (e.g. [diffusion]): the emulator\'s own error and calibration, without the reconstruction error that decoded members cannot spread over',
   bands: 'lead-time bands of the summary tables (from-to, comma-separated)',
   convention: 'metric epsilon convention: "the_well" (1e-7) or "lola" (1e-6)',
   frameLog: 'also write frames.csv, one line per scored frame',
@@ -197,6 +200,12 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  const vsAe = config.againstReconstruction;
+  const known = ['surrogate', 'diffusion', 'student'];
+  for (const m of vsAe) {
+    if (!known.includes(m)) throw new ConfigError(`againstReconstruction: "${m}" is not an emulator (${known.join(', ')})`);
+    if (!config.emulators[m as keyof EvaluateConfig['emulators']]) throw new ConfigError(`againstReconstruction names ${m}, but emulators.${m} is not set`);
+  }
   const models = await loadModels(config);
   const cacheFiles = await latentCacheFiles(config.cache, config.split);
   for (const f of cacheFiles) {
@@ -266,7 +275,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   /** States this shard scores: per trajectory, its horizon times the models (reconstruction, emulators, guided models, baselines). */
   const countStates = async (): Promise<number> => {
     let states = 0;
-    const perRow = 1 + Object.keys(models.emulators).length + Object.keys(guided).length + baselines.length;
+    const perRow = 1 + Object.keys(models.emulators).length + Object.keys(guided).length + baselines.length + vsAe.length;
     for await (const row of rows()) {
       const T = row.shape[0];
       states += perRow * (config.horizon > 0 ? Math.min(config.horizon, T - config.context) : T - config.context);
@@ -282,7 +291,8 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   );
   const dir = shard.count > 1 ? run.path('results', shardTag(shard)) : run.path('results');
   const rolloutsDir = join(dir, 'rollouts');
-  const saved = config.saveRollouts ? pipe(chunks, saveRollouts(rolloutsDir, { context: config.context })) : chunks;
+  const kept = config.saveRollouts ? pipe(chunks, saveRollouts(rolloutsDir, { context: config.context })) : chunks;
+  const saved = vsAe.length > 0 ? pipe(kept, againstReconstruction(vsAe)) : kept;
   let scored = 0;
   const total = await countStates();
   const source = pipe(saved, progress<RolloutChunk>({ label: 'eval states', total, intervalMs: 5000 }));

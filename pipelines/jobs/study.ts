@@ -254,6 +254,8 @@ function studySteps(config: StudyConfig, dir: string): Step[] {
             ensemble: config.eval.ensemble,
             context: config.eval.context,
             bands: config.eval.bands,
+            // the diffusion ensemble also against the autoencoder's reconstruction: its calibration in latent space
+            againstReconstruction: ['diffusion'],
             seed,
           };
           const run = await openRunDir(ofLatent(c, `seed-${seed}`, 'eval'), 'eval', evalConfig, { mutable: EVALUATE_MUTABLE });
@@ -301,6 +303,7 @@ async function writeTable(config: StudyConfig, dir: string): Promise<{ markdown:
     `Data: ${config.system}, ${config.data.trajectories} trajectories of ${config.data.steps} states (seed ${config.data.seed}); context ${config.eval.context}, diffusion ensemble ${config.eval.ensemble}.`,
     `Budgets: autoencoders ${config.autoencoder.steps} steps (lr ${config.autoencoder.lr}); surrogate ${config.surrogate.steps} steps, diffusion ${config.diffusion.steps} steps (width ${config.diffusion.width}, depth ${config.diffusion.depth}); seeds ${config.seeds.join(', ')}.`,
     `Autoencoder validation VRMSE by compression: ${aeVrmse.join(', ')}.`,
+    'diffusion-vs-ae: the diffusion ensemble scored against the autoencoder\'s reconstruction of the truth instead of the truth (its error and calibration in latent space: the spread of decoded members cannot cover the reconstruction error that the plain skill includes).',
   ];
   const markdown = [
     formatStudyTable(vrmse, `VRMSE (all fields pooled, physical units), mean ± std over seeds ${config.seeds.join(', ')}:`),

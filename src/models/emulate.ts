@@ -305,3 +305,50 @@ export function withTruth(splitDir: string, options: WithTruthOptions = {}): Sta
     }
   });
 }
+
+/** The suffix of a model scored against the autoencoder's reconstruction (`againstReconstruction`). */
+export const VS_RECONSTRUCTION = '-vs-ae';
+
+/**
+ * Stage: `RolloutChunk`s in (from `withTruth`), the same chunks out, and after each chunk of a model in `models`
+ * a copy of it named `<model>-vs-ae` whose truth is the autoencoder's reconstruction (model "autoencoder") of the
+ * same trajectory and leads instead of the simulation. A latent emulator can at best reproduce the encoded
+ * truth, so these scores separate its own error and calibration from the autoencoder's: the spread of decoded
+ * members cannot show the reconstruction error that the plain skill includes. `previous` is the reconstruction
+ * of the lead before (for lead 1, the true last context state). Needs the reconstruction of a trajectory before
+ * its models' chunks (as `rolloutLatents` with `reconstruct` yields it) and fails clearly otherwise. Holds the
+ * current trajectory's reconstruction frames.
+ */
+export function againstReconstruction(models: readonly string[]): Stage<RolloutChunk, RolloutChunk> {
+  const wanted = new Set(models);
+  if (wanted.has(RECONSTRUCTION)) throw new Error(`againstReconstruction: the reconstruction (${RECONSTRUCTION}) cannot be scored against itself`);
+  return named('against-reconstruction', async function* (source) {
+    let current: string | number | undefined;
+    let frames: (Float32Array | Float64Array)[] = [];
+    for await (const chunk of source) {
+      if (chunk.trajectory !== current) {
+        current = chunk.trajectory;
+        frames = [];
+      }
+      yield chunk;
+      const model = chunk.model ?? 'model';
+      const size = chunk.spatialShape.reduce((a, b) => a * b, 1) * chunk.fields.length;
+      const count = chunk.truth.length / size;
+      if (model === RECONSTRUCTION) {
+        for (let f = 0; f < count; f++) frames[chunk.lead - 1 + f] = chunk.ensemble[0]!.subarray(f * size, (f + 1) * size);
+        continue;
+      }
+      if (!wanted.has(model)) continue;
+      const truth = new Float32Array(chunk.truth.length);
+      for (let f = 0; f < count; f++) {
+        const recon = frames[chunk.lead - 1 + f];
+        if (!recon) {
+          throw new Error(`againstReconstruction: ${chunk.trajectory}: no reconstruction of lead ${chunk.lead + f} before the ${model} chunk (roll out with reconstruct: true)`);
+        }
+        truth.set(recon, f * size);
+      }
+      const previous = chunk.lead === 1 ? chunk.previous : frames[chunk.lead - 2];
+      yield { ...chunk, model: `${model}${VS_RECONSTRUCTION}`, truth, ...(previous ? { previous } : {}) };
+    }
+  });
+}

@@ -35,11 +35,11 @@ t.test('study --preset tiny: the table of compression rates x seeds x models', {
   t.same(vrmse.bands, ['1-4', '5-11']);
   const rows = vrmse.rows.map((r) => `${r.model}@${r.compression ?? '-'}`);
   t.same(rows, [
-    'autoencoder@20', 'surrogate@20', 'diffusion@20',
-    'autoencoder@40', 'surrogate@40', 'diffusion@40',
-    'autoencoder@80', 'surrogate@80', 'diffusion@80',
+    'autoencoder@20', 'surrogate@20', 'diffusion@20', 'diffusion-vs-ae@20',
+    'autoencoder@40', 'surrogate@40', 'diffusion@40', 'diffusion-vs-ae@40',
+    'autoencoder@80', 'surrogate@80', 'diffusion@80', 'diffusion-vs-ae@80',
     'persistence@-', 'spatial-mean@-',
-  ], 'one row per compression and model, the baselines once');
+  ], 'one row per compression and model (diffusion-vs-ae: the ensemble against the reconstruction), the baselines once');
   for (const r of vrmse.rows) {
     for (const band of vrmse.bands) {
       const cell = r.cells[band]!;
@@ -54,7 +54,11 @@ t.test('study --preset tiny: the table of compression rates x seeds x models', {
   }
   const ae = vrmse.rows.find((r) => r.model === 'autoencoder')!;
   t.ok(ae.cells['1-4']!.std < 1e-9, 'the reconstruction does not depend on the emulators\' seed: std 0');
-  t.same(spreadSkill.rows.map((r) => `${r.model}@${r.compression}`), ['diffusion@20', 'diffusion@40', 'diffusion@80'], 'spread/skill rows: the stochastic model only');
+  t.same(
+    spreadSkill.rows.map((r) => `${r.model}@${r.compression}`),
+    ['diffusion@20', 'diffusion-vs-ae@20', 'diffusion@40', 'diffusion-vs-ae@40', 'diffusion@80', 'diffusion-vs-ae@80'],
+    'spread/skill rows: the stochastic model only, against the truth and against the reconstruction',
+  );
   const html = readFileSync(join(dir, 'results', 'report.html'), 'utf8');
   for (const id of ['study-vrmse-compression', 'study-spread-skill']) t.match(html, new RegExp(`data-plot="${id}"><h3>[^<]+</h3><figcaption>[^<]+</figcaption>\\n<svg`), `report has the ${id} plot`);
   t.equal(readdirSync(join(dir, 'steps')).length, 1 + 3 + 3 + 12 + 6 + 1, 'one marker per step');
@@ -92,5 +96,5 @@ t.test('study --system rayleigh-benard runs through the same command', { skip: b
   const { vrmse } = JSON.parse(readFileSync(join(dir, 'results', 'table.json'), 'utf8')) as { vrmse: StudyTable };
   // 32x8 grid, 4 channels (buoyancy, pressure, velocity_x, velocity_y) -> 8x2x2 latents: 32x.
   t.same(vrmse.compressions, [32]);
-  t.same(vrmse.rows.map((r) => r.model), ['autoencoder', 'surrogate', 'diffusion', 'persistence', 'spatial-mean']);
+  t.same(vrmse.rows.map((r) => r.model), ['autoencoder', 'surrogate', 'diffusion', 'diffusion-vs-ae', 'persistence', 'spatial-mean']);
 });

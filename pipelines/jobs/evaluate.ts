@@ -27,7 +27,8 @@ import {
   composeObservations, downscale, randomSensors, selectFields, sensorMask, subsample, type ObservationOperator, type StateLayout,
 } from '../../src/physics/observe.js';
 import { sensorSeed } from '../../src/streams/random.js';
-import { loadEmulator, type LoadedEmulator } from '../../src/models/emulators.js';
+import { loadEmulator, type LoadedEmulator, type SamplingOptions } from '../../src/models/emulators.js';
+import { SAMPLER_NAMES } from '../../src/models/diffusion/samplers.js';
 import { rolloutWorkers } from '../../src/models/worker-models.js';
 import { againstReconstruction, decodeStates, rolloutLatents, truthObservations, withTruth, type GuidedModel } from '../../src/models/emulate.js';
 import { BASELINES, checkBaselines } from '../../src/models/baselines.js';
@@ -55,6 +56,7 @@ export const evaluateDefaults = {
   seed: 0,
   baselines: [...BASELINES] as string[],
   againstReconstruction: [] as string[],
+  sampling: { sampler: '', steps: 0, order: 0 },
   bands: '1-20,21-60,61-100',
   convention: 'the_well',
   frameLog: false,
@@ -102,6 +104,11 @@ export const evaluateSettings: SettingDescriptions<EvaluateConfig> = {
   seed: 'seed of the ensemble noise',
   baselines: 'reference predictors scored beside the emulators: persistence, spatial-mean ([] for none)',
   againstReconstruction: 'models also scored against the autoencoder\'s reconstruction of the truth, as <model>-vs-ae (e.g. [diffusion]): the emulator\'s own error and calibration, without the reconstruction error that decoded members cannot spread over',
+  sampling: {
+    sampler: 'sampler of the diffusion emulator: "" (the one it was trained with), "ab", "euler", "heun" or "ddpm"',
+    steps: 'denoising steps per sample (0: as trained)',
+    order: 'order of the Adams-Bashforth sampler (0: as trained)',
+  },
   bands: 'lead-time bands of the summary tables (from-to, comma-separated)',
   convention: 'metric epsilon convention: "the_well" (1e-7) or "lola" (1e-6)',
   frameLog: 'also write frames.csv, one line per scored frame',
@@ -170,11 +177,17 @@ async function loadModels(config: EvaluateConfig): Promise<Models> {
   const emulators: Models['emulators'] = {};
   for (const [name, dir] of Object.entries(config.emulators)) {
     if (!dir) continue;
-    const loaded = await loadEmulator(dir, { autoencoder: ae });
+    const loaded = await loadEmulator(dir, { autoencoder: ae, ...(name === 'diffusion' ? { sampling: samplingOverride(config) } : {}) });
     if (config.context >= loaded.window) throw new ConfigError(`context (${config.context}) must be smaller than the ${name} window (${loaded.window})`);
     emulators[name] = loaded;
   }
   return { ae, emulators };
+}
+
+/** The sampler settings `sampling` overrides ("" and 0 keep the trained emulator's). */
+function samplingOverride(config: EvaluateConfig): Partial<SamplingOptions> {
+  const { sampler, steps, order } = config.sampling;
+  return { ...(sampler ? { sampler } : {}), ...(steps ? { steps } : {}), ...(order ? { order } : {}) };
 }
 
 /** Runs the evaluation into `<run>/results` (or `<run>/results/<shard tag>` for one shard). */
@@ -200,6 +213,12 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  const { sampler, steps: samplerSteps, order } = config.sampling;
+  if (sampler && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) throw new ConfigError(`sampling.sampler must be "" or one of ${SAMPLER_NAMES.join(', ')}, got "${sampler}"`);
+  for (const [key, v] of [['steps', samplerSteps], ['order', order]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`sampling.${key} must be an integer >= 0 (0: as trained), got ${v}`);
+  }
+  if ((sampler || samplerSteps || order) && !config.emulators.diffusion) throw new ConfigError('sampling overrides the diffusion emulator\'s sampler, but emulators.diffusion is not set');
   const vsAe = config.againstReconstruction;
   const known = ['surrogate', 'diffusion', 'student'];
   for (const m of vsAe) {

@@ -18,7 +18,7 @@ import type { LossFunction } from './train/types.js';
 import { diffusionEmulator, surrogateEmulator, vitBackbone, type Emulator } from './diffusion/emulator.js';
 import { studentEmulator } from './diffusion/distill.js';
 import { formulation as makeFormulation, type FormulationName } from './diffusion/formulation.js';
-import type { SamplerName } from './diffusion/samplers.js';
+import { SAMPLER_NAMES, type SamplerName } from './diffusion/samplers.js';
 import type { WindowBatch } from './diffusion/denoiser.js';
 import { emulatorBatches, type ContextBatch } from './diffusion/windows.js';
 import { readLatentCache } from '../formats/latent-cache/reader.js';
@@ -122,6 +122,11 @@ export interface LoadEmulatorOptions {
   autoencoder?: string | { id: string; dir?: string };
   /** Expected label names (those of the latent cache it will read): loading fails on a mismatch. */
   labelNames?: readonly string[];
+  /**
+   * Predict with these sampler settings instead of those recorded at training (a diffusion emulator only: a
+   * surrogate or a one-step student has no sampler, and refuses it). Unset entries keep the recorded ones.
+   */
+  sampling?: Partial<SamplingOptions>;
 }
 
 function parseMeta<T>(path: string, meta: Record<string, string>, key: string, fallback?: T): T {
@@ -156,6 +161,19 @@ export async function loadEmulator(dir: string, options: LoadEmulatorOptions = {
   if (kind !== 'surrogate' && kind !== 'diffusion' && kind !== 'student') {
     throw new Error(`${weights}: metadata "kind" is ${JSON.stringify(kind)}, expected "surrogate", "diffusion" or "student"`);
   }
+  const override = Object.fromEntries(Object.entries(options.sampling ?? {}).filter(([, v]) => v !== undefined)) as Partial<SamplingOptions>;
+  if (Object.keys(override).length > 0 && kind !== 'diffusion') {
+    throw new Error(`emulator run ${dir}: sampler settings given, but a ${kind} has no sampler (only a diffusion emulator has one)`);
+  }
+  if (override.sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(override.sampler)) {
+    throw new Error(`emulator run ${dir}: unknown sampler ${JSON.stringify(override.sampler)} (expected ${SAMPLER_NAMES.join(', ')})`);
+  }
+  for (const key of ['steps', 'order'] as const) {
+    const v = override[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+      throw new Error(`emulator run ${dir}: sampling.${key} must be an integer >= 1, got ${v}`);
+    }
+  }
   const autoencoder = meta.autoencoder ?? '';
   if (options.autoencoder !== undefined) {
     const expected = typeof options.autoencoder === 'string' ? { id: options.autoencoder } : options.autoencoder;
@@ -176,7 +194,7 @@ export async function loadEmulator(dir: string, options: LoadEmulatorOptions = {
     vit.dispose();
     throw err;
   }
-  const sampling = { ...DEFAULT_SAMPLING, ...parseMeta<Partial<SamplingOptions>>(weights, meta, 'sampling', {}) };
+  const sampling = { ...DEFAULT_SAMPLING, ...parseMeta<Partial<SamplingOptions>>(weights, meta, 'sampling', {}), ...override };
   const formulation = kind === 'surrogate' ? '' : (meta.formulation ?? 'diffusion');
   return {
     dir,

@@ -43,18 +43,22 @@ async function writeAutoencoderRun(dir: string): Promise<string> {
 
 const vitConfig: VitConfig = presets['vit-small']({ channels: 4, width: 16, depth: 1, heads: 2, tokens: [3, 2, 2], labelFeatures: 1, noise: false, checkpointing: false, seed: 5 });
 
-async function writeEmulatorRun(dir: string, autoencoder: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+/** Emulator runs of one set of weights: one directory per entry of `samplings` (default one, AB order 2 in 4 steps). */
+async function writeEmulatorRun(dir: string | string[], autoencoder: string, kind = 'surrogate', samplings = [{ sampler: 'ab', steps: 4, order: 2 }]): Promise<void> {
+  const dirs = typeof dir === 'string' ? [dir] : dir;
   const vit = createVit(vitConfig);
-  await saveWeights(join(dir, 'emulator.safetensors'), vit.params, {
-    kind: 'surrogate',
-    vit: JSON.stringify(vitConfig),
-    formulation: 'diffusion',
-    sampling: JSON.stringify({ sampler: 'ab', steps: 4, order: 2 }),
-    window: '3',
-    autoencoder,
-    labels: JSON.stringify(['log10_Reynolds']),
-  });
+  for (const [k, d] of dirs.entries()) {
+    mkdirSync(d, { recursive: true });
+    await saveWeights(join(d, 'emulator.safetensors'), vit.params, {
+      kind,
+      vit: JSON.stringify(vitConfig),
+      formulation: 'diffusion',
+      sampling: JSON.stringify(samplings[k] ?? samplings[0]),
+      window: '3',
+      autoencoder,
+      labels: JSON.stringify(['log10_Reynolds']),
+    });
+  }
   vit.dispose();
 }
 
@@ -156,4 +160,34 @@ t.test('rolloutLatents checks trajectories against the emulators', async (t) => 
   t.throws(() => rolloutLatents({ surrogate: emu }, { context: 3 }), /context \(3\) must be smaller than the surrogate window \(3/);
   await t.rejects(collect(pipe([{ ...row, latents: new Float32Array(16), shape: [1, 2, 2, 4] as [number, number, number, number] }], rolloutLatents({ surrogate: emu }))), /context \(1\) leaves no state to predict/);
   emu.dispose();
+});
+
+t.test('a diffusion emulator predicts with the sampler given at load time, as one trained with it would', async (t) => {
+  const base = t.testdir();
+  const [ab, euler] = [join(base, 'ab'), join(base, 'euler')];
+  // the same weights, recorded with two samplers
+  await writeEmulatorRun([ab, euler], 'a', 'diffusion', [{ sampler: 'ab', steps: 4, order: 2 }, { sampler: 'euler', steps: 3, order: 2 }]);
+  const origin = { file: 'f.hdf5', trajectory: 1, augmentation: 0, transform: '' };
+  const row = { latents: Float32Array.from({ length: 4 * 2 * 2 * 4 }, (_, i) => Math.sin(i)), shape: [4, 2, 2, 4] as [number, number, number, number], labels: Float32Array.of(1), origin };
+  const roll = async (dir: string, sampling?: Partial<{ sampler: string; steps: number; order: number }>) => {
+    const emu = await loadEmulator(dir, sampling ? { sampling } : {});
+    const spec = { ...emu.spec.sampling };
+    const states = await collect(pipe([row], rolloutLatents({ diffusion: emu }, { context: 1, ensemble: 2, workers: 1 })));
+    emu.dispose();
+    return { spec, latents: states.map((s) => Array.from(s.latents)) };
+  };
+  const asTrained = await roll(ab);
+  t.same(asTrained.spec, { sampler: 'ab', steps: 4, order: 2 }, 'the recorded sampler by default');
+  const overridden = await roll(ab, { sampler: 'euler', steps: 3 });
+  t.same(overridden.spec, { sampler: 'euler', steps: 3, order: 2 }, 'given entries replace the recorded ones, the rest stay');
+  const recorded = await roll(euler);
+  t.same(overridden.latents, recorded.latents, 'the same states as the weights recorded with that sampler');
+  t.notSame(overridden.latents, asTrained.latents, 'another sampler, other states');
+
+  await t.rejects(loadEmulator(ab, { sampling: { sampler: 'rk4' } }), /ab: unknown sampler "rk4" \(expected euler, heun, ab, ddpm\)/);
+  await t.rejects(loadEmulator(ab, { sampling: { steps: 0 } }), /sampling\.steps must be an integer >= 1, got 0/);
+  const sur = join(base, 'sur');
+  await writeEmulatorRun(sur, 'a');
+  await t.rejects(loadEmulator(sur, { sampling: { steps: 8 } }), /sampler settings given, but a surrogate has no sampler/);
+  t.ok(await loadEmulator(sur, { sampling: {} }).then((e) => (e.dispose(), true)), 'no entries: nothing to refuse');
 });

@@ -17,6 +17,8 @@ import type { SamplingDenoiser } from './denoiser.js';
 import { BatchNoise, type NoiseSeed } from './random.js';
 
 export type SamplerName = 'euler' | 'heun' | 'ab' | 'ddpm';
+/** Every sampler `sample` knows. */
+export const SAMPLER_NAMES: readonly SamplerName[] = ['euler', 'heun', 'ab', 'ddpm'];
 export type IntegrationVariable = 'rho' | 'u';
 
 export interface SamplerOptions {

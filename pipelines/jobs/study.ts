@@ -39,11 +39,10 @@ import { ConfigError, type ConfigObject } from '../cli/config.js';
 import type { Shard } from '../cli/shard.js';
 
 /**
- * The default preset: the demo's recipe (autoencoder lr 5e-4, emulators lr 2e-3, from the sweeps in README's demo
- * section) at budgets sized to about an hour on 2 cores from the demo's step times with the native kernels
- * (train-ae 0.20 s/step, surrogate 0.33, diffusion 0.35, eval 0.7 min): 3 autoencoders of 700 steps (7 min),
- * 3 x 3 surrogates and diffusion emulators of 400 steps (41 min), 9 evaluations (6 min), generate and cache about
- * 2 minutes: about 56 minutes.
+ * The default preset: the demo's recipe (autoencoder lr 5e-4 for 1200 steps, emulators lr 2e-3, from the sweeps in
+ * README's demo section) with the emulators at 1000 steps, sized to about an hour on 2 cores. Measured on the
+ * development machine (2026-11-30, stage by stage): data 0.1 min, 3 autoencoders 9.2 min, caches 0.3 min,
+ * 3 x 3 surrogates and diffusion emulators 46.6 min, 9 evaluations about 5 min.
  */
 export const studyDefaults = {
   /** euler or rayleigh-benard. */
@@ -54,10 +53,10 @@ export const studyDefaults = {
   latentChannels: [16, 4, 1],
   /** Seeds of the emulators' training and of the evaluation's rollouts (the autoencoders use train seed 0). */
   seeds: [0, 1, 2],
-  autoencoder: { steps: 700, batchSize: 16, lr: 5e-4, channels: [16, 32, 64, 128] },
+  autoencoder: { steps: 1200, batchSize: 16, lr: 5e-4, channels: [16, 32, 64, 128] },
   cache: { trainCopies: 2 },
-  surrogate: { steps: 400, batchSize: 32, lr: 2e-3, width: 96, depth: 4, heads: 4 },
-  diffusion: { steps: 400, batchSize: 32, lr: 2e-3, width: 96, depth: 4, heads: 4, samplerSteps: 16 },
+  surrogate: { steps: 1000, batchSize: 32, lr: 2e-3, width: 96, depth: 4, heads: 4 },
+  diffusion: { steps: 1000, batchSize: 32, lr: 2e-3, width: 96, depth: 4, heads: 4, samplerSteps: 16 },
   eval: { ensemble: 8, context: 1, bands: '1-10,11-20,21-40' },
   /** Gradient worker threads of every training (0: one per core on wasm). */
   workers: 0,

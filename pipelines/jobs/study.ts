@@ -42,7 +42,7 @@ import type { Shard } from '../cli/shard.js';
  * The default preset: the demo's recipe (autoencoder lr 5e-4 for 1200 steps, emulators lr 2e-3, from the sweeps in
  * README's demo section) with the emulators at 1000 steps, sized to about an hour on 2 cores. Measured on the
  * development machine (2026-11-30, stage by stage): data 0.1 min, 3 autoencoders 9.2 min, caches 0.3 min,
- * 3 x 3 surrogates and diffusion emulators 46.6 min, 9 evaluations about 5 min.
+ * 3 x 3 surrogates and diffusion emulators 46.6 min, 9 evaluations 4.1 min.
  */
 export const studyDefaults = {
   /** euler or rayleigh-benard. */

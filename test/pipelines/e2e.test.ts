@@ -237,6 +237,20 @@ t.test('every pipeline through the CLI', { skip: built ? false : 'run `npm run b
   t.equal(mismatch.status, 1);
   t.match(mismatch.stderr, /trained on latents of autoencoder [0-9a-f]+, not [0-9a-f]+/);
 
+  // eval's sampler and against-the-reconstruction settings are checked before anything is loaded or written.
+  const evalArgs = ['eval', '--ae', ae, '--cache', cache, '--data', data, '--surrogate', join(dir, 'sur')];
+  for (const [setting, message] of [
+    ['sampling.sampler=rk4', /sampling\.sampler must be "" or one of euler, heun, ab, ddpm, got "rk4"/],
+    ['sampling.steps=8', /sampling overrides the diffusion emulator's sampler, but emulators\.diffusion is not set/],
+    ['againstReconstruction=[persistence]', /againstReconstruction: "persistence" is not an emulator/],
+    ['againstReconstruction=[diffusion]', /againstReconstruction names diffusion, but emulators\.diffusion is not set/],
+  ] as const) {
+    const refused = run([...evalArgs, '--set', setting, '--run', join(dir, 'x5')]);
+    t.equal(refused.status, 2, `eval --set ${setting}: a usage error`);
+    t.match(refused.stderr, message);
+  }
+  t.notOk(existsSync(join(dir, 'x5', 'results')), 'nothing scored for a refused setting');
+
   // A checkpoint of another architecture is refused with the mismatched tensors listed.
   const other = join(dir, 'sur-wide');
   mkdirSync(join(other, 'checkpoints'), { recursive: true });

@@ -17,7 +17,7 @@ model, then spread/skill. Writes DIR/results/ (table.md, table.json, report.html
 and spread/skill plots); each step has its own run directory under DIR, and rerunning resumes (finished steps are
 skipped, an interrupted one resumes from its checkpoint).
 
-The default preset takes about an hour on 2 cores (61 minutes on the development machine); --preset tiny runs
+The default preset takes about an hour on 2 cores (60 minutes on the development machine); --preset tiny runs
 in about a minute and only checks that everything fits together.
 
 Scaling out: stages data, ae, cache, emulators, eval, table run in that order. --shard i/n deals each stage's

@@ -220,7 +220,7 @@ export async function evaluate(config: EvaluateConfig, run: RunDir, shard: Shard
   }
   if ((sampler || samplerSteps || order) && !config.emulators.diffusion) throw new ConfigError('sampling overrides the diffusion emulator\'s sampler, but emulators.diffusion is not set');
   const vsAe = config.againstReconstruction;
-  const known = ['surrogate', 'diffusion', 'student'];
+  const known = Object.keys(evaluateDefaults.emulators);
   for (const m of vsAe) {
     if (!known.includes(m)) throw new ConfigError(`againstReconstruction: "${m}" is not an emulator (${known.join(', ')})`);
     if (!config.emulators[m as keyof EvaluateConfig['emulators']]) throw new ConfigError(`againstReconstruction names ${m}, but emulators.${m} is not set`);
